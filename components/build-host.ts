@@ -1,0 +1,80 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { SshTarget } from "../lib/config";
+import { bootstrapCommand, readScript, renderUserData } from "../lib/commands";
+import { ReachableHost, configuredHost, sshCommand } from "./connection";
+import { Ec2Host } from "./ec2-host";
+import { SshAccess } from "./ssh-access";
+
+export interface BuildHostArgs {
+    /**
+     * A build host you already have (Debian or Ubuntu, root or passwordless sudo). When set,
+     * nothing is launched; the bootstrap script runs on it over SSH instead of as user data.
+     * @default launch one on EC2
+     */
+    existing?: SshTarget;
+    /** EC2 settings for a launched build host. */
+    ec2: { instanceType: string; ami?: string; volumeGiB: number; subnetId?: string };
+    /** Key pair and security group for launched instances; required when `existing` is absent. */
+    access?: SshAccess;
+    /** Login user of the launched AMI. @default "ubuntu" */
+    ec2User: string;
+    /** Swap file size in GiB added by the bootstrap (Go builds on 4 GiB RAM need it). @default 4 */
+    swapGiB: number;
+    /** Skip host key checks (explicit opt-in, warned). @default false */
+    insecure: boolean;
+}
+
+/**
+ * The machine the fork is built on, ready to build: git, make and a running Docker engine
+ * (plus buildx where the distro has it) and a swap file. `ready` resolves once it is.
+ */
+export class BuildHost extends pulumi.ComponentResource {
+    readonly host: ReachableHost;
+    readonly ready: command.remote.Command;
+    readonly sshCommand: pulumi.Output<string>;
+
+    constructor(name: string, args: BuildHostArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("forklift:index:BuildHost", name, {}, opts);
+        const parent = this;
+        const script = readScript("bootstrap-builder.sh");
+
+        this.host = args.existing ? configuredHost(args.existing, args.insecure) : launchedHost();
+        const sudo = this.host.user !== "root";
+        this.ready = new command.remote.Command(
+            `${name}-bootstrap`,
+            {
+                connection: this.host.connection,
+                create: bootstrapCommand(args.existing ? "bootstrap" : "wait", args.swapGiB, sudo),
+                stdin: script,
+                addPreviousOutputInEnv: false,
+            },
+            { parent, deletedWith: this.host.instance },
+        );
+        this.sshCommand = sshCommand(this.host);
+        this.registerOutputs({ address: this.host.address, sshCommand: this.sshCommand });
+
+        function launchedHost(): ReachableHost {
+            if (!args.access) throw new Error(`${name}: launching a build host needs SSH access settings`);
+            const ec2 = new Ec2Host(
+                `${name}-ec2`,
+                {
+                    instanceType: args.ec2.instanceType,
+                    ami: args.ec2.ami,
+                    volumeGiB: args.ec2.volumeGiB,
+                    subnetId: args.ec2.subnetId,
+                    securityGroupId: args.access.securityGroupId,
+                    keyName: args.access.keyName,
+                    user: args.ec2User,
+                    privateKey: args.access.privateKey,
+                    userData: (hostKeyB64) =>
+                        hostKeyB64.apply((k) =>
+                            renderUserData(script, { FORKLIFT_SWAP_GIB: args.swapGiB, FORKLIFT_SSH_HOST_KEY_B64: k }, ["bootstrap"]),
+                        ),
+                },
+                { parent },
+            );
+            return ec2.host;
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import * as pulumi from "@pulumi/pulumi";
+import { planBatches } from "../lib/rollout";
+import { ReachableHost } from "./connection";
+import { Artifact, FleetHost, HostStatus } from "./fleet-host";
+
+export interface RolloutArgs {
+    /** Fleet hosts in rollout order: existing hosts as listed, then launched instances. */
+    hosts: ReachableHost[];
+    /**
+     * Hosts upgraded at once. A batch starts only after every host of the previous one
+     * verified; a failed host stops the batches after it.
+     * @default 1
+     */
+    batchSize: number;
+    artifact: Artifact;
+    /** @default "/usr/bin" */
+    installDir: string;
+    /** @default { "live-restore": true } */
+    daemonJson: Record<string, unknown> | null;
+}
+
+/** The release rolled out over the fleet, batch by batch. */
+export class Rollout extends pulumi.ComponentResource {
+    readonly hosts: FleetHost[] = [];
+    readonly statuses: pulumi.Output<(HostStatus & { address: string })[]>;
+
+    constructor(name: string, args: RolloutArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("forklift:index:Rollout", name, {}, opts);
+        let previous: FleetHost[] = [];
+        for (const batch of planBatches(args.hosts, args.batchSize)) {
+            const current = batch.map(
+                (host) =>
+                    new FleetHost(
+                        `${name}-${host.name}`,
+                        {
+                            host,
+                            artifact: args.artifact,
+                            installDir: args.installDir,
+                            daemonJson: args.daemonJson,
+                            after: previous.map((p) => p.install),
+                        },
+                        { parent: this },
+                    ),
+            );
+            this.hosts.push(...current);
+            previous = current;
+        }
+        this.statuses = pulumi.all(
+            this.hosts.map((h, i) => pulumi.all([h.status, args.hosts[i].address]).apply(([s, address]) => ({ ...s, address }))),
+        );
+        this.registerOutputs({ statuses: this.statuses });
+    }
+}

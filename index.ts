@@ -1,0 +1,94 @@
+/**
+ * forklift: build a Docker fork on a build host and roll it out to a fleet with one `pulumi up`.
+ * Reads and validates the whole stack config first (nothing is registered before that), then
+ * wires: SSH access (when launching) → build host → fork build → rollout over the fleet.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { ConfigError, ForkliftConfig, parseConfig } from "./lib/config";
+import { renderUserData, readScript } from "./lib/commands";
+import { BuildHost } from "./components/build-host";
+import { configuredHost, ReachableHost } from "./components/connection";
+import { Ec2Host } from "./components/ec2-host";
+import { ForkBuild } from "./components/fork-build";
+import { Rollout } from "./components/rollout";
+import { SshAccess } from "./components/ssh-access";
+
+function loadConfig(): ForkliftConfig {
+    try {
+        return parseConfig(pulumi.runtime.allConfig());
+    } catch (e) {
+        // RunError: the message alone, without a stack trace, and nothing registered
+        if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
+        throw e;
+    }
+}
+
+const cfg = loadConfig();
+if (cfg.insecureSkipHostKeyCheck) {
+    pulumi.log.warn("insecureSkipHostKeyCheck is on: SSH host keys are NOT checked; anyone on the path can impersonate your hosts.");
+}
+
+const launches = cfg.builderHost === undefined || cfg.fleetEc2.count > 0;
+const access = launches
+    ? new SshAccess("forklift", { allowedCidrs: cfg.sshAllowedCidrs, subnetId: cfg.subnetId, privateKey: cfg.sshPrivateKey })
+    : undefined;
+
+const builder = new BuildHost("forklift-builder", {
+    existing: cfg.builderHost,
+    ec2: { instanceType: cfg.builderEc2.instanceType, ami: cfg.builderEc2.ami, volumeGiB: cfg.builderEc2.volumeGiB, subnetId: cfg.subnetId },
+    access,
+    ec2User: cfg.sshUser,
+    swapGiB: cfg.builderEc2.swapGiB,
+    insecure: cfg.insecureSkipHostKeyCheck,
+});
+
+const build = new ForkBuild("forklift-fork", {
+    host: builder.host,
+    after: builder.ready,
+    fork: cfg.fork,
+    cacheDir: cfg.artifactCacheDir,
+    insecure: cfg.insecureSkipHostKeyCheck,
+});
+
+const hostKeyScript = readScript("bootstrap-builder.sh");
+const launchedFleet: ReachableHost[] = Array.from({ length: cfg.fleetEc2.count }, (_, i) => {
+    return new Ec2Host(`forklift-fleet-${i + 1}`, {
+        instanceType: cfg.fleetEc2.instanceType,
+        ami: cfg.fleetEc2.ami,
+        volumeGiB: cfg.fleetEc2.volumeGiB,
+        subnetId: cfg.subnetId,
+        securityGroupId: access!.securityGroupId,
+        keyName: access!.keyName,
+        user: cfg.sshUser,
+        privateKey: access!.privateKey,
+        userData: (hostKeyB64) => hostKeyB64.apply((k) => renderUserData(hostKeyScript, { FORKLIFT_SSH_HOST_KEY_B64: k }, ["host-key"])),
+    }).host;
+});
+
+const rollout = new Rollout("forklift", {
+    hosts: [...cfg.fleetHosts.map((h) => configuredHost(h, cfg.insecureSkipHostKeyCheck)), ...launchedFleet],
+    batchSize: cfg.batchSize,
+    artifact: {
+        localPath: build.localPath,
+        sha256: build.result.sha256,
+        version: build.result.version,
+        binaries: build.result.binaries,
+    },
+    installDir: cfg.installDir,
+    daemonJson: cfg.daemonJson,
+});
+
+export const builderAddress = builder.host.address;
+export const builderSshCommand = builder.sshCommand;
+export const artifact = build.result.apply((r) => ({
+    sha256: r.sha256,
+    size: r.size,
+    version: r.version,
+    commit: r.commit,
+    cliCommit: r.cliCommit || undefined,
+    recipe: r.recipe,
+    buildKey: r.buildKey,
+}));
+export const hosts = rollout.statuses.apply((all) =>
+    all.map((s) => ({ name: s.host, address: s.address, version: s.version, sha256: s.sha256, dockerdSha256: s.dockerdSha256 })),
+);

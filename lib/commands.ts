@@ -1,0 +1,112 @@
+/**
+ * The remote and local commands forklift runs, rendered as exact strings from typed inputs.
+ * Scripts from scripts/ travel on stdin; values go in the command line, quoted once.
+ */
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { ForkConfig } from "./config";
+import { hashInputs, sha256 } from "./hash";
+import { b64, envPrefix, runScriptFromStdin, shq } from "./shell";
+import { ManagedFiles } from "./units";
+
+export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts");
+export const HOST_SCRIPT_PATH = "/usr/local/lib/forklift/forklift-host.sh";
+
+export function readScript(name: "build-fork.sh" | "forklift-host.sh" | "bootstrap-builder.sh" | "fetch-artifact.sh"): string {
+    return readFileSync(path.join(SCRIPTS_DIR, name), "utf8");
+}
+
+/**
+ * Identifies a build: every input that changes the artifact, plus the build script itself.
+ * The build command embeds it, so the build reruns exactly when it changes.
+ */
+export function buildKey(fork: ForkConfig, buildScript: string): string {
+    return hashInputs({
+        recipe: fork.recipe,
+        repo: fork.repo,
+        ref: fork.ref,
+        cliRepo: fork.recipe === "docker-ce-packaging" ? fork.cliRepo : undefined,
+        cliRef: fork.recipe === "docker-ce-packaging" ? fork.cliRef : undefined,
+        packagingRepo: fork.recipe === "docker-ce-packaging" ? fork.packagingRepo : undefined,
+        packagingRef: fork.recipe === "docker-ce-packaging" ? fork.packagingRef : undefined,
+        version: fork.version,
+        makeVars: fork.makeVars,
+        script: sha256(buildScript),
+    });
+}
+
+export function buildCommand(fork: ForkConfig, key: string, sudo: boolean): string {
+    const makeVars = Object.keys(fork.makeVars)
+        .sort()
+        .map((k) => `${k}=${fork.makeVars[k]}\n`)
+        .join("");
+    const packaging = fork.recipe === "docker-ce-packaging";
+    return runScriptFromStdin(
+        {
+            FORKLIFT_BUILD_KEY: key,
+            FORKLIFT_RECIPE: fork.recipe,
+            FORKLIFT_REPO: fork.repo,
+            FORKLIFT_REF: fork.ref,
+            FORKLIFT_CLI_REPO: packaging ? fork.cliRepo : undefined,
+            FORKLIFT_CLI_REF: packaging ? fork.cliRef : undefined,
+            FORKLIFT_PACKAGING_REPO: packaging ? fork.packagingRepo : undefined,
+            FORKLIFT_PACKAGING_REF: packaging ? fork.packagingRef : undefined,
+            FORKLIFT_VERSION: fork.version,
+            FORKLIFT_MAKE_VARS_B64: makeVars ? b64(makeVars) : undefined,
+        },
+        ["build"],
+        sudo,
+    );
+}
+
+export function bootstrapCommand(mode: "bootstrap" | "wait", swapGiB: number, sudo: boolean): string {
+    return runScriptFromStdin({ FORKLIFT_SWAP_GIB: swapGiB }, [mode], sudo);
+}
+
+/** Where the artifact is staged on a fleet host before install (removed after a good install). */
+export function remoteArtifactPath(sha: string): string {
+    return `/var/tmp/forklift-docker-${sha}.tgz`;
+}
+
+export interface InstallInputs {
+    hostName: string;
+    sha256: string;
+    version: string;
+    installDir: string;
+    files: ManagedFiles;
+    sudo: boolean;
+}
+
+export function installCommand(i: InstallInputs): string {
+    return runScriptFromStdin(
+        {
+            FORKLIFT_HOST: i.hostName,
+            FORKLIFT_ARTIFACT: remoteArtifactPath(i.sha256),
+            FORKLIFT_SHA256: i.sha256,
+            FORKLIFT_VERSION: i.version,
+            FORKLIFT_INSTALL_DIR: i.installDir,
+            FORKLIFT_DOCKER_SERVICE_B64: b64(i.files["docker.service"]),
+            FORKLIFT_DOCKER_SOCKET_B64: b64(i.files["docker.socket"]),
+            FORKLIFT_CONTAINERD_SERVICE_B64: i.files["containerd.service"] ? b64(i.files["containerd.service"]) : "",
+            FORKLIFT_DAEMON_JSON_B64: i.files["daemon.json"] ? b64(i.files["daemon.json"]) : "",
+        },
+        ["install"],
+        i.sudo,
+    );
+}
+
+/** Runs the copy of forklift-host.sh that the install left on the host; a no-op where none is. */
+export function uninstallCommand(hostName: string, sudo: boolean): string {
+    const run = `${sudo ? "sudo -n " : ""}env ${envPrefix({ FORKLIFT_HOST: hostName })} bash ${HOST_SCRIPT_PATH} uninstall`;
+    return `if [ -f ${HOST_SCRIPT_PATH} ]; then ${run}; else echo "forklift: nothing installed on ${shq(hostName)}"; fi`;
+}
+
+/** EC2 user data: the script with its variables set in front (cloud-init runs it as root). */
+export function renderUserData(script: string, vars: Record<string, string | number>, args: string[]): string {
+    const body = script.replace(/^#!.*\n/, "");
+    const exports = Object.keys(vars)
+        .sort()
+        .map((k) => `export ${envPrefix({ [k]: vars[k] })}`)
+        .join("\n");
+    return `#!/usr/bin/env bash\n${exports}\nset -- ${args.map(shq).join(" ")}\n${body}`;
+}

@@ -1,0 +1,534 @@
+/**
+ * Stack configuration: the one place where raw `forklift:*` values become a typed, defaulted,
+ * validated `ForkliftConfig`. Pure: it takes the raw key/value map (as `pulumi.runtime.allConfig()`
+ * returns it) and either returns the whole config or throws one `ConfigError` that lists every
+ * problem as `forklift:<key>: got <value>; expected <form>`. Nothing is registered before this runs.
+ */
+
+export const PROJECT = "forklift";
+
+export type Recipe = "docker-ce" | "docker-ce-packaging" | "moby";
+export const RECIPES: readonly Recipe[] = ["docker-ce", "docker-ce-packaging", "moby"];
+
+/** How to reach one machine over SSH. */
+export interface SshTarget {
+    /** Name used in resource names and messages; defaults to the address. */
+    name: string;
+    address: string;
+    port: number;
+    user: string;
+    /** PEM/OpenSSH private key (a secret); absent when `useAgent` is set. */
+    privateKey?: string;
+    useAgent: boolean;
+    /** `ssh-ed25519 AAAA...` style public host key; absent only with insecureSkipHostKeyCheck. */
+    hostKey?: string;
+    /** One bastion hop. */
+    proxy?: Omit<SshTarget, "name" | "proxy">;
+}
+
+export interface ForkConfig {
+    recipe: Recipe;
+    repo: string;
+    ref: string;
+    cliRepo?: string;
+    cliRef?: string;
+    packagingRepo: string;
+    packagingRef: string;
+    version?: string;
+    makeVars: Record<string, string>;
+}
+
+export interface Ec2Settings {
+    instanceType: string;
+    ami?: string;
+}
+
+export interface ForkliftConfig {
+    fork: ForkConfig;
+    /** An existing build host; when absent, forklift launches one on EC2. */
+    builderHost?: SshTarget;
+    builderEc2: Ec2Settings & { volumeGiB: number; swapGiB: number };
+    fleetHosts: SshTarget[];
+    fleetEc2: Ec2Settings & { count: number; volumeGiB: number };
+    subnetId?: string;
+    sshAllowedCidrs: string[];
+    allowOpenSsh: boolean;
+    sshUser: string;
+    sshPrivateKey?: string;
+    batchSize: number;
+    installDir: string;
+    /** The managed /etc/docker/daemon.json; null leaves the host's file alone. */
+    daemonJson: Record<string, unknown> | null;
+    insecureSkipHostKeyCheck: boolean;
+    artifactCacheDir: string;
+}
+
+/** Every key the program reads, with its default (undefined: no default). */
+export const DEFAULTS = {
+    recipe: "docker-ce-packaging",
+    forkRepo: undefined,
+    forkRef: undefined,
+    cliRepo: undefined,
+    cliRef: undefined,
+    packagingRepo: "https://github.com/docker/docker-ce-packaging.git",
+    packagingRef: "master",
+    version: undefined,
+    makeVars: {},
+    builderHost: undefined,
+    builderInstanceType: "t2.medium",
+    builderAmi: undefined,
+    builderVolumeGiB: 50,
+    builderSwapGiB: 4,
+    fleetHosts: [],
+    fleetCount: 0,
+    fleetInstanceType: "t3.small",
+    fleetAmi: undefined,
+    fleetVolumeGiB: 20,
+    subnetId: undefined,
+    sshAllowedCidrs: [],
+    allowOpenSsh: false,
+    sshUser: "ubuntu",
+    sshPrivateKey: undefined,
+    batchSize: 1,
+    installDir: "/usr/bin",
+    daemonJson: { "live-restore": true },
+    insecureSkipHostKeyCheck: false,
+    artifactCacheDir: ".forklift/artifacts",
+} as const;
+
+export type ConfigKey = keyof typeof DEFAULTS;
+export const CONFIG_KEYS = Object.keys(DEFAULTS) as ConfigKey[];
+const SECRET_KEYS = new Set<string>(["sshPrivateKey"]);
+
+export class ConfigError extends Error {
+    constructor(readonly problems: string[]) {
+        super(
+            `forklift: invalid stack configuration (nothing was created):\n` +
+                problems.map((p) => `  - ${p}`).join("\n"),
+        );
+        this.name = "ConfigError";
+    }
+}
+
+// ---- pure validators: each returns null when fine, else the expected form ----
+
+const CIDR4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+export function checkCidr(v: string): string | null {
+    const m = CIDR4.exec(v);
+    if (m) {
+        const octets = m.slice(1, 5).map(Number);
+        const bits = Number(m[5]);
+        if (octets.every((o) => o <= 255) && bits <= 32) return null;
+    } else if (/^[0-9a-fA-F:]+\/\d{1,3}$/.test(v) && v.includes(":")) {
+        const [addr, bits] = v.split("/");
+        if (Number(bits) <= 128 && isIpv6(addr)) return null;
+    }
+    return "a CIDR block such as 203.0.113.7/32 or 2001:db8::/64";
+}
+
+function isIpv6(a: string): boolean {
+    const parts = a.split("::");
+    if (parts.length > 2) return false;
+    const groups = parts.flatMap((p) => (p === "" ? [] : p.split(":")));
+    if (groups.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return false;
+    return parts.length === 2 ? groups.length < 8 : groups.length === 8;
+}
+
+export function isOpenCidr(v: string): boolean {
+    return v === "0.0.0.0/0" || v === "::/0";
+}
+
+export function checkGitUrl(v: string): string | null {
+    const expected = "a git URL (https://, ssh://, git://, file:// or user@host:path)";
+    if (/\s/.test(v) || v.startsWith("-")) return expected;
+    if (/^(https?|ssh|git|file):\/\/[^/]*\/?\S*$/.test(v)) {
+        return /^(https?|ssh|git):\/\/[^/]+\/\S+/.test(v) || /^file:\/\/\/\S+/.test(v) ? null : expected;
+    }
+    return /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:\S+$/.test(v) ? null : expected;
+}
+
+/** `git check-ref-format` rules, plus plain commit ids. */
+export function checkGitRef(v: string): string | null {
+    const expected = "a git branch, tag or commit (no spaces, '..', '~', '^', ':', '?', '*', '[', '\\')";
+    if (v === "" || v === "@" || v.startsWith("-") || v.startsWith("/") || v.endsWith("/") || v.endsWith(".")) {
+        return expected;
+    }
+    if (/[\s~^:?*[\\\x00-\x1f\x7f]/.test(v) || v.includes("..") || v.includes("@{") || v.includes("//")) {
+        return expected;
+    }
+    if (v.split("/").some((c) => c.startsWith(".") || c.endsWith(".lock"))) return expected;
+    return null;
+}
+
+export function checkInstanceType(v: string): string | null {
+    return /^[a-z][a-z0-9-]*\d[a-z0-9-]*\.(nano|micro|small|medium|large|xlarge|\d+xlarge|metal(-\d+xl)?)$/.test(v)
+        ? null
+        : "an EC2 instance type such as t2.medium";
+}
+
+export function checkAmi(v: string): string | null {
+    return /^ami-[0-9a-f]{8}([0-9a-f]{9})?$/.test(v) ? null : "an AMI id such as ami-0123456789abcdef0";
+}
+
+export function checkSubnet(v: string): string | null {
+    return /^subnet-[0-9a-f]{8}([0-9a-f]{9})?$/.test(v) ? null : "a subnet id such as subnet-0123456789abcdef0";
+}
+
+export function checkPrivateKey(v: string): string | null {
+    return /^-----BEGIN ((RSA|EC|DSA|OPENSSH) )?PRIVATE KEY-----\r?\n[\s\S]+\r?\n-----END ((RSA|EC|DSA|OPENSSH) )?PRIVATE KEY-----\s*$/.test(
+        v.trim() + "\n",
+    )
+        ? null
+        : "a PEM or OpenSSH private key (-----BEGIN ... PRIVATE KEY-----)";
+}
+
+export function checkHostKey(v: string): string | null {
+    return /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( \S.*)?$/.test(v.trim())
+        ? null
+        : "a public host key line such as 'ssh-ed25519 AAAAC3Nz...'";
+}
+
+export function checkHostAddress(v: string): string | null {
+    return /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(v) || /^[0-9a-fA-F:]+$/.test(v)
+        ? null
+        : "a host name or IP address";
+}
+
+export function checkAbsPath(v: string): string | null {
+    return /^\/[A-Za-z0-9._/-]*$/.test(v) && !v.split("/").includes("..") ? null : "an absolute path like /usr/bin";
+}
+
+// ---- parsing ----
+
+type Raw = Record<string, string>;
+
+class Reader {
+    readonly problems: string[] = [];
+    constructor(private readonly raw: Raw) {}
+
+    private show(key: string, value: unknown): string {
+        if (SECRET_KEYS.has(key) || /privateKey|password/i.test(key)) return "(secret value)";
+        const s = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value);
+        return s.length > 80 ? s.slice(0, 77) + "..." : s;
+    }
+
+    fail(key: string, value: unknown, expected: string): void {
+        const shown = value === undefined ? "nothing" : this.show(key, value);
+        this.problems.push(`${PROJECT}:${key}: got ${shown}; expected ${expected}`);
+    }
+
+    has(key: ConfigKey): boolean {
+        return this.raw[`${PROJECT}:${key}`] !== undefined;
+    }
+
+    /** The value as YAML gave it: strings stay strings, objects/arrays/numbers/bools are parsed. */
+    value(key: ConfigKey): unknown {
+        const s = this.raw[`${PROJECT}:${key}`];
+        if (s === undefined) return DEFAULTS[key];
+        if (/^[[{]/.test(s.trim())) {
+            try {
+                return JSON.parse(s);
+            } catch {
+                return s;
+            }
+        }
+        return s;
+    }
+
+    string(key: ConfigKey, check?: (v: string) => string | null, expected = "a string"): string | undefined {
+        const v = this.value(key);
+        if (v === undefined) return undefined;
+        if (typeof v !== "string" || v === "") {
+            this.fail(key, v, check ? (check("\u0000") ?? expected) : "a non-empty string");
+            return undefined;
+        }
+        const bad = check?.(v);
+        if (bad) {
+            this.fail(key, v, bad);
+            return undefined;
+        }
+        return v;
+    }
+
+    requireString(key: ConfigKey, check: (v: string) => string | null): string {
+        if (!this.has(key) && DEFAULTS[key] === undefined) {
+            this.fail(key, undefined, check("\u0000") ?? "a value");
+            return "";
+        }
+        return this.string(key, check) ?? "";
+    }
+
+    int(key: ConfigKey, min: number, max: number): number {
+        const v = this.value(key);
+        const n = typeof v === "number" ? v : typeof v === "string" && /^-?\d+$/.test(v.trim()) ? Number(v) : NaN;
+        if (!Number.isInteger(n) || n < min || n > max) {
+            this.fail(key, v, `a whole number from ${min} to ${max}`);
+            return Number(DEFAULTS[key] ?? min);
+        }
+        return n;
+    }
+
+    bool(key: ConfigKey): boolean {
+        const v = this.value(key);
+        if (v === true || v === "true") return true;
+        if (v === false || v === "false") return false;
+        this.fail(key, v, "true or false");
+        return false;
+    }
+
+    stringList(key: ConfigKey, check: (v: string) => string | null): string[] {
+        const v = this.value(key);
+        if (!Array.isArray(v)) {
+            this.fail(key, v, "a list of strings");
+            return [];
+        }
+        const out: string[] = [];
+        v.forEach((item, i) => {
+            const bad = typeof item === "string" ? check(item) : "a string";
+            if (bad) this.fail(`${key}[${i}]`, item, bad);
+            else out.push(item as string);
+        });
+        return out;
+    }
+}
+
+/** A host entry (fleetHosts[i], builderHost) or a proxy entry. */
+function readTarget(r: Reader, key: string, v: unknown, withProxy: boolean): SshTarget | undefined {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+        r.fail(key, v, "an object with address, user, privateKey (or useAgent: true) and hostKey");
+        return undefined;
+    }
+    const o = v as Record<string, unknown>;
+    const allowed = ["name", "address", "port", "user", "privateKey", "useAgent", "hostKey", ...(withProxy ? ["proxy"] : [])];
+    for (const k of Object.keys(o)) {
+        if (!allowed.includes(k)) r.fail(`${key}.${k}`, o[k], `no such field (known: ${allowed.join(", ")})`);
+    }
+    let ok = true;
+    const str = (field: string, check: (s: string) => string | null, required: boolean): string | undefined => {
+        const x = o[field];
+        if (x === undefined) {
+            if (required) {
+                r.fail(`${key}.${field}`, undefined, check("\u0000") ?? "a value");
+                ok = false;
+            }
+            return undefined;
+        }
+        const bad = typeof x === "string" ? check(x) : (check("\u0000") ?? "a string");
+        if (bad) {
+            r.fail(`${key}.${field}`, x, bad);
+            ok = false;
+            return undefined;
+        }
+        return x as string;
+    };
+    const address = str("address", checkHostAddress, true);
+    const name = str("name", (s) => (/^[a-z0-9][a-z0-9-]{0,40}$/.test(s) ? null : "a short name of a-z, 0-9 and -"), false);
+    const user = str("user", (s) => (/^[a-z_][a-z0-9_-]*$/.test(s) ? null : "a login name such as root"), false) ?? "root";
+    const privateKey = str("privateKey", checkPrivateKey, false);
+    const hostKey = str("hostKey", checkHostKey, false);
+    let port = 22;
+    if (o.port !== undefined) {
+        const p = typeof o.port === "string" && /^\d+$/.test(o.port) ? Number(o.port) : o.port;
+        if (typeof p !== "number" || !Number.isInteger(p) || p < 1 || p > 65535) {
+            r.fail(`${key}.port`, o.port, "a port number from 1 to 65535");
+            ok = false;
+        } else port = p;
+    }
+    let useAgent = false;
+    if (o.useAgent !== undefined) {
+        if (o.useAgent === true || o.useAgent === "true") useAgent = true;
+        else if (!(o.useAgent === false || o.useAgent === "false")) {
+            r.fail(`${key}.useAgent`, o.useAgent, "true or false");
+            ok = false;
+        }
+    }
+    if (o.privateKey === undefined && !useAgent) {
+        r.fail(`${key}.privateKey`, undefined, "a private key (a secret: pulumi config set --secret --path ...), or useAgent: true");
+        ok = false;
+    }
+    let proxy: SshTarget["proxy"];
+    if (withProxy && o.proxy !== undefined) {
+        const p = readTarget(r, `${key}.proxy`, o.proxy, false);
+        if (!p) ok = false;
+        else proxy = { address: p.address, port: p.port, user: p.user, privateKey: p.privateKey, useAgent: p.useAgent, hostKey: p.hostKey };
+    }
+    if (!ok || !address) return undefined;
+    return { name: name ?? address.replace(/[^A-Za-z0-9-]/g, "-").toLowerCase(), address, port, user, privateKey, useAgent, hostKey, proxy };
+}
+
+function readMakeVars(r: Reader): Record<string, string> {
+    const v = r.value("makeVars");
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+        r.fail("makeVars", v, "a map of MAKE_VARIABLE: value");
+        return {};
+    }
+    const out: Record<string, string> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) r.fail(`makeVars.${k}`, k, "a make variable name of A-Z, 0-9 and _");
+        else if (typeof x !== "string" && typeof x !== "number" && typeof x !== "boolean") r.fail(`makeVars.${k}`, x, "a plain value");
+        else if (/[\n\r\0]/.test(String(x))) r.fail(`makeVars.${k}`, x, "a single-line value");
+        else out[k] = String(x);
+    }
+    return out;
+}
+
+/** Parse and validate the raw config map; throws ConfigError naming every bad key. */
+export function parseConfig(raw: Raw): ForkliftConfig {
+    const r = new Reader(raw);
+
+    for (const fullKey of Object.keys(raw)) {
+        if (!fullKey.startsWith(`${PROJECT}:`)) continue;
+        const key = fullKey.slice(PROJECT.length + 1);
+        if (!(CONFIG_KEYS as string[]).includes(key)) {
+            const near = nearestKey(key);
+            r.problems.push(`${fullKey}: unknown key${near ? ` (did you mean ${PROJECT}:${near}?)` : ""}; expected one of ${CONFIG_KEYS.join(", ")}`);
+        }
+    }
+
+    const recipe = r.string("recipe", (v) => ((RECIPES as readonly string[]).includes(v) ? null : `one of ${RECIPES.join(", ")}`)) as Recipe;
+    const fork: ForkConfig = {
+        recipe: recipe ?? "docker-ce-packaging",
+        repo: r.requireString("forkRepo", checkGitUrl),
+        ref: r.requireString("forkRef", checkGitRef),
+        cliRepo: r.string("cliRepo", checkGitUrl),
+        cliRef: r.string("cliRef", checkGitRef),
+        packagingRepo: r.string("packagingRepo", checkGitUrl) ?? DEFAULTS.packagingRepo,
+        packagingRef: r.string("packagingRef", checkGitRef) ?? DEFAULTS.packagingRef,
+        version: r.string("version", (v) => (/^[0-9A-Za-z][0-9A-Za-z.+~-]{0,63}$/.test(v) ? null : "a version such as 28.0.1 or 0.0.0-myfork")),
+        makeVars: readMakeVars(r),
+    };
+    if (fork.recipe !== "docker-ce-packaging") {
+        for (const k of ["cliRepo", "cliRef"] as const) {
+            if (r.has(k)) r.fail(k, r.value(k), `to be unset: only recipe docker-ce-packaging builds a separate CLI (recipe is ${fork.recipe})`);
+        }
+    }
+
+    const builderRaw = r.value("builderHost");
+    const builderHost = builderRaw === undefined ? undefined : readTarget(r, "builderHost", builderRaw, true);
+
+    const hostsRaw = r.value("fleetHosts");
+    const fleetHosts: SshTarget[] = [];
+    if (!Array.isArray(hostsRaw)) r.fail("fleetHosts", hostsRaw, "a list of host objects");
+    else hostsRaw.forEach((h, i) => {
+        const t = readTarget(r, `fleetHosts[${i}]`, h, true);
+        if (t) fleetHosts.push(t);
+    });
+
+    const fleetEc2 = {
+        count: r.int("fleetCount", 0, 500),
+        instanceType: r.string("fleetInstanceType", checkInstanceType) ?? DEFAULTS.fleetInstanceType,
+        ami: r.string("fleetAmi", checkAmi),
+        volumeGiB: r.int("fleetVolumeGiB", 8, 16384),
+    };
+    const builderEc2 = {
+        instanceType: r.string("builderInstanceType", checkInstanceType) ?? DEFAULTS.builderInstanceType,
+        ami: r.string("builderAmi", checkAmi),
+        volumeGiB: r.int("builderVolumeGiB", 30, 16384),
+        swapGiB: r.int("builderSwapGiB", 0, 64),
+    };
+
+    const cfg: ForkliftConfig = {
+        fork,
+        builderHost,
+        builderEc2,
+        fleetHosts,
+        fleetEc2,
+        subnetId: r.string("subnetId", checkSubnet),
+        sshAllowedCidrs: r.stringList("sshAllowedCidrs", checkCidr),
+        allowOpenSsh: r.bool("allowOpenSsh"),
+        sshUser: r.string("sshUser", (s) => (/^[a-z_][a-z0-9_-]*$/.test(s) ? null : "a login name such as ubuntu")) ?? DEFAULTS.sshUser,
+        sshPrivateKey: r.string("sshPrivateKey", checkPrivateKey),
+        batchSize: r.int("batchSize", 1, 1000),
+        installDir: r.string("installDir", checkAbsPath) ?? DEFAULTS.installDir,
+        daemonJson: readDaemonJson(r),
+        insecureSkipHostKeyCheck: r.bool("insecureSkipHostKeyCheck"),
+        artifactCacheDir: r.string("artifactCacheDir") ?? DEFAULTS.artifactCacheDir,
+    };
+
+    crossCheck(r, cfg);
+    if (r.problems.length > 0) throw new ConfigError(r.problems);
+    return cfg;
+}
+
+function readDaemonJson(r: Reader): Record<string, unknown> | null {
+    const v = r.value("daemonJson");
+    if (v === null || v === "null") return null;
+    if (typeof v !== "object" || Array.isArray(v)) {
+        r.fail("daemonJson", v, "a map of daemon.json settings, or null to leave the host's file alone");
+        return null;
+    }
+    return v as Record<string, unknown>;
+}
+
+/** Rules that involve more than one key. */
+function crossCheck(r: Reader, cfg: ForkliftConfig): void {
+    const fleetSize = cfg.fleetHosts.length + cfg.fleetEc2.count;
+    if (fleetSize === 0 && !r.problems.some((p) => p.startsWith(`${PROJECT}:fleet`))) {
+        r.fail("fleetHosts", r.value("fleetHosts"), "at least one fleet host (fleetHosts entries or fleetCount > 0)");
+    }
+    if (fleetSize > 0 && cfg.batchSize > fleetSize) {
+        r.fail("batchSize", cfg.batchSize, `a number no larger than the fleet (${fleetSize} hosts)`);
+    }
+
+    const seen = new Map<string, string>();
+    const names = new Map<string, number>();
+    cfg.fleetHosts.forEach((h, i) => {
+        const id = `${h.address}:${h.port}`;
+        if (seen.has(id)) r.fail(`fleetHosts[${i}].address`, h.address, `an address not already used by ${seen.get(id)}`);
+        else seen.set(id, `fleetHosts[${cfg.fleetHosts.indexOf(h)}]`);
+        if (names.has(h.name)) r.fail(`fleetHosts[${i}].name`, h.name, `a name not already used by fleetHosts[${names.get(h.name)}]`);
+        else names.set(h.name, i);
+    });
+
+    const launches = cfg.fleetEc2.count > 0 || cfg.builderHost === undefined;
+    if (launches) {
+        if (cfg.sshAllowedCidrs.length === 0 && r.problems.every((p) => !p.startsWith(`${PROJECT}:sshAllowedCidrs`))) {
+            r.fail("sshAllowedCidrs", r.value("sshAllowedCidrs"), "at least one CIDR allowed to reach SSH on launched instances (e.g. your office /32)");
+        }
+        cfg.sshAllowedCidrs.forEach((c, i) => {
+            if (isOpenCidr(c) && !cfg.allowOpenSsh) {
+                r.fail(`sshAllowedCidrs[${i}]`, c, "a narrower CIDR; opening SSH to the internet needs allowOpenSsh: true");
+            }
+        });
+    }
+
+    if (!cfg.insecureSkipHostKeyCheck) {
+        const targets: [string, SshTarget | SshTarget["proxy"]][] = [];
+        cfg.fleetHosts.forEach((h, i) => {
+            targets.push([`fleetHosts[${i}]`, h]);
+            if (h.proxy) targets.push([`fleetHosts[${i}].proxy`, h.proxy]);
+        });
+        if (cfg.builderHost) {
+            targets.push(["builderHost", cfg.builderHost]);
+            if (cfg.builderHost.proxy) targets.push(["builderHost.proxy", cfg.builderHost.proxy]);
+        }
+        for (const [key, t] of targets) {
+            if (t && !t.hostKey) {
+                r.fail(`${key}.hostKey`, undefined, "the host's public SSH key (ssh-keyscan -t ed25519 HOST), or insecureSkipHostKeyCheck: true");
+            }
+        }
+    }
+}
+
+function nearestKey(key: string): string | undefined {
+    let best: [number, string] | undefined;
+    for (const k of CONFIG_KEYS) {
+        const d = editDistance(key.toLowerCase(), k.toLowerCase());
+        if (d <= 3 && (!best || d < best[0])) best = [d, k];
+    }
+    return best?.[1];
+}
+
+function editDistance(a: string, b: string): number {
+    const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+        let prev = dp[0];
+        dp[0] = i;
+        for (let j = 1; j <= b.length; j++) {
+            const cur = dp[j];
+            dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+            prev = cur;
+        }
+    }
+    return dp[b.length];
+}

@@ -1,0 +1,43 @@
+/**
+ * Remote commands are data until they run: these helpers build the exact command strings that
+ * `remote.Command` sends, quoting every value once. Scripts travel on stdin, values in the
+ * command line (sshd's AcceptEnv is not needed), so a changed value shows up in the diff.
+ */
+
+/** POSIX single-quote a value for bash. */
+export function shq(value: string): string {
+    if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(value)) return value;
+    return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `K='v' K2='v2'`, keys sorted so the rendering is stable. */
+export function envPrefix(vars: Record<string, string | number | boolean | undefined>): string {
+    return Object.keys(vars)
+        .sort()
+        .filter((k) => vars[k] !== undefined)
+        .map((k) => {
+            if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw new Error(`not an environment variable name: ${k}`);
+            return `${k}=${shq(String(vars[k]))}`;
+        })
+        .join(" ");
+}
+
+/**
+ * Runs a script that arrives on stdin: it is saved to a private temp file first (so it can
+ * re-exec itself detached or install a copy of itself), run with the given variables and
+ * arguments, and removed afterwards. The exit code is the script's.
+ */
+export function runScriptFromStdin(
+    vars: Record<string, string | number | boolean | undefined>,
+    args: string[],
+    sudo = false,
+): string {
+    const prefix = envPrefix(vars);
+    const run = `${sudo ? "sudo -n " : ""}env ${prefix ? prefix + " " : ""}bash "$f" ${args.map(shq).join(" ")}`;
+    return [`f=$(mktemp /tmp/forklift.XXXXXX.sh)`, `cat > "$f"`, run.trimEnd()].join(" && ") + `; rc=$?; rm -f "$f"; exit $rc`;
+}
+
+/** base64 of UTF-8 text, for multi-line values passed in a command line. */
+export function b64(text: string): string {
+    return Buffer.from(text, "utf8").toString("base64");
+}

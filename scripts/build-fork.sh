@@ -1,0 +1,292 @@
+#!/usr/bin/env bash
+# build-fork.sh — build a Docker fork into a static docker-<version>.tgz on the build host.
+#
+# Usage:
+#   build-fork.sh build    start the build detached (or join/reuse one with the same key), wait, print result JSON
+#   build-fork.sh run DIR  the detached build itself (started by `build`; not for direct use)
+#
+# The build runs as a transient systemd unit (or a setsid'd process where systemd is not PID 1), so
+# a dropped SSH connection does not kill it: the next `build` with the same key joins the running
+# build, or reuses its finished result.
+#
+# Variables (build):
+#   FORKLIFT_BUILD_KEY        hash of every input (recipe, repos, refs, version, make vars, this script)
+#   FORKLIFT_RECIPE           docker-ce | docker-ce-packaging | moby
+#   FORKLIFT_REPO, FORKLIFT_REF            the fork (docker-ce monorepo, moby engine, or moby)
+#   FORKLIFT_CLI_REPO, FORKLIFT_CLI_REF    docker-ce-packaging only: a docker/cli fork (optional)
+#   FORKLIFT_PACKAGING_REPO, FORKLIFT_PACKAGING_REF   docker-ce-packaging only
+#   FORKLIFT_VERSION          version to stamp (VERSION= for docker-ce-packaging); optional
+#   FORKLIFT_MAKE_VARS_B64    base64 of extra make variables, one NAME=value per line; optional
+#   FORKLIFT_BUILD_ROOT       work directory (default /var/lib/forklift-build)
+#   FORKLIFT_BUILD_TIMEOUT    seconds to wait for the build (default 10800)
+#
+# Output (stdout, one JSON line): artifact, sha256, size, version, commit, cliCommit, binaries, recipe, buildKey.
+set -euo pipefail
+
+BUILD_ROOT=${FORKLIFT_BUILD_ROOT:-/var/lib/forklift-build}
+BUILD_TIMEOUT=${FORKLIFT_BUILD_TIMEOUT:-10800}
+readonly ENV_VARS="FORKLIFT_BUILD_KEY FORKLIFT_RECIPE FORKLIFT_REPO FORKLIFT_REF FORKLIFT_CLI_REPO FORKLIFT_CLI_REF FORKLIFT_PACKAGING_REPO FORKLIFT_PACKAGING_REF FORKLIFT_VERSION FORKLIFT_MAKE_VARS_B64"
+
+info() { printf '[forklift build] %s\n' "$*" >&2; }
+fatal() {
+    printf '[forklift build] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# ---- build: the part that runs over SSH ----
+
+# Checks the inputs before anything is started.
+check_inputs() {
+    [[ "${FORKLIFT_BUILD_KEY:-}" =~ ^[0-9a-f]{12,64}$ ]] || fatal "FORKLIFT_BUILD_KEY must be a hex hash"
+    case "${FORKLIFT_RECIPE:-}" in
+        docker-ce | docker-ce-packaging | moby) ;;
+        *) fatal "FORKLIFT_RECIPE must be docker-ce, docker-ce-packaging or moby (got '${FORKLIFT_RECIPE:-}')" ;;
+    esac
+    [ -n "${FORKLIFT_REPO:-}" ] || fatal "FORKLIFT_REPO is not set"
+    [ -n "${FORKLIFT_REF:-}" ] || fatal "FORKLIFT_REF is not set"
+    [ "$(id -u)" = 0 ] || fatal "must run as root (the build drives Docker)"
+}
+
+unit_name() { echo "forklift-build-${FORKLIFT_BUILD_KEY:0:16}"; }
+
+# Prints the finished result of this key if its artifact is still intact.
+reuse_result() {
+    local dir=$1 artifact sha
+    [ -f "$dir/result.json" ] || return 1
+    artifact=$(sed -n 's/.*"artifact":"\([^"]*\)".*/\1/p' "$dir/result.json")
+    sha=$(sed -n 's/.*"sha256":"\([0-9a-f]*\)".*/\1/p' "$dir/result.json")
+    [ -f "$artifact" ] && [ "$(sha256sum "$artifact" | cut -d' ' -f1)" = "$sha" ] || return 1
+    cat "$dir/result.json"
+}
+
+build_running() {
+    local dir=$1 pid
+    if [ -d /run/systemd/system ]; then
+        systemctl is-active --quiet "$(unit_name)"
+    else
+        pid=$(cat "$dir/build.pid" 2>/dev/null) || return 1
+        kill -0 "$pid" 2>/dev/null
+    fi
+}
+
+# Starts `run` detached from this SSH session.
+start_build() {
+    local dir=$1 var
+    rm -f "$dir/failed" "$dir/result.json"
+    : >"$dir/build.env"
+    for var in $ENV_VARS; do
+        printf '%s=%q\n' "$var" "${!var:-}" >>"$dir/build.env"
+    done
+    install -m 0755 "${BASH_SOURCE[0]}" "$dir/build-fork.sh"
+    : >"$dir/build.log"
+    if [ -d /run/systemd/system ]; then
+        systemctl reset-failed "$(unit_name)" >/dev/null 2>&1 || true
+        systemd-run --quiet --unit="$(unit_name)" --collect \
+            --property=KillMode=control-group --property=TimeoutStopSec=30 \
+            /bin/bash "$dir/build-fork.sh" run "$dir"
+    else
+        setsid /bin/bash "$dir/build-fork.sh" run "$dir" </dev/null >/dev/null 2>&1 &
+        echo $! >"$dir/build.pid"
+    fi
+    info "started build $(unit_name) (log: $dir/build.log)"
+}
+
+# Waits for result.json or failed, showing the build's latest log line now and then.
+wait_build() {
+    local dir=$1 deadline next_note
+    deadline=$((SECONDS + BUILD_TIMEOUT))
+    next_note=$((SECONDS + 60))
+    while [ ! -f "$dir/result.json" ] && [ ! -f "$dir/failed" ]; do
+        if ! build_running "$dir"; then
+            sleep 1
+            [ -f "$dir/result.json" ] || [ -f "$dir/failed" ] || echo "the build process ended without a result" >"$dir/failed"
+            break
+        fi
+        [ "$SECONDS" -lt "$deadline" ] || fatal "build did not finish within ${BUILD_TIMEOUT}s; it goes on in $(unit_name)"
+        if [ "$SECONDS" -ge "$next_note" ]; then
+            info "building: $(tail -n 1 "$dir/build.log" | cut -c1-160)"
+            next_note=$((SECONDS + 60))
+        fi
+        sleep 2
+    done
+    if [ -f "$dir/failed" ]; then
+        {
+            echo "build $(unit_name) failed: $(cat "$dir/failed")"
+            echo "last lines of $dir/build.log:"
+            tail -n 40 "$dir/build.log" | sed 's/^/    /'
+        } >&2
+        exit 1
+    fi
+    cat "$dir/result.json"
+}
+
+do_build() {
+    check_inputs
+    local dir="$BUILD_ROOT/$FORKLIFT_BUILD_KEY"
+    mkdir -p "$dir"
+    if reuse_result "$dir"; then
+        info "reusing the finished build $FORKLIFT_BUILD_KEY"
+        return 0
+    fi
+    if build_running "$dir"; then
+        info "joining the running build $(unit_name)"
+    else
+        start_build "$dir"
+    fi
+    wait_build "$dir"
+}
+
+# ---- run: the detached build ----
+
+json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
+
+# Mirrors REPO under the build root (kept between builds) and checks out REF into DEST.
+checkout() {
+    local repo=$1 ref=$2 dest=$3 mirror
+    mirror="$BUILD_ROOT/mirrors/$(printf '%s' "$repo" | sha256sum | cut -c1-16).git"
+    if [ -d "$mirror" ]; then
+        git -C "$mirror" remote update --prune >&2
+    else
+        mkdir -p "$BUILD_ROOT/mirrors"
+        git clone --mirror "$repo" "$mirror.tmp" >&2
+        mv "$mirror.tmp" "$mirror"
+    fi
+    rm -rf "$dest"
+    git clone --quiet --shared --no-checkout "$mirror" "$dest" >&2
+    git -C "$dest" -c advice.detachedHead=false checkout --quiet "$(git -C "$mirror" rev-parse --verify "$ref^{commit}")" ||
+        { echo "ref '$ref' not found in $repo" >"$RUN_DIR/failed.reason"; return 1; }
+    git -C "$dest" rev-parse HEAD
+}
+
+make_vars() {
+    [ -n "${FORKLIFT_MAKE_VARS_B64:-}" ] || return 0
+    printf '%s' "$FORKLIFT_MAKE_VARS_B64" | base64 -d
+}
+
+require_docker() {
+    docker info >/dev/null 2>&1 || { echo "no running Docker engine on the build host (the recipes build in containers)" >"$RUN_DIR/failed.reason"; return 1; }
+    if [ "$1" = buildx ] && ! docker buildx version >/dev/null 2>&1; then
+        echo "recipe $FORKLIFT_RECIPE needs docker buildx on the build host, and it is missing" >"$RUN_DIR/failed.reason"
+        return 1
+    fi
+}
+
+# Each recipe leaves a docker-<version>.tgz path in BUILT_TGZ (or a bundle dir in BUILT_DIR).
+recipe_docker_ce() {
+    require_docker plain
+    COMMIT=$(checkout "$FORKLIFT_REPO" "$FORKLIFT_REF" "$RUN_DIR/src")
+    local -a vars=()
+    mapfile -t vars < <(make_vars)
+    make -C "$RUN_DIR/src" static DOCKER_BUILD_PKGS=static-linux ${FORKLIFT_VERSION:+VERSION="$FORKLIFT_VERSION"} "${vars[@]}"
+    BUILT_TGZ=$(newest "$RUN_DIR/src/components/packaging/static/build/linux" 'docker-[0-9]*.tgz')
+}
+
+recipe_docker_ce_packaging() {
+    require_docker buildx
+    checkout "$FORKLIFT_PACKAGING_REPO" "$FORKLIFT_PACKAGING_REF" "$RUN_DIR/src" >/dev/null
+    COMMIT=$(git ls-remote "$FORKLIFT_REPO" "$FORKLIFT_REF" "$FORKLIFT_REF^{}" | tail -n 1 | cut -f1)
+    [ -n "$COMMIT" ] || COMMIT=$FORKLIFT_REF
+    local -a vars=()
+    mapfile -t vars < <(make_vars)
+    make -C "$RUN_DIR/src" static DOCKER_BUILD_PKGS=static-linux \
+        DOCKER_ENGINE_REPO="$FORKLIFT_REPO" DOCKER_ENGINE_REF="$FORKLIFT_REF" \
+        ${FORKLIFT_CLI_REPO:+DOCKER_CLI_REPO="$FORKLIFT_CLI_REPO"} ${FORKLIFT_CLI_REF:+DOCKER_CLI_REF="$FORKLIFT_CLI_REF"} \
+        ${FORKLIFT_VERSION:+VERSION="$FORKLIFT_VERSION"} "${vars[@]}"
+    if [ -d "$RUN_DIR/src/src/github.com/docker/docker/.git" ]; then
+        COMMIT=$(git -C "$RUN_DIR/src/src/github.com/docker/docker" rev-parse HEAD)
+    fi
+    if [ -d "$RUN_DIR/src/src/github.com/docker/cli/.git" ]; then
+        CLI_COMMIT=$(git -C "$RUN_DIR/src/src/github.com/docker/cli" rev-parse HEAD)
+    fi
+    BUILT_TGZ=$(newest "$RUN_DIR/src/static/build/linux" 'docker-[0-9]*.tgz')
+}
+
+recipe_moby() {
+    require_docker buildx
+    COMMIT=$(checkout "$FORKLIFT_REPO" "$FORKLIFT_REF" "$RUN_DIR/src")
+    local -a vars=()
+    mapfile -t vars < <(make_vars)
+    make -C "$RUN_DIR/src" binary ${FORKLIFT_VERSION:+VERSION="$FORKLIFT_VERSION"} "${vars[@]}"
+    local bundle
+    for bundle in bundles/binary-daemon bundles/binary; do
+        if [ -x "$RUN_DIR/src/$bundle/dockerd" ]; then BUILT_DIR="$RUN_DIR/src/$bundle"; fi
+    done
+    [ -n "${BUILT_DIR:-}" ] || { echo "make binary produced no dockerd under bundles/" >"$RUN_DIR/failed.reason"; return 1; }
+}
+
+newest() {
+    local found
+    found=$(find "$1" -maxdepth 1 -name "$2" -printf '%T@ %p\n' 2>/dev/null | sort -rn | head -n 1 | cut -d' ' -f2-)
+    [ -n "$found" ] || { echo "the build produced no $2 under $1" >"$RUN_DIR/failed.reason"; return 1; }
+    echo "$found"
+}
+
+# Repacks the build into out/docker-<version>.tgz with a record of what was built, reproducibly.
+package_artifact() {
+    local pack="$RUN_DIR/pack" version=${FORKLIFT_VERSION:-}
+    rm -rf "$pack" "$RUN_DIR/out"
+    mkdir -p "$pack/docker" "$RUN_DIR/out"
+    if [ -n "${BUILT_TGZ:-}" ]; then
+        tar -xzf "$BUILT_TGZ" -C "$pack"
+        [ -n "$version" ] || version=$(basename "$BUILT_TGZ" .tgz | sed 's/^docker-//')
+    else
+        find "$BUILT_DIR" -maxdepth 1 -type f -perm -u+x ! -name '*.md5' ! -name '*.sha256' -exec cp -t "$pack/docker" {} +
+        [ -n "$version" ] || version=$("$pack/docker/dockerd" --version | sed -n 's/^Docker version \([^,]*\),.*/\1/p')
+    fi
+    [ -x "$pack/docker/dockerd" ] || { echo "the build output has no docker/dockerd" >"$RUN_DIR/failed.reason"; return 1; }
+    [ -n "$version" ] || version="0.0.0-${COMMIT:0:12}"
+    {
+        echo "recipe=$FORKLIFT_RECIPE"
+        echo "repo=$FORKLIFT_REPO"
+        echo "ref=$FORKLIFT_REF"
+        echo "commit=$COMMIT"
+        echo "cliCommit=${CLI_COMMIT:-}"
+        echo "version=$version"
+        echo "buildKey=$FORKLIFT_BUILD_KEY"
+    } >"$pack/docker/FORKLIFT-BUILD-INFO"
+    local out="$RUN_DIR/out/docker-$version.tgz"
+    tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$pack" -cf - docker | gzip -n >"$out"
+    rm -rf "$pack"
+    local sha size binaries
+    sha=$(sha256sum "$out" | cut -d' ' -f1)
+    size=$(stat -c %s "$out")
+    binaries=$(tar -tzf "$out" | sed -n 's|^docker/\([^/]\+\)$|\1|p' | grep -vx FORKLIFT-BUILD-INFO | sort | sed 's/.*/"&"/' | paste -sd, -)
+    printf '{"artifact":%s,"sha256":"%s","size":%s,"version":%s,"commit":"%s","cliCommit":"%s","binaries":[%s],"recipe":"%s","buildKey":"%s"}\n' \
+        "$(json_str "$out")" "$sha" "$size" "$(json_str "$version")" "$COMMIT" "${CLI_COMMIT:-}" "$binaries" \
+        "$FORKLIFT_RECIPE" "$FORKLIFT_BUILD_KEY" >"$RUN_DIR/result.json.tmp"
+    mv -f "$RUN_DIR/result.json.tmp" "$RUN_DIR/result.json"
+}
+
+# Records the failure for the waiting `build` (reason file, else the failing step's exit code).
+on_run_error() {
+    local rc=$?
+    if [ -f "$RUN_DIR/failed.reason" ]; then mv -f "$RUN_DIR/failed.reason" "$RUN_DIR/failed"; else echo "exit code $rc" >"$RUN_DIR/failed"; fi
+}
+
+do_run() {
+    RUN_DIR=$1
+    # shellcheck source=/dev/null # written by start_build
+    . "$RUN_DIR/build.env"
+    exec >>"$RUN_DIR/build.log" 2>&1
+    trap on_run_error ERR
+    set -E
+    echo "forklift build ${FORKLIFT_BUILD_KEY} ($FORKLIFT_RECIPE ${FORKLIFT_REPO}@${FORKLIFT_REF}) started $(date -u +%FT%TZ)"
+    COMMIT="" CLI_COMMIT="" BUILT_TGZ="" BUILT_DIR=""
+    case "$FORKLIFT_RECIPE" in
+        docker-ce) recipe_docker_ce ;;
+        docker-ce-packaging) recipe_docker_ce_packaging ;;
+        moby) recipe_moby ;;
+    esac
+    package_artifact
+    echo "forklift build finished $(date -u +%FT%TZ): $(cat "$RUN_DIR/result.json")"
+}
+
+main() {
+    case "${1:-}" in
+        build) do_build ;;
+        run) do_run "${2:?run needs the build directory}" ;;
+        *) fatal "usage: $0 build" ;;
+    esac
+}
+
+main "$@"
