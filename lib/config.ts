@@ -57,7 +57,7 @@ export interface ForkliftConfig {
     sshPrivateKey?: string;
     batchSize: number;
     installDir: string;
-    /** The managed /etc/docker/daemon.json; null leaves the host's file alone. */
+    /** The managed /etc/docker/daemon.json; null (manageDaemonJson: false) leaves the host's file alone. */
     daemonJson: Record<string, unknown> | null;
     insecureSkipHostKeyCheck: boolean;
     artifactCacheDir: string;
@@ -92,6 +92,7 @@ export const DEFAULTS = {
     batchSize: 1,
     installDir: "/usr/bin",
     daemonJson: { "live-restore": true },
+    manageDaemonJson: true,
     insecureSkipHostKeyCheck: false,
     artifactCacheDir: ".forklift/artifacts",
 } as const;
@@ -440,7 +441,7 @@ export function parseConfig(raw: Raw): ForkliftConfig {
         sshPrivateKey: r.string("sshPrivateKey", checkPrivateKey),
         batchSize: r.int("batchSize", 1, 1000),
         installDir: r.string("installDir", checkAbsPath) ?? DEFAULTS.installDir,
-        daemonJson: readDaemonJson(r),
+        daemonJson: r.bool("manageDaemonJson") ? readDaemonJson(r) : null,
         insecureSkipHostKeyCheck: r.bool("insecureSkipHostKeyCheck"),
         artifactCacheDir: r.string("artifactCacheDir") ?? DEFAULTS.artifactCacheDir,
     };
@@ -452,9 +453,8 @@ export function parseConfig(raw: Raw): ForkliftConfig {
 
 function readDaemonJson(r: Reader): Record<string, unknown> | null {
     const v = r.value("daemonJson");
-    if (v === null || v === "null") return null;
-    if (typeof v !== "object" || Array.isArray(v)) {
-        r.fail("daemonJson", v, "a map of daemon.json settings, or null to leave the host's file alone");
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+        r.fail("daemonJson", v, "a map of daemon.json settings (manageDaemonJson: false leaves the host's file alone)");
         return null;
     }
     return v as Record<string, unknown>;

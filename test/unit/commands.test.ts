@@ -1,0 +1,131 @@
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { buildCommand, buildKey, installCommand, renderUserData, uninstallCommand } from "../../lib/commands";
+import { ForkConfig } from "../../lib/config";
+import { canonicalJson, hashInputs } from "../../lib/hash";
+import { planBatches, waitsFor } from "../../lib/rollout";
+import { envPrefix, runScriptFromStdin, shq } from "../../lib/shell";
+import { renderManagedFiles } from "../../lib/units";
+
+const quoting: [string, string][] = [
+    ["plain", "plain"],
+    ["/usr/bin", "/usr/bin"],
+    ["with space", "'with space'"],
+    ["it's", "'it'\\''s'"],
+    ["$(rm -rf /)", "'$(rm -rf /)'"],
+    ["", "''"],
+];
+for (const [input, expected] of quoting) {
+    test(`shq(${JSON.stringify(input)})`, () => {
+        assert.equal(shq(input), expected);
+        const echoed = spawnSync("bash", ["-c", `printf %s ${shq(input)}`], { encoding: "utf8" }).stdout;
+        assert.equal(echoed, input, "bash gives back exactly the value");
+    });
+}
+
+test("envPrefix sorts keys, drops undefined and refuses bad names", () => {
+    assert.equal(envPrefix({ B: "2", A: "x y", C: undefined }), "A='x y' B=2");
+    assert.throws(() => envPrefix({ "bad-name": "1" }), /not an environment variable name/);
+});
+
+test("runScriptFromStdin runs the script with the variables and keeps its exit code", () => {
+    const cmd = runScriptFromStdin({ GREETING: "hello world" }, ["one", "two words"]);
+    const ok = spawnSync("bash", ["-c", cmd], { input: 'echo "$GREETING:$1:$2"; exit 3\n', encoding: "utf8" });
+    assert.equal(ok.stdout, "hello world:one:two words\n");
+    assert.equal(ok.status, 3);
+});
+
+test("runScriptFromStdin with sudo prefixes sudo -n", () => {
+    assert.match(runScriptFromStdin({ A: "1" }, ["install"], true), /&& sudo -n env A=1 bash "\$f" install;/);
+});
+
+const fork: ForkConfig = {
+    recipe: "docker-ce",
+    repo: "https://example.com/docker-ce.git",
+    ref: "v18.03.1-ce",
+    packagingRepo: "https://github.com/docker/docker-ce-packaging.git",
+    packagingRef: "master",
+    makeVars: {},
+};
+
+/** [what changes, change] — each must give a new build key. */
+const keyChanges: [string, Partial<ForkConfig>][] = [
+    ["ref", { ref: "v18.03.2-ce" }],
+    ["repo", { repo: "https://example.com/other.git" }],
+    ["recipe", { recipe: "moby" }],
+    ["version", { version: "18.03.1-forklift" }],
+    ["make variables", { makeVars: { GO_VERSION: "1.22" } }],
+];
+for (const [what, change] of keyChanges) {
+    test(`build key changes with the ${what}`, () => {
+        assert.notEqual(buildKey({ ...fork, ...change }, "script"), buildKey(fork, "script"));
+    });
+}
+
+test("build key changes with the build script, and only with real inputs", () => {
+    assert.notEqual(buildKey(fork, "script v2"), buildKey(fork, "script"));
+    assert.equal(buildKey({ ...fork, makeVars: {} }, "script"), buildKey(fork, "script"));
+    // packaging-only inputs do not matter to the other recipes
+    assert.equal(buildKey({ ...fork, packagingRef: "other" }, "script"), buildKey(fork, "script"));
+    assert.notEqual(
+        buildKey({ ...fork, recipe: "docker-ce-packaging", packagingRef: "other" }, "script"),
+        buildKey({ ...fork, recipe: "docker-ce-packaging" }, "script"),
+    );
+});
+
+test("canonical JSON ignores key order at every depth", () => {
+    assert.equal(canonicalJson({ b: 1, a: { d: [2, 1], c: null } }), '{"a":{"c":null,"d":[2,1]},"b":1}');
+    assert.equal(hashInputs({ a: 1, b: 2 }), hashInputs({ b: 2, a: 1 }));
+});
+
+test("build command passes every input and the make variables", () => {
+    const cmd = buildCommand({ ...fork, makeVars: { A: "1", B: "x y" } }, "abc123abc123", false);
+    assert.match(cmd, /FORKLIFT_BUILD_KEY=abc123abc123/);
+    assert.match(cmd, /FORKLIFT_RECIPE=docker-ce /);
+    assert.match(cmd, /FORKLIFT_REF=v18.03.1-ce/);
+    assert.match(cmd, /FORKLIFT_MAKE_VARS_B64=/);
+    const b64 = /FORKLIFT_MAKE_VARS_B64=(\S+)/.exec(cmd)![1].replace(/'/g, "");
+    assert.equal(Buffer.from(b64, "base64").toString(), "A=1\nB=x y\n");
+    assert.doesNotMatch(cmd, /FORKLIFT_PACKAGING_REPO/, "packaging inputs only for docker-ce-packaging");
+    assert.match(cmd, /bash "\$f" build;/);
+});
+
+test("install command carries the units and the artifact path", () => {
+    const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: true }, { "live-restore": true });
+    const cmd = installCommand({ hostName: "h1", sha256: "a".repeat(64), version: "1.0", installDir: "/usr/bin", files, sudo: false });
+    assert.match(cmd, new RegExp(`FORKLIFT_ARTIFACT=/var/tmp/forklift-docker-${"a".repeat(64)}.tgz`));
+    const unit = /FORKLIFT_DOCKER_SERVICE_B64=(\S+)/.exec(cmd)![1];
+    assert.equal(Buffer.from(unit, "base64").toString(), files["docker.service"]);
+    assert.match(cmd, /FORKLIFT_DAEMON_JSON_B64=\S+/);
+});
+
+test("uninstall command is a no-op where nothing was installed", () => {
+    const r = spawnSync("bash", ["-c", uninstallCommand("h1", false)], { encoding: "utf8" });
+    assert.equal(r.status, 0);
+    assert.equal(r.stdout, "forklift: nothing installed on h1\n");
+});
+
+test("user data sets the variables and the arguments before the script body", () => {
+    const ud = renderUserData('#!/usr/bin/env bash\necho "$FORKLIFT_X $1"\n', { FORKLIFT_X: "a b" }, ["host-key"]);
+    assert.ok(ud.startsWith("#!/usr/bin/env bash\n"));
+    const r = spawnSync("bash", ["-c", ud], { encoding: "utf8" });
+    assert.equal(r.stdout, "a b host-key\n");
+});
+
+const batchCases: [number, number, number[][]][] = [
+    [1, 1, [[0]]],
+    [3, 1, [[0], [1], [2]]],
+    [5, 2, [[0, 1], [2, 3], [4]]],
+    [4, 4, [[0, 1, 2, 3]]],
+];
+for (const [hosts, size, expected] of batchCases) {
+    test(`planBatches(${hosts} hosts, batch ${size})`, () => {
+        assert.deepEqual(planBatches(Array.from({ length: hosts }, (_, i) => i), size), expected);
+    });
+}
+
+test("waitsFor: each host waits for the whole previous batch", () => {
+    assert.deepEqual(waitsFor(5, 2), [[], [], [0, 1], [0, 1], [2, 3]]);
+    assert.throws(() => planBatches([1], 0), /batchSize/);
+});
