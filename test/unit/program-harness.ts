@@ -1,0 +1,150 @@
+/**
+ * Runs index.ts once under pulumi.runtime.setMocks with the stack values read from stdin, and
+ * prints one JSON line: every registered resource (type, name, inputs, dependsOn, deletedWith),
+ * every invoke, the stack outputs, or the error that stopped the program.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as path from "node:path";
+
+const resources: { type: string; name: string; inputs: unknown; dependsOn: string[]; deletedWith?: string }[] = [];
+const invokes: { token: string; args: unknown }[] = [];
+const names = new Map<pulumi.Resource, string>();
+
+const BUILD_RESULT = {
+    artifact: "/var/lib/forklift-build/k/out/docker-18.03.1-ce.tgz",
+    sha256: "b".repeat(64),
+    size: 1234,
+    version: "18.03.1-ce",
+    commit: "c".repeat(40),
+    cliCommit: "",
+    binaries: ["containerd", "containerd-shim-runc-v2", "docker", "dockerd", "runc"],
+    recipe: "docker-ce",
+    buildKey: "k",
+};
+
+function mockState(type: string, name: string, inputs: any): Record<string, unknown> {
+    switch (type) {
+        case "tls:index/privateKey:PrivateKey":
+            return { ...inputs, publicKeyOpenssh: `ssh-ed25519 AAAA${name.replace(/[^A-Za-z0-9]/g, "")}\n`, privateKeyOpenssh: "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n" };
+        case "aws:ec2/instance:Instance":
+            return { ...inputs, publicIp: `198.51.100.${resources.length}`, privateIp: "10.0.0.9" };
+        case "aws:ec2/keyPair:KeyPair":
+            return { ...inputs, keyName: `${name}-mock` };
+        case "command:remote:Command":
+            if (name.endsWith("-build")) return { ...inputs, stdout: `building\n${JSON.stringify(BUILD_RESULT)}\n` };
+            if (name.endsWith("-install")) {
+                const host = /FORKLIFT_HOST=(\S+)/.exec(inputs.create)?.[1] ?? "?";
+                return { ...inputs, stdout: JSON.stringify({ host, sha256: BUILD_RESULT.sha256, version: BUILD_RESULT.version, dockerdSha256: "d".repeat(64), dockerService: "active", changed: true }) };
+            }
+            return { ...inputs, stdout: "{}" };
+        default:
+            return inputs;
+    }
+}
+
+pulumi.runtime.setMocks(
+    {
+        newResource(args) {
+            if (args.type !== "pulumi:pulumi:Stack") {
+                const rec = resources.find((r) => r.name === args.name && r.type === args.type);
+                if (rec) rec.inputs = args.inputs;
+            }
+            return { id: `${args.name}-id`, state: mockState(args.type, args.name, args.inputs) };
+        },
+        call(args) {
+            invokes.push({ token: args.token, args: args.inputs });
+            switch (args.token) {
+                case "aws:ec2/getAmi:getAmi":
+                    return { id: "ami-0123456789abcdef0" };
+                case "aws:ec2/getSubnet:getSubnet":
+                    return { id: args.inputs.id, vpcId: "vpc-0123456789abcdef0" };
+                case "tls:index/getPublicKey:getPublicKey":
+                    return { publicKeyOpenssh: "ssh-ed25519 AAAAmockpublic\n" };
+                case "command:local:run":
+                    return { stdout: `/cache/${BUILD_RESULT.sha256}.tgz\n`, stderr: "" };
+                default:
+                    return args.inputs;
+            }
+        },
+    },
+    "forklift",
+    "test",
+    false,
+);
+
+async function main(): Promise<void> {
+    let input = "";
+    for await (const chunk of process.stdin) input += chunk;
+    const stack = JSON.parse(input) as Record<string, unknown>;
+    const config: Record<string, string> = {};
+    for (const [k, v] of Object.entries(stack)) config[`forklift:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
+    pulumi.runtime.setAllConfig(config, Object.keys(config).filter((k) => /privateKey/i.test(k)));
+
+    let error: string | undefined;
+    let outputs: Record<string, unknown> = {};
+    try {
+        const exported = await pulumi.runtime.runInPulumiStack(async () => {
+            pulumi.runtime.registerStackTransformation((t) => {
+                names.set(t.resource, t.name);
+                const deps = ([] as pulumi.Resource[]).concat((t.opts.dependsOn as pulumi.Resource[] | undefined) ?? []);
+                resources.push({
+                    type: t.type,
+                    name: t.name,
+                    inputs: t.props,
+                    dependsOn: deps.map((d) => names.get(d) ?? "?"),
+                    deletedWith: t.opts.deletedWith ? (names.get(t.opts.deletedWith) ?? "?") : undefined,
+                });
+                return undefined;
+            });
+            return await import(path.join(__dirname, "..", "..", "index.ts"));
+        });
+        outputs = await resolve(exported ?? {});
+    } catch (e) {
+        error = e instanceof Error ? e.message : String(e);
+    }
+    // let the last mocked registrations land
+    await new Promise((r) => setTimeout(r, 50));
+    await report(error, outputs);
+}
+
+async function report(error: string | undefined, outputs: Record<string, unknown>): Promise<never> {
+    const custom = resources.filter((r) => !r.type.startsWith("forklift:") && r.type !== "pulumi:pulumi:Stack");
+    const plain = await resolve(custom);
+    for (let i = 0; i < custom.length; i++) plain[i].redacted = redact(custom[i].inputs);
+    process.stdout.write(JSON.stringify({ resources: plain, invokes, outputs, error }) + "\n");
+    process.exit(0);
+}
+
+// A RunError thrown while the program module loads surfaces as an uncaught error.
+process.on("uncaughtException", (e) => void report(e instanceof Error ? e.message : String(e), {}));
+process.on("unhandledRejection", (e) => void report(e instanceof Error ? e.message : String(e), {}));
+
+/** The serialized inputs with every secret replaced by "[secret]": what the state would show in clear. */
+function redact(value: any): any {
+    if (value && value[SECRET_SIG] === SECRET_VALUE) return "[secret]";
+    if (Array.isArray(value)) return value.map(redact);
+    if (value && typeof value === "object" && !pulumi.Output.isInstance(value)) {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redact(v)]));
+    }
+    return value;
+}
+
+// how a secret looks in serialized mock inputs
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+
+/** Resolves nested Outputs (secrets unwrapped) into plain JSON. */
+async function resolve(value: any): Promise<any> {
+    if (pulumi.Output.isInstance(value)) return resolve(await new Promise((r) => pulumi.unsecret(value).apply(r)));
+    if (pulumi.asset.Asset.isInstance?.(value)) return { asset: await (value as any).path };
+    if (Array.isArray(value)) return Promise.all(value.map(resolve));
+    if (value && value[SECRET_SIG] === SECRET_VALUE) return resolve(value.value);
+    if (value && typeof value === "object" && !(value instanceof pulumi.Resource)) {
+        const out: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(value)) out[k] = await resolve(v);
+        return out;
+    }
+    return value;
+}
+
+main();

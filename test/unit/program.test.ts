@@ -1,0 +1,174 @@
+/**
+ * The program's wiring under pulumi.runtime.setMocks: which resources index.ts registers, with
+ * which inputs, in which order. Each scenario runs the program in a fresh child process (the
+ * Pulumi runtime is process-global), see program-harness.ts.
+ */
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
+import { TEST_HOST_KEY, TEST_PRIVATE_KEY, hostsStack } from "./fixtures";
+
+interface Recorded {
+    type: string;
+    name: string;
+    inputs: Record<string, any>;
+    dependsOn: string[];
+    deletedWith?: string;
+    /** inputs with secrets replaced by "[secret]" */
+    redacted: Record<string, any>;
+}
+interface Run {
+    resources: Recorded[];
+    invokes: { token: string; args: Record<string, any> }[];
+    outputs: Record<string, any>;
+    error?: string;
+}
+
+function runProgram(stack: Record<string, unknown>): Run {
+    const r = spawnSync(process.execPath, ["--import", "tsx", path.join(__dirname, "program-harness.ts")], {
+        input: JSON.stringify(stack),
+        encoding: "utf8",
+        cwd: path.join(__dirname, "..", ".."),
+        timeout: 120_000,
+    });
+    const line = r.stdout.trim().split("\n").pop() ?? "";
+    assert.ok(line.startsWith("{"), `harness printed no result (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
+    return JSON.parse(line);
+}
+
+const byType = (run: Run, type: string) => run.resources.filter((r) => r.type === type);
+const named = (run: Run, name: string) => {
+    const r = run.resources.find((x) => x.name === name);
+    assert.ok(r, `no resource named ${name}; have ${run.resources.map((x) => x.name).join(", ")}`);
+    return r;
+};
+
+const ec2Stack = {
+    forkRepo: "https://github.com/example/moby.git",
+    forkRef: "v28.0.1",
+    fleetCount: 2,
+    sshAllowedCidrs: ["203.0.113.7/32", "2001:db8::/64"],
+};
+
+test("EC2 mode: t2.medium builder with IMDSv2, encrypted gp3 and SSH only from the CIDRs", () => {
+    const run = runProgram(ec2Stack);
+    assert.equal(run.error, undefined);
+    const builder = named(run, "forklift-builder-ec2");
+    assert.equal(builder.type, "aws:ec2/instance:Instance");
+    assert.equal(builder.inputs.instanceType, "t2.medium");
+    assert.equal(builder.inputs.metadataOptions.httpTokens, "required");
+    assert.deepEqual(
+        { ...builder.inputs.rootBlockDevice },
+        { volumeSize: 50, volumeType: "gp3", encrypted: true, deleteOnTermination: true },
+    );
+    assert.equal(builder.inputs.ami, "ami-0123456789abcdef0", "AMI comes from aws.ec2.getAmi");
+    const ami = run.invokes.find((i) => i.token === "aws:ec2/getAmi:getAmi");
+    assert.ok(ami, "Ubuntu AMI looked up");
+    assert.deepEqual(ami.args.owners, ["099720109477"]);
+
+    const sg = named(run, "forklift-ssh");
+    assert.equal(sg.inputs.ingress.length, 1);
+    const rule = sg.inputs.ingress[0];
+    assert.equal(rule.fromPort, 22);
+    assert.equal(rule.toPort, 22);
+    assert.deepEqual(rule.cidrBlocks, ["203.0.113.7/32"]);
+    assert.deepEqual(rule.ipv6CidrBlocks, ["2001:db8::/64"]);
+    assert.equal(byType(run, "aws:ec2/instance:Instance").length, 3, "builder + 2 fleet instances");
+    for (const inst of byType(run, "aws:ec2/instance:Instance")) {
+        assert.equal(inst.inputs.metadataOptions.httpTokens, "required", `${inst.name} requires IMDSv2`);
+        assert.equal(inst.inputs.rootBlockDevice.encrypted, true, `${inst.name} root volume encrypted`);
+        assert.match(inst.inputs.userData, /FORKLIFT_SSH_HOST_KEY_B64=/, `${inst.name} gets its pinned host key`);
+    }
+    assert.equal(byType(run, "tls:index/privateKey:PrivateKey").length, 4, "login key + 3 host keys");
+});
+
+test("EC2 mode: every connection pins the host key, and launched hosts skip uninstall on destroy", () => {
+    const run = runProgram(ec2Stack);
+    const commands = run.resources.filter((r) => r.type.startsWith("command:remote:"));
+    assert.ok(commands.length >= 6);
+    for (const c of commands) {
+        assert.match(c.inputs.connection.hostKey, /^ssh-ed25519 /, `${c.name} pins the host key`);
+        assert.ok(c.deletedWith, `${c.name} is deleted with its instance`);
+    }
+    const install = named(run, "forklift-forklift-fleet-1-install");
+    assert.equal(install.deletedWith, "forklift-fleet-1");
+    assert.match(install.inputs.create, /sudo -n env /, "non-root login user goes through sudo");
+});
+
+test("hosts mode: build, then batches in order, with uninstall on delete", () => {
+    const run = runProgram({ ...hostsStack(), batchSize: 1 });
+    assert.equal(run.error, undefined);
+    assert.equal(byType(run, "aws:ec2/instance:Instance").length, 0, "nothing launched");
+    assert.equal(byType(run, "aws:ec2/securityGroup:SecurityGroup").length, 0);
+
+    const bootstrap = named(run, "forklift-builder-bootstrap");
+    assert.match(bootstrap.inputs.create, /bash "\$f" bootstrap;/);
+    assert.match(bootstrap.inputs.stdin, /bootstrap-builder\.sh/);
+
+    const build = named(run, "forklift-fork-build");
+    assert.deepEqual(build.dependsOn, ["forklift-builder-bootstrap"]);
+    assert.match(build.inputs.create, /FORKLIFT_RECIPE=docker-ce /);
+    assert.match(build.inputs.stdin, /build-fork\.sh/);
+
+    const copy1 = named(run, "forklift-h1-artifact");
+    const install1 = named(run, "forklift-h1-install");
+    const copy2 = named(run, "forklift-10-0-0-3-artifact");
+    const install2 = named(run, "forklift-10-0-0-3-install");
+    assert.deepEqual(copy1.dependsOn, [], "first batch starts right after the build");
+    assert.deepEqual(install1.dependsOn, ["forklift-h1-artifact"]);
+    assert.deepEqual(copy2.dependsOn, ["forklift-h1-install"], "second batch waits for the first");
+    assert.deepEqual(install2.dependsOn, ["forklift-10-0-0-3-artifact"]);
+    assert.match(copy1.inputs.remotePath, /^\/var\/tmp\/forklift-docker-[0-9a-f]{64}\.tgz$/);
+    assert.match(install1.inputs.delete, /forklift-host\.sh uninstall/);
+    assert.equal(install1.deletedWith, undefined, "existing hosts are cleaned up on destroy");
+    assert.equal(install1.inputs.connection.hostKey, TEST_HOST_KEY);
+    assert.match(install1.inputs.create, /FORKLIFT_SHA256=b{64}/, "installs the built sha256");
+
+    assert.equal(run.outputs.artifact.sha256, "b".repeat(64));
+    assert.equal(run.outputs.artifact.commit, "c".repeat(40));
+    assert.equal(run.outputs.hosts.length, 2);
+    assert.equal(run.outputs.hosts[0].name, "h1");
+    assert.equal(run.outputs.hosts[0].address, "10.0.0.4");
+    assert.equal(run.outputs.builderSshCommand, "ssh root@10.0.0.2");
+});
+
+test("hosts mode: batchSize 2 puts both hosts in one batch", () => {
+    const run = runProgram({ ...hostsStack(), batchSize: 2 });
+    assert.deepEqual(named(run, "forklift-10-0-0-3-artifact").dependsOn, []);
+    assert.deepEqual(named(run, "forklift-h1-artifact").dependsOn, []);
+});
+
+test("the build command changes exactly when a build input changes", () => {
+    const create = (stack: Record<string, unknown>) => named(runProgram(stack), "forklift-fork-build").inputs.create;
+    const base = create(hostsStack());
+    assert.equal(create({ ...hostsStack(), batchSize: 2 }), base, "a rollout setting does not rebuild");
+    assert.equal(create({ ...hostsStack(), daemonJson: { "live-restore": false } }), base, "daemon.json does not rebuild");
+    assert.notEqual(create({ ...hostsStack(), forkRef: "v18.03.2-ce" }), base, "a new ref rebuilds");
+    assert.notEqual(create({ ...hostsStack(), makeVars: { GO_VERSION: "1.22" } }), base, "make variables rebuild");
+});
+
+test("secrets: private keys never appear in clear in registered inputs", () => {
+    const run = runProgram(hostsStack());
+    const keyBody = TEST_PRIVATE_KEY.split("\n")[1];
+    const withKey = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyBody));
+    assert.ok(withKey.length >= 5, "the key does reach the SSH commands (as a secret)");
+    for (const r of run.resources) {
+        assert.ok(JSON.stringify(r.inputs).length > 2, `${r.name} has inputs`);
+        assert.ok(!JSON.stringify(r.redacted).includes(keyBody), `${r.name} carries the private key in clear`);
+    }
+});
+
+test("bad config fails before any resource is registered", () => {
+    const run = runProgram({ ...hostsStack(), batchSize: 9, fleetCount: -2 });
+    assert.match(run.error ?? "", /forklift:batchSize: got 9; expected a number no larger than the fleet/);
+    assert.match(run.error ?? "", /forklift:fleetCount: got "-2"/);
+    assert.deepEqual(run.resources, []);
+});
+
+test("a private key config for EC2 is used for the key pair, not regenerated", () => {
+    const run = runProgram({ ...ec2Stack, sshPrivateKey: TEST_PRIVATE_KEY });
+    assert.equal(byType(run, "tls:index/privateKey:PrivateKey").length, 3, "only the 3 host keys are generated");
+    assert.ok(run.invokes.some((i) => i.token === "tls:index/getPublicKey:getPublicKey"));
+    assert.equal(named(run, "forklift-key").inputs.publicKey, "ssh-ed25519 AAAAmockpublic");
+});
