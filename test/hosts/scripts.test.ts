@@ -1,0 +1,253 @@
+/**
+ * The scripts that run on the hosts, run for real: a systemd-nspawn build host and fleet hosts
+ * (real systemd, sshd and Docker), reached over real SSH with pinned host keys, driven by the
+ * exact command strings the Pulumi program sends (lib/commands.ts). A fixture fork laid out like
+ * docker-ce is served by git daemon. Every outcome is checked on the hosts themselves.
+ */
+import { after, before, describe, test } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { bootstrapCommand, buildCommand, buildKey, installCommand, readScript, remoteArtifactPath, uninstallCommand } from "../../lib/commands";
+import { ForkConfig } from "../../lib/config";
+import { envPrefix } from "../../lib/shell";
+import { needsContainerdUnit, renderManagedFiles } from "../../lib/units";
+import { parseBuildResult, BuildResult } from "../../components/fork-build";
+import { parseHostStatus } from "../../components/fleet-host";
+import { FixtureFork } from "./fixture-fork";
+import { TestHost, scp, ssh, startHosts, stopHosts } from "../support/testbed";
+
+let builder: TestHost;
+let plain: TestHost;
+let distro: TestHost;
+let fork: FixtureFork;
+const cache = mkdtempSync(path.join(tmpdir(), "forklift-cache-"));
+
+function forkAt(ref: string): ForkConfig {
+    return { recipe: "docker-ce", repo: fork.url, ref, packagingRepo: "", packagingRef: "", makeVars: {} };
+}
+
+/** Runs the build exactly as the program's build command does. */
+function build(ref: string): { code: number; stdout: string; stderr: string } {
+    const script = readScript("build-fork.sh");
+    const f = forkAt(ref);
+    return ssh(builder, buildCommand(f, buildKey(f, script), false), { input: script });
+}
+
+const built = new Map<string, BuildResult & { local: string }>();
+async function artifact(ref: string): Promise<BuildResult & { local: string }> {
+    if (!built.has(ref)) {
+        const r = build(ref);
+        assert.equal(r.code, 0, `build ${ref} failed:\n${r.stderr}`);
+        const result = parseBuildResult(r.stdout);
+        built.set(ref, { ...result, local: fetch(result).trim() });
+    }
+    return built.get(ref)!;
+}
+
+/** scripts/fetch-artifact.sh, as ForkBuild's invoke runs it. */
+function fetch(r: BuildResult): string {
+    const env = envPrefix({
+        FORKLIFT_BUILDER_ADDRESS: builder.address,
+        FORKLIFT_BUILDER_PORT: 22,
+        FORKLIFT_BUILDER_USER: "root",
+        FORKLIFT_BUILDER_HOST_KEY: builder.hostKey,
+        FORKLIFT_INSECURE: "0",
+        FORKLIFT_REMOTE_PATH: r.artifact,
+        FORKLIFT_SHA256: r.sha256,
+        FORKLIFT_CACHE_DIR: cache,
+    });
+    const p = spawnSync("bash", ["-c", `${env} bash scripts/fetch-artifact.sh`], { input: builder.privateKey, encoding: "utf8" });
+    assert.equal(p.status, 0, `fetch failed: ${p.stderr}`);
+    return p.stdout;
+}
+
+/** Copies the artifact like CopyToRemote, then runs the program's install command. */
+function install(host: TestHost, a: BuildResult & { local: string }, opts: { skipCopy?: boolean } = {}) {
+    if (!opts.skipCopy) scp(host, a.local, remoteArtifactPath(a.sha256));
+    const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(a.binaries) }, { "live-restore": true });
+    const cmd = installCommand({ hostName: host.name, sha256: a.sha256, version: a.version, installDir: "/usr/bin", files, sudo: false });
+    return ssh(host, cmd, { input: readScript("forklift-host.sh") });
+}
+
+const on = (host: TestHost, cmd: string) => ssh(host, cmd);
+const out = (host: TestHost, cmd: string) => {
+    const r = ssh(host, cmd);
+    assert.equal(r.code, 0, `${cmd} failed on ${host.name}: ${r.stderr}`);
+    return r.stdout.trim();
+};
+const sha256Of = (host: TestHost, file: string) => out(host, `sha256sum ${file} | cut -d' ' -f1`);
+const dockerdPid = (host: TestHost) => out(host, "systemctl show -p MainPID --value docker.service");
+
+describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
+    before(async () => {
+        [builder, plain, distro] = await startHosts([
+            { name: "fl-builder", index: 31 },
+            { name: "fl-plain", index: 32 },
+            { name: "fl-distro", index: 33, debianDocker: true },
+        ]);
+        fork = new FixtureFork("10.78.31.1");
+        await fork.serve();
+    });
+    after(async () => {
+        fork?.stop();
+        rmSync(cache, { recursive: true, force: true });
+        await stopHosts();
+    });
+
+    test("bootstrap prepares the build host and is idempotent", () => {
+        const script = readScript("bootstrap-builder.sh");
+        for (let i = 0; i < 2; i++) {
+            const r = ssh(builder, bootstrapCommand("bootstrap", 0, false), { input: script });
+            assert.equal(r.code, 0, r.stderr);
+            const summary = JSON.parse(r.stdout.trim().split("\n").pop()!);
+            assert.match(summary.docker, /^\d+\.\d+/, "Docker engine answers");
+        }
+        assert.equal(out(builder, "systemctl is-active docker.service"), "active");
+        const wait = ssh(builder, bootstrapCommand("wait", 0, false), { input: script });
+        assert.equal(wait.code, 0, wait.stderr);
+    });
+
+    test("build: artifact with real binaries and the fork commit; a rerun reuses it", async () => {
+        const a = await artifact("v1");
+        assert.equal(a.commit, fork.commitOf("v1"));
+        assert.equal(a.version, "18.03.1-ce");
+        assert.ok(a.binaries.includes("dockerd") && a.binaries.includes("containerd"), a.binaries.join(","));
+        const listing = spawnSync("tar", ["-xzOf", a.local, "docker/FORKLIFT-BUILD-INFO"], { encoding: "utf8" }).stdout;
+        assert.match(listing, new RegExp(`^commit=${a.commit}$`, "m"));
+        assert.equal(sha256Of(builder, a.artifact), a.sha256);
+
+        const again = build("v1");
+        assert.equal(again.code, 0);
+        assert.match(again.stderr, /reusing the finished build/);
+        assert.equal(parseBuildResult(again.stdout).sha256, a.sha256);
+        assert.match(fetch(a), new RegExp(`${a.sha256}\\.tgz`));
+    });
+
+    test("build survives a dropped SSH connection: the next run joins it", async () => {
+        const script = readScript("build-fork.sh");
+        const f = forkAt("v2");
+        const key = buildKey(f, script);
+        // start, then drop the connection after 1 s (the fixture build takes > 3 s)
+        const dropped = ssh(builder, buildCommand(f, key, false), { input: script, timeoutMs: 1000 });
+        assert.notEqual(dropped.code, 0, "the first connection was cut");
+        const joined = build("v2");
+        assert.equal(joined.code, 0, joined.stderr);
+        assert.match(joined.stderr, /joining the running build|reusing the finished build/);
+        assert.equal(parseBuildResult(joined.stdout).commit, fork.commitOf("v2"));
+    });
+
+    test("build failures name the cause and show the log tail", () => {
+        const missing = build("no-such-ref");
+        assert.notEqual(missing.code, 0);
+        assert.match(missing.stderr, /ref 'no-such-ref' not found/);
+        const broken = build("broken");
+        assert.notEqual(broken.code, 0);
+        assert.match(broken.stderr, /last lines of .*build\.log/);
+        assert.match(broken.stderr, /undefined: timeoutFromFork/);
+    });
+
+    test("install: socket activation, the artifact's dockerd, docker run; a rerun changes nothing", async () => {
+        const a = await artifact("v1");
+        const r = install(plain, a);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(parseHostStatus(r.stdout).changed, true);
+        assert.equal(out(plain, "stat -c %a:%U:%G /run/docker.sock"), "660:root:docker");
+        assert.equal(out(plain, "readlink /usr/bin/dockerd"), "/opt/forklift/current/dockerd");
+        assert.equal(on(plain, "test -f /var/tmp/forklift-docker-*.tgz").code, 1, "staged artifact removed");
+
+        // socket activation: with the service stopped, the first API call starts dockerd
+        out(plain, "systemctl stop docker.service && systemctl is-active docker.socket");
+        assert.equal(on(plain, "systemctl is-active docker.service").stdout.trim(), "inactive");
+        assert.match(out(plain, "docker version --format '{{.Server.Version}}'"), /^\d+\./);
+        assert.equal(out(plain, "systemctl is-active docker.service"), "active");
+        const pid = dockerdPid(plain);
+        assert.equal(sha256Of(plain, `/proc/${pid}/exe`), sha256Of(plain, "/opt/forklift/current/dockerd"));
+        const tarDockerd = spawnSync("bash", ["-c", `tar -xzOf ${a.local} docker/dockerd | sha256sum | cut -d' ' -f1`], { encoding: "utf8" }).stdout.trim();
+        assert.equal(sha256Of(plain, `/proc/${pid}/exe`), tarDockerd, "running dockerd is the artifact's");
+
+        scp(plain, "/root/.cache/forklift/testbed/busybox-rootfs.tar", "/tmp/busybox.tar");
+        out(plain, "docker import /tmp/busybox.tar busybox:local >/dev/null");
+        assert.equal(out(plain, "docker run --rm busybox:local /bin/busybox echo hello-from-fork"), "hello-from-fork");
+
+        const again = install(plain, a, { skipCopy: true });
+        assert.equal(again.code, 0, again.stderr);
+        assert.equal(parseHostStatus(again.stdout).changed, false);
+        assert.match(again.stderr, /nothing to do/);
+        assert.equal(dockerdPid(plain), pid, "no restart on an unchanged install");
+    });
+
+    test("upgrade keeps a live-restore container running with the same PID", async () => {
+        const v2 = await artifact("v2");
+        out(plain, "docker run -d --name keeper busybox:local /bin/busybox sleep 100000 >/dev/null");
+        const before = out(plain, "docker inspect -f '{{.State.Pid}}' keeper");
+        const oldDockerd = dockerdPid(plain);
+        const r = install(plain, v2);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(parseHostStatus(r.stdout).sha256, v2.sha256);
+        assert.notEqual(dockerdPid(plain), oldDockerd, "dockerd was restarted");
+        assert.equal(out(plain, "readlink /opt/forklift/current"), `/opt/forklift/releases/${v2.sha256}`);
+        assert.equal(out(plain, "docker inspect -f '{{.State.Pid}}' keeper"), before);
+        assert.equal(out(plain, "docker inspect -f '{{.State.Running}}' keeper"), "true");
+    });
+
+    test("a release whose dockerd cannot start is rolled back, containers untouched", async () => {
+        const v2 = await artifact("v2");
+        const bad = await artifact("bad-daemon");
+        const keeper = out(plain, "docker inspect -f '{{.State.Pid}}' keeper");
+        const r = install(plain, bad);
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /\[forklift fl-plain\] ERROR: new release [0-9a-f]{64} failed/);
+        assert.match(r.stderr, new RegExp(`Rolled back to release ${v2.sha256}; Docker is answering`));
+        assert.equal(out(plain, "readlink /opt/forklift/current"), `/opt/forklift/releases/${v2.sha256}`);
+        assert.match(out(plain, "docker version --format '{{.Server.Version}}'"), /^\d+\./);
+        assert.equal(out(plain, "docker inspect -f '{{.State.Pid}}' keeper"), keeper);
+        assert.equal(on(plain, `test -d /opt/forklift/releases/${bad.sha256}`).code, 1, "failed release removed");
+    });
+
+    test("a corrupted artifact is refused and nothing changes", async () => {
+        const v1 = await artifact("v1");
+        const current = out(plain, "readlink /opt/forklift/current");
+        scp(plain, v1.local, remoteArtifactPath(v1.sha256));
+        out(plain, `printf garbage >> ${remoteArtifactPath(v1.sha256)}`);
+        const pid = dockerdPid(plain);
+        const r = install(plain, v1, { skipCopy: true });
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /has sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(corrupted in transfer\?\); nothing was changed/);
+        assert.equal(out(plain, "readlink /opt/forklift/current"), current);
+        assert.equal(dockerdPid(plain), pid);
+        out(plain, `rm -f ${remoteArtifactPath(v1.sha256)}`);
+    });
+
+    test("uninstall leaves a host without Docker as it was", () => {
+        const r = ssh(plain, uninstallCommand(plain.name, false));
+        assert.equal(r.code, 0, r.stderr);
+        for (const p of ["/opt/forklift", "/var/lib/forklift", "/usr/local/lib/forklift", "/etc/systemd/system/docker.service", "/etc/systemd/system/docker.socket", "/etc/systemd/system/containerd.service", "/etc/docker/daemon.json"]) {
+            assert.equal(on(plain, `test -e ${p}`).code, 1, `${p} is gone`);
+        }
+        // the image's own Debian binaries are back in /usr/bin, not forklift's links
+        assert.equal(on(plain, "test -L /usr/bin/docker").code, 1);
+        assert.equal(out(plain, "dpkg -V docker.io containerd 2>&1 | grep -c . || true"), "0", "Debian's files are intact");
+        assert.equal(on(plain, "systemctl is-active docker.socket").stdout.trim(), "inactive", "Docker was off before, is off again");
+        const again = ssh(plain, uninstallCommand(plain.name, false));
+        assert.equal(again.code, 0);
+        assert.match(again.stdout, /nothing installed/);
+    });
+
+    test("on a host with Debian's Docker: install takes over, uninstall brings Debian's back", async () => {
+        const debianVersion = out(distro, "docker version --format '{{.Server.Version}}'");
+        const v1 = await artifact("v1");
+        const r = install(distro, v1);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(out(distro, "systemctl show -p FragmentPath --value docker.service"), "/etc/systemd/system/docker.service");
+        const u = ssh(distro, uninstallCommand(distro.name, false));
+        assert.equal(u.code, 0, u.stderr);
+        assert.equal(out(distro, "systemctl show -p FragmentPath --value docker.service"), "/lib/systemd/system/docker.service");
+        assert.equal(out(distro, "docker version --format '{{.Server.Version}}'"), debianVersion);
+        assert.equal(out(distro, "systemctl is-enabled docker.socket"), "enabled");
+        assert.equal(out(distro, "dpkg -V docker.io containerd 2>&1 | grep -c . || true"), "0", "Debian's files are intact");
+    });
+});
+
