@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { SshTarget } from "../lib/config";
-import { bootstrapCommand, readScript, renderUserData } from "../lib/commands";
+import { bootstrapCommand, builderCleanupCommand, readScript, renderUserData } from "../lib/commands";
 import { ReachableHost, configuredHost, sshCommand } from "./connection";
 import { Ec2Host } from "./ec2-host";
 import { SshAccess } from "./ssh-access";
@@ -46,6 +46,7 @@ export class BuildHost extends pulumi.ComponentResource {
             {
                 connection: this.host.connection,
                 create: bootstrapCommand(args.existing ? "bootstrap" : "wait", args.swapGiB, sudo),
+                delete: builderCleanupCommand(sudo),
                 stdin: script,
                 addPreviousOutputInEnv: false,
             },

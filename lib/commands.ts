@@ -63,6 +63,12 @@ export function bootstrapCommand(mode: "bootstrap" | "wait", swapGiB: number, su
     return runScriptFromStdin({ FORKLIFT_SWAP_GIB: swapGiB }, [mode], sudo);
 }
 
+/** Undoes the bootstrap of an existing build host with the copy bootstrap left there. */
+export function builderCleanupCommand(sudo: boolean): string {
+    const script = "/var/lib/forklift-bootstrap/bootstrap-builder.sh";
+    return `if [ -f ${script} ]; then ${sudo ? "sudo -n " : ""}bash ${script} cleanup; else echo "forklift: build host was not bootstrapped"; fi`;
+}
+
 /** Where the artifact is staged on a fleet host before install (removed after a good install). */
 export function remoteArtifactPath(sha: string): string {
     return `/var/tmp/forklift-docker-${sha}.tgz`;

@@ -9,6 +9,8 @@
 #   bootstrap-builder.sh [bootstrap]   install git, make and a Docker engine (with buildx where the distro has it)
 #   bootstrap-builder.sh wait          wait for a bootstrap started elsewhere (user data), print its summary
 #   bootstrap-builder.sh host-key      only install the pinned sshd host key (user data of fleet instances)
+#   bootstrap-builder.sh cleanup       undo the bootstrap on an existing host: remove the build directory,
+#                                      the swap file it added and the packages it installed
 #
 # Variables:
 #   FORKLIFT_SWAP_GIB          size of /swapfile to add when the host has no swap (default 4; 0 = none)
@@ -53,6 +55,8 @@ apt_install() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq || fatal "apt-get update failed"
     apt-get install -y -qq --no-install-recommends "${missing[@]}" || fatal "apt-get install ${missing[*]} failed"
+    mkdir -p "$MARK_DIR"
+    printf '%s\n' "${missing[@]}" >>"$MARK_DIR/installed-packages"
 }
 
 install_tools() {
@@ -87,6 +91,8 @@ add_swap() {
         fallocate -l "${SWAP_GIB}G" /swapfile 2>/dev/null || dd if=/dev/zero of=/swapfile bs=1M count=$((SWAP_GIB * 1024)) status=none
         chmod 0600 /swapfile
         mkswap /swapfile >/dev/null
+        mkdir -p "$MARK_DIR"
+        touch "$MARK_DIR/swapfile-created"
     fi
     if swapon /swapfile 2>/dev/null; then
         grep -q '^/swapfile ' /etc/fstab || echo '/swapfile none swap sw 0 0' >>/etc/fstab
@@ -94,6 +100,26 @@ add_swap() {
     else
         warn "swapon /swapfile is not permitted here (container?); building without swap"
     fi
+}
+
+# Gives an existing build host back: build directory, swap file and the packages bootstrap added.
+do_cleanup() {
+    [ "$(id -u)" = 0 ] || fatal "must run as root"
+    systemctl stop 'forklift-build-*' 2>/dev/null || true
+    rm -rf /var/lib/forklift-build
+    if [ -f "$MARK_DIR/swapfile-created" ]; then
+        swapoff /swapfile 2>/dev/null || true
+        sed -i '\|^/swapfile none swap sw 0 0$|d' /etc/fstab
+        rm -f /swapfile
+    fi
+    if [ -s "$MARK_DIR/installed-packages" ]; then
+        local -a pkgs=()
+        mapfile -t pkgs <"$MARK_DIR/installed-packages"
+        info "removing the packages bootstrap installed: ${pkgs[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "${pkgs[@]}" >/dev/null || warn "could not remove ${pkgs[*]}"
+    fi
+    rm -rf "$MARK_DIR"
+    info "build host cleaned up"
 }
 
 summary() {
@@ -107,11 +133,14 @@ summary() {
 do_bootstrap() {
     [ "$(id -u)" = 0 ] || fatal "must run as root"
     rm -f "$MARK_DIR/failed" "$MARK_DIR/done"
+    mkdir -p "$MARK_DIR"
     install_host_key
     install_tools
     start_docker
     add_swap
     mkdir -p "$MARK_DIR"
+    # kept for `cleanup`, which `pulumi destroy` runs on an existing build host
+    install -m 0755 "${BASH_SOURCE[0]}" "$MARK_DIR/bootstrap-builder.sh"
     summary >"$MARK_DIR/done"
     info "build host ready: $(cat "$MARK_DIR/done")"
     cat "$MARK_DIR/done"
@@ -135,6 +164,7 @@ main() {
         bootstrap) do_bootstrap ;;
         wait) do_wait ;;
         host-key) install_host_key ;;
+        cleanup) do_cleanup ;;
         *) fatal "usage: $0 [bootstrap|wait]" ;;
     esac
 }

@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { bootstrapCommand, buildCommand, buildKey, installCommand, readScript, remoteArtifactPath, uninstallCommand } from "../../lib/commands";
+import { bootstrapCommand, buildCommand, builderCleanupCommand, buildKey, installCommand, readScript, remoteArtifactPath, uninstallCommand } from "../../lib/commands";
 import { ForkConfig } from "../../lib/config";
 import { envPrefix } from "../../lib/shell";
 import { needsContainerdUnit, renderManagedFiles } from "../../lib/units";
@@ -248,6 +248,19 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         assert.equal(out(distro, "docker version --format '{{.Server.Version}}'"), debianVersion);
         assert.equal(out(distro, "systemctl is-enabled docker.socket"), "enabled");
         assert.equal(out(distro, "dpkg -V docker.io containerd 2>&1 | grep -c . || true"), "0", "Debian's files are intact");
+    });
+
+    test("destroy on an existing build host removes the builds and bootstrap's traces", () => {
+        assert.equal(on(builder, "test -d /var/lib/forklift-build").code, 0);
+        const r = ssh(builder, builderCleanupCommand(false));
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, /build host cleaned up/);
+        for (const p of ["/var/lib/forklift-build", "/var/lib/forklift-bootstrap"]) {
+            assert.equal(on(builder, `test -e ${p}`).code, 1, `${p} is gone`);
+        }
+        assert.equal(out(builder, "systemctl list-units --all --no-legend 'forklift-build-*' | wc -l"), "0", "no build unit left");
+        assert.equal(out(builder, "dpkg-query -W -f='${Status}' docker.io"), "install ok installed", "packages that were there before stay");
+        assert.match(ssh(builder, builderCleanupCommand(false)).stdout, /was not bootstrapped/);
     });
 });
 

@@ -104,6 +104,8 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
 
     const bootstrap = named(run, "forklift-builder-bootstrap");
     assert.match(bootstrap.inputs.create, /bash "\$f" bootstrap;/);
+    assert.match(bootstrap.inputs.delete, /bootstrap-builder\.sh cleanup/, "destroy cleans the existing build host");
+    assert.equal(bootstrap.deletedWith, undefined);
     assert.match(bootstrap.inputs.stdin, /bootstrap-builder\.sh/);
 
     const build = named(run, "forklift-fork-build");
