@@ -63,32 +63,36 @@ export interface ForkliftConfig {
     artifactCacheDir: string;
 }
 
-/** Every key the program reads, with its default (undefined: no default). */
+/**
+ * Every key the program reads, with its default (undefined: required). Optional keys default to
+ * "" or {} meaning "unset": the CLI treats a key declared in Pulumi.yaml without a default as
+ * required, so every optional key needs one there too.
+ */
 export const DEFAULTS = {
     recipe: "docker-ce-packaging",
     forkRepo: undefined,
     forkRef: undefined,
-    cliRepo: undefined,
-    cliRef: undefined,
+    cliRepo: "",
+    cliRef: "",
     packagingRepo: "https://github.com/docker/docker-ce-packaging.git",
     packagingRef: "master",
-    version: undefined,
+    version: "",
     makeVars: {},
-    builderHost: undefined,
+    builderHost: {},
     builderInstanceType: "t2.medium",
-    builderAmi: undefined,
+    builderAmi: "",
     builderVolumeGiB: 50,
     builderSwapGiB: 4,
     fleetHosts: [],
     fleetCount: 0,
     fleetInstanceType: "t3.small",
-    fleetAmi: undefined,
+    fleetAmi: "",
     fleetVolumeGiB: 20,
-    subnetId: undefined,
+    subnetId: "",
     sshAllowedCidrs: [],
     allowOpenSsh: false,
     sshUser: "ubuntu",
-    sshPrivateKey: undefined,
+    sshPrivateKey: "",
     batchSize: 1,
     installDir: "/usr/bin",
     daemonJson: { "live-restore": true },
@@ -238,8 +242,8 @@ class Reader {
 
     string(key: ConfigKey, check?: (v: string) => string | null, expected = "a string"): string | undefined {
         const v = this.value(key);
-        if (v === undefined) return undefined;
-        if (typeof v !== "string" || v === "") {
+        if (v === undefined || v === "") return undefined;
+        if (typeof v !== "string") {
             this.fail(key, v, check ? (check("\u0000") ?? expected) : "a non-empty string");
             return undefined;
         }
@@ -400,12 +404,13 @@ export function parseConfig(raw: Raw): ForkliftConfig {
     };
     if (fork.recipe !== "docker-ce-packaging") {
         for (const k of ["cliRepo", "cliRef"] as const) {
-            if (r.has(k)) r.fail(k, r.value(k), `to be unset: only recipe docker-ce-packaging builds a separate CLI (recipe is ${fork.recipe})`);
+            if (r.value(k)) r.fail(k, r.value(k), `to be unset: only recipe docker-ce-packaging builds a separate CLI (recipe is ${fork.recipe})`);
         }
     }
 
     const builderRaw = r.value("builderHost");
-    const builderHost = builderRaw === undefined ? undefined : readTarget(r, "builderHost", builderRaw, true);
+    const unset = builderRaw === undefined || (typeof builderRaw === "object" && builderRaw !== null && Object.keys(builderRaw).length === 0);
+    const builderHost = unset ? undefined : readTarget(r, "builderHost", builderRaw, false);
 
     const hostsRaw = r.value("fleetHosts");
     const fleetHosts: SshTarget[] = [];

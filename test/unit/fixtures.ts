@@ -22,3 +22,64 @@ export function hostsStack(): Record<string, unknown> {
         ],
     };
 }
+
+const host = (over: Record<string, unknown> = {}) => ({ address: "10.0.0.5", user: "root", privateKey: TEST_PRIVATE_KEY, hostKey: TEST_HOST_KEY, ...over });
+
+/** The valid hosts stack with the overrides applied (undefined removes a key). */
+export function badStack(overrides: Record<string, unknown>): Record<string, unknown> {
+    const values: Record<string, unknown> = { ...hostsStack(), ...overrides };
+    for (const k of Object.keys(values)) if (values[k] === undefined) delete values[k];
+    return values;
+}
+
+/** [what, stack overrides, key named in the message, fragment of the expected form] */
+export const badConfigs: [string, Record<string, unknown>, string, string][] = [
+    ["missing fork repo", { forkRepo: undefined }, "forklift:forkRepo", "git URL"],
+    ["missing fork ref", { forkRef: undefined }, "forklift:forkRef", "branch, tag or commit"],
+    ["repo is not a URL", { forkRepo: "not a url" }, "forklift:forkRepo", "git URL"],
+    ["repo with a bad scheme", { forkRepo: "ftp://example.com/x.git" }, "forklift:forkRepo", "git URL"],
+    ["ref with a space", { forkRef: "my branch" }, "forklift:forkRef", "no spaces"],
+    ["ref with ..", { forkRef: "a..b" }, "forklift:forkRef", "'..'"],
+    ["ref ending in .lock", { forkRef: "feature.lock" }, "forklift:forkRef", "branch"],
+    ["unknown recipe", { recipe: "bazel" }, "forklift:recipe", "docker-ce, docker-ce-packaging, moby"],
+    ["cliRepo with recipe moby", { recipe: "moby", cliRepo: "https://github.com/me/cli.git" }, "forklift:cliRepo", "only recipe docker-ce-packaging"],
+    ["bad make variable name", { makeVars: { "lower-case": "1" } }, "forklift:makeVars.lower-case", "make variable name"],
+    ["multi-line make value", { makeVars: { X: "a\nb" } }, "forklift:makeVars.X", "single-line"],
+    ["bad version", { version: "v 1" }, "forklift:version", "version such as"],
+    ["bad builder instance type", { builderInstanceType: "huge" }, "forklift:builderInstanceType", "instance type"],
+    ["bad fleet instance type", { fleetInstanceType: "t3" }, "forklift:fleetInstanceType", "instance type"],
+    ["bad AMI", { builderAmi: "ubuntu" }, "forklift:builderAmi", "AMI id"],
+    ["bad subnet", { subnetId: "vpc-123" }, "forklift:subnetId", "subnet id"],
+    ["fleet count 0 and no hosts", { fleetHosts: [], fleetCount: 0 }, "forklift:fleetHosts", "at least one fleet host"],
+    ["negative fleet count", { fleetCount: -1 }, "forklift:fleetCount", "whole number from 0"],
+    ["non-integer fleet count", { fleetCount: 1.5 }, "forklift:fleetCount", "whole number"],
+    ["fleet count is text", { fleetCount: "three" }, "forklift:fleetCount", "whole number"],
+    ["batch size 0", { batchSize: 0 }, "forklift:batchSize", "from 1"],
+    ["batch size larger than the fleet", { batchSize: 5 }, "forklift:batchSize", "no larger than the fleet (2 hosts)"],
+    ["duplicate host addresses", { fleetHosts: [host({ name: "a" }), host({ name: "b" })] }, "forklift:fleetHosts[1].address", "not already used"],
+    ["duplicate host names", { fleetHosts: [host({ name: "a" }), host({ name: "a", address: "10.0.0.6" })] }, "forklift:fleetHosts[1].name", "not already used"],
+    ["host without a key", { fleetHosts: [host({ privateKey: undefined })] }, "forklift:fleetHosts[0].privateKey", "useAgent"],
+    ["key that is not a private key", { fleetHosts: [host({ privateKey: "ssh-ed25519 AAAA me@x" })] }, "forklift:fleetHosts[0].privateKey", "PEM or OpenSSH private key"],
+    ["host without an address", { fleetHosts: [host({ address: undefined })] }, "forklift:fleetHosts[0].address", "host name or IP"],
+    ["host with a bad address", { fleetHosts: [host({ address: "a b" })] }, "forklift:fleetHosts[0].address", "host name or IP"],
+    ["host with a bad port", { fleetHosts: [host({ port: 70000 })] }, "forklift:fleetHosts[0].port", "1 to 65535"],
+    ["host without a host key", { fleetHosts: [host({ hostKey: undefined })] }, "forklift:fleetHosts[0].hostKey", "insecureSkipHostKeyCheck"],
+    ["host with a malformed host key", { fleetHosts: [host({ hostKey: "AAAA" })] }, "forklift:fleetHosts[0].hostKey", "public host key line"],
+    ["typo in a host field", { fleetHosts: [host({ adress: "x" })] }, "forklift:fleetHosts[0].adress", "no such field"],
+    ["proxy without a host key", { fleetHosts: [host({ proxy: { address: "10.0.0.1", privateKey: TEST_PRIVATE_KEY } })] }, "forklift:fleetHosts[0].proxy.hostKey", "public SSH key"],
+    ["fleet hosts not a list", { fleetHosts: { address: "x" } }, "forklift:fleetHosts", "list of host objects"],
+    ["launching with no CIDRs", { fleetCount: 1 }, "forklift:sshAllowedCidrs", "at least one CIDR"],
+    ["malformed CIDR", { fleetCount: 1, sshAllowedCidrs: ["10.0.0.0/33"] }, "forklift:sshAllowedCidrs[0]", "CIDR block"],
+    ["CIDR without a mask", { fleetCount: 1, sshAllowedCidrs: ["10.0.0.1"] }, "forklift:sshAllowedCidrs[0]", "CIDR block"],
+    ["open SSH without opt-in", { fleetCount: 1, sshAllowedCidrs: ["0.0.0.0/0"] }, "forklift:sshAllowedCidrs[0]", "allowOpenSsh: true"],
+    ["open IPv6 SSH without opt-in", { fleetCount: 1, sshAllowedCidrs: ["::/0"] }, "forklift:sshAllowedCidrs[0]", "allowOpenSsh: true"],
+    ["CIDRs not a list", { fleetCount: 1, sshAllowedCidrs: "10.0.0.0/8" }, "forklift:sshAllowedCidrs", "list of strings"],
+    ["boolean that is not one", { allowOpenSsh: "yes" }, "forklift:allowOpenSsh", "true or false"],
+    ["relative install dir", { installDir: "usr/bin" }, "forklift:installDir", "absolute path"],
+    ["daemonJson not a map", { daemonJson: ["live-restore"] }, "forklift:daemonJson", "map of daemon.json settings"],
+    ["volume too small for a build", { builderVolumeGiB: 8 }, "forklift:builderVolumeGiB", "from 30"],
+    ["login key that is not a key", { sshPrivateKey: "hunter2" }, "forklift:sshPrivateKey", "private key"],
+    ["unknown top-level key (typo)", { batchsize: 2 }, "forklift:batchsize", "did you mean forklift:batchSize"],
+    ["unknown top-level key", { colour: "blue" }, "forklift:colour", "unknown key"],
+];
+
