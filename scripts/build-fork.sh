@@ -22,6 +22,8 @@
 #
 # Output (stdout, one JSON line): artifact, sha256, size, version, commit, cliCommit, binaries, recipe, buildKey.
 set -euo pipefail
+# the recipes call helpers inside $(...): a failing step there must stop the build too
+shopt -s inherit_errexit
 
 BUILD_ROOT=${FORKLIFT_BUILD_ROOT:-/var/lib/forklift-build}
 BUILD_TIMEOUT=${FORKLIFT_BUILD_TIMEOUT:-10800}
@@ -151,11 +153,15 @@ checkout() {
         git clone --mirror "$repo" "$mirror.tmp" >&2
         mv "$mirror.tmp" "$mirror"
     fi
+    local commit
+    if ! commit=$(git -C "$mirror" rev-parse --verify --quiet "$ref^{commit}"); then
+        echo "ref '$ref' not found in $repo" >"$RUN_DIR/failed.reason"
+        return 1
+    fi
     rm -rf "$dest"
     git clone --quiet --shared --no-checkout "$mirror" "$dest" >&2
-    git -C "$dest" -c advice.detachedHead=false checkout --quiet "$(git -C "$mirror" rev-parse --verify "$ref^{commit}")" ||
-        { echo "ref '$ref' not found in $repo" >"$RUN_DIR/failed.reason"; return 1; }
-    git -C "$dest" rev-parse HEAD
+    git -C "$dest" -c advice.detachedHead=false checkout --quiet "$commit" >&2
+    echo "$commit"
 }
 
 make_vars() {
@@ -260,6 +266,8 @@ package_artifact() {
 # Records the failure for the waiting `build` (reason file, else the failing step's exit code).
 on_run_error() {
     local rc=$?
+    # the trap also fires inside $(...) (errtrace); the innermost, first report wins
+    [ ! -f "$RUN_DIR/failed" ] || return 0
     if [ -f "$RUN_DIR/failed.reason" ]; then mv -f "$RUN_DIR/failed.reason" "$RUN_DIR/failed"; else echo "exit code $rc" >"$RUN_DIR/failed"; fi
 }
 

@@ -63,7 +63,7 @@ prepare_ssh() {
 fetch() {
     local dest=$1
     mkdir -p "$FORKLIFT_CACHE_DIR"
-    scp -q "${SSH_OPTS[@]}" "$FORKLIFT_BUILDER_USER@$FORKLIFT_BUILDER_ADDRESS:$FORKLIFT_REMOTE_PATH" "$dest.part" ||
+    scp "${SSH_OPTS[@]}" "$FORKLIFT_BUILDER_USER@$FORKLIFT_BUILDER_ADDRESS:$FORKLIFT_REMOTE_PATH" "$dest.part" ||
         fatal "could not copy $FORKLIFT_REMOTE_PATH from $FORKLIFT_BUILDER_ADDRESS"
     local got
     got=$(sha256sum "$dest.part" | cut -d' ' -f1)

@@ -17,7 +17,7 @@ import { needsContainerdUnit, renderManagedFiles } from "../../lib/units";
 import { parseBuildResult, BuildResult } from "../../components/fork-build";
 import { parseHostStatus } from "../../components/fleet-host";
 import { FixtureFork } from "./fixture-fork";
-import { TestHost, scp, ssh, startHosts, stopHosts } from "../support/testbed";
+import { HOST_BUSYBOX_TARBALL, TestHost, scp, ssh, startHosts, stopHosts } from "../support/testbed";
 
 let builder: TestHost;
 let plain: TestHost;
@@ -48,18 +48,22 @@ async function artifact(ref: string): Promise<BuildResult & { local: string }> {
 }
 
 /** scripts/fetch-artifact.sh, as ForkBuild's invoke runs it. */
-function fetch(r: BuildResult): string {
+function runFetch(r: BuildResult, hostKey: string, cacheDir = cache) {
     const env = envPrefix({
         FORKLIFT_BUILDER_ADDRESS: builder.address,
         FORKLIFT_BUILDER_PORT: 22,
         FORKLIFT_BUILDER_USER: "root",
-        FORKLIFT_BUILDER_HOST_KEY: builder.hostKey,
+        FORKLIFT_BUILDER_HOST_KEY: hostKey,
         FORKLIFT_INSECURE: "0",
         FORKLIFT_REMOTE_PATH: r.artifact,
         FORKLIFT_SHA256: r.sha256,
-        FORKLIFT_CACHE_DIR: cache,
+        FORKLIFT_CACHE_DIR: cacheDir,
     });
-    const p = spawnSync("bash", ["-c", `${env} bash scripts/fetch-artifact.sh`], { input: builder.privateKey, encoding: "utf8" });
+    return spawnSync("bash", ["-c", `${env} bash scripts/fetch-artifact.sh`], { input: builder.privateKey, encoding: "utf8" });
+}
+
+function fetch(r: BuildResult): string {
+    const p = runFetch(r, builder.hostKey);
     assert.equal(p.status, 0, `fetch failed: ${p.stderr}`);
     return p.stdout;
 }
@@ -84,9 +88,9 @@ const dockerdPid = (host: TestHost) => out(host, "systemctl show -p MainPID --va
 describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
     before(async () => {
         [builder, plain, distro] = await startHosts([
-            { name: "fl-builder", index: 31 },
-            { name: "fl-plain", index: 32 },
-            { name: "fl-distro", index: 33, debianDocker: true },
+            { name: "builder", index: 31 },
+            { name: "plain", index: 32 },
+            { name: "distro", index: 33, debianDocker: true },
         ]);
         fork = new FixtureFork("10.78.31.1");
         await fork.serve();
@@ -124,6 +128,21 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         assert.match(again.stderr, /reusing the finished build/);
         assert.equal(parseBuildResult(again.stdout).sha256, a.sha256);
         assert.match(fetch(a), new RegExp(`${a.sha256}\\.tgz`));
+    });
+
+    test("fetch refuses a build host whose host key is not the pinned one", async () => {
+        const a = await artifact("v1");
+        const other = mkdtempSync(path.join(tmpdir(), "forklift-cache-"));
+        try {
+            const wrongKey = plain.hostKey; // a real host key, but another host's
+            const r = runFetch(a, wrongKey, other);
+            assert.notEqual(r.status, 0);
+            assert.match(r.stderr, /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/);
+            assert.match(r.stderr, /could not copy/);
+            assert.equal(spawnSync("ls", ["-A", other], { encoding: "utf8" }).stdout, "", "nothing was cached");
+        } finally {
+            rmSync(other, { recursive: true, force: true });
+        }
     });
 
     test("build survives a dropped SSH connection: the next run joins it", async () => {
@@ -168,8 +187,7 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         const tarDockerd = spawnSync("bash", ["-c", `tar -xzOf ${a.local} docker/dockerd | sha256sum | cut -d' ' -f1`], { encoding: "utf8" }).stdout.trim();
         assert.equal(sha256Of(plain, `/proc/${pid}/exe`), tarDockerd, "running dockerd is the artifact's");
 
-        scp(plain, "/root/.cache/forklift/testbed/busybox-rootfs.tar", "/tmp/busybox.tar");
-        out(plain, "docker import /tmp/busybox.tar busybox:local >/dev/null");
+        out(plain, `docker import ${HOST_BUSYBOX_TARBALL} busybox:local >/dev/null`);
         assert.equal(out(plain, "docker run --rm busybox:local /bin/busybox echo hello-from-fork"), "hello-from-fork");
 
         const again = install(plain, a, { skipCopy: true });
@@ -199,7 +217,7 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         const keeper = out(plain, "docker inspect -f '{{.State.Pid}}' keeper");
         const r = install(plain, bad);
         assert.notEqual(r.code, 0);
-        assert.match(r.stderr, /\[forklift fl-plain\] ERROR: new release [0-9a-f]{64} failed/);
+        assert.match(r.stderr, /\[forklift plain\] ERROR: new release [0-9a-f]{64} failed/);
         assert.match(r.stderr, new RegExp(`Rolled back to release ${v2.sha256}; Docker is answering`));
         assert.equal(out(plain, "readlink /opt/forklift/current"), `/opt/forklift/releases/${v2.sha256}`);
         assert.match(out(plain, "docker version --format '{{.Server.Version}}'"), /^\d+\./);
