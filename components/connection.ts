@@ -16,8 +16,9 @@ export function connectionFor(t: SshTarget, insecure: boolean): Connection {
         host: t.address,
         port: t.port,
         user: t.user,
+        // no agentSocketPath: the provider falls back to SSH_AUTH_SOCK, and a stored per-login
+        // socket path would make every command look changed (and break deletes later)
         privateKey: t.privateKey ? pulumi.secret(t.privateKey) : undefined,
-        agentSocketPath: t.useAgent ? process.env.SSH_AUTH_SOCK : undefined,
         hostKey: insecure ? undefined : t.hostKey,
         ...DIAL,
     };
@@ -27,7 +28,6 @@ export function connectionFor(t: SshTarget, insecure: boolean): Connection {
             port: t.proxy.port,
             user: t.proxy.user,
             privateKey: t.proxy.privateKey ? pulumi.secret(t.proxy.privateKey) : undefined,
-            agentSocketPath: t.proxy.useAgent ? process.env.SSH_AUTH_SOCK : undefined,
             hostKey: insecure ? undefined : t.proxy.hostKey,
             ...DIAL,
         };

@@ -72,7 +72,9 @@ export class Ec2Host extends pulumi.ComponentResource {
                 rootBlockDevice: { volumeSize: args.volumeGiB, volumeType: "gp3", encrypted: true, deleteOnTermination: true },
                 tags: { Name: name, "managed-by": "forklift" },
             },
-            { parent },
+            // a newer Ubuntu AMI or an edited bootstrap script must not replace running hosts
+            // (and so restart the fleet); replace one explicitly to pick them up
+            { parent, ignoreChanges: ["ami", "userData"] },
         );
 
         const address = pulumi.all([this.instance.publicIp, this.instance.privateIp]).apply(([pub, priv]) => pub || priv);

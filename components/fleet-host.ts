@@ -65,6 +65,7 @@ export class FleetHost extends pulumi.ComponentResource {
         const parent = this;
         const sudo = args.host.user !== "root";
         const deletedWith = args.host.instance;
+        const owner = `${pulumi.getProject()}/${pulumi.getStack()}/${args.host.name}`;
 
         const copy = new command.remote.CopyToRemote(
             `${name}-artifact`,
@@ -81,6 +82,7 @@ export class FleetHost extends pulumi.ComponentResource {
             .apply(([sha256, version, binaries]) =>
                 installCommand({
                     hostName: args.host.name,
+                    owner,
                     sha256,
                     version,
                     installDir: args.installDir,
@@ -93,7 +95,7 @@ export class FleetHost extends pulumi.ComponentResource {
             {
                 connection: args.host.connection,
                 create,
-                delete: uninstallCommand(args.host.name, sudo),
+                delete: uninstallCommand(args.host.name, owner, sudo),
                 stdin: readScript("forklift-host.sh"),
                 addPreviousOutputInEnv: false,
             },

@@ -76,6 +76,8 @@ export function remoteArtifactPath(sha: string): string {
 
 export interface InstallInputs {
     hostName: string;
+    /** project/stack/host: the uninstall of another resource leaves this install alone. */
+    owner: string;
     sha256: string;
     version: string;
     installDir: string;
@@ -87,6 +89,7 @@ export function installCommand(i: InstallInputs): string {
     return runScriptFromStdin(
         {
             FORKLIFT_HOST: i.hostName,
+            FORKLIFT_OWNER: i.owner,
             FORKLIFT_ARTIFACT: remoteArtifactPath(i.sha256),
             FORKLIFT_SHA256: i.sha256,
             FORKLIFT_VERSION: i.version,
@@ -102,8 +105,8 @@ export function installCommand(i: InstallInputs): string {
 }
 
 /** Runs the copy of forklift-host.sh that the install left on the host; a no-op where none is. */
-export function uninstallCommand(hostName: string, sudo: boolean): string {
-    const run = `${sudo ? "sudo -n " : ""}env ${envPrefix({ FORKLIFT_HOST: hostName })} bash ${HOST_SCRIPT_PATH} uninstall`;
+export function uninstallCommand(hostName: string, owner: string, sudo: boolean): string {
+    const run = `${sudo ? "sudo -n " : ""}env ${envPrefix({ FORKLIFT_HOST: hostName, FORKLIFT_OWNER: owner })} bash ${HOST_SCRIPT_PATH} uninstall`;
     return `if [ -f ${HOST_SCRIPT_PATH} ]; then ${run}; else echo "forklift: nothing installed on ${shq(hostName)}"; fi`;
 }
 

@@ -146,6 +146,8 @@ export function isOpenCidr(v: string): boolean {
 export function checkGitUrl(v: string): string | null {
     const expected = "a git URL (https://, ssh://, git://, file:// or user@host:path)";
     if (/\s/.test(v) || v.startsWith("-")) return expected;
+    // a token in the URL would land in the state, the build log and the artifact
+    if (/^(https?|git):\/\/[^/]*@/.test(v)) return "a git URL without credentials (give the build host a deploy key or credential helper instead)";
     if (/^(https?|ssh|git|file):\/\/[^/]*\/?\S*$/.test(v)) {
         return /^(https?|ssh|git):\/\/[^/]+\/\S+/.test(v) || /^file:\/\/\/\S+/.test(v) ? null : expected;
     }

@@ -140,7 +140,10 @@ do_bootstrap() {
     add_swap
     mkdir -p "$MARK_DIR"
     # kept for `cleanup`, which `pulumi destroy` runs on an existing build host
-    install -m 0755 "${BASH_SOURCE[0]}" "$MARK_DIR/bootstrap-builder.sh"
+    # (as user data the script carries the private host key in an export line: leave it out)
+    grep -v '^export FORKLIFT_SSH_HOST_KEY_B64=' "${BASH_SOURCE[0]}" >"$MARK_DIR/bootstrap-builder.sh.tmp" || true
+    chmod 0700 "$MARK_DIR/bootstrap-builder.sh.tmp"
+    mv -f "$MARK_DIR/bootstrap-builder.sh.tmp" "$MARK_DIR/bootstrap-builder.sh"
     summary >"$MARK_DIR/done"
     info "build host ready: $(cat "$MARK_DIR/done")"
     cat "$MARK_DIR/done"

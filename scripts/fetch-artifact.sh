@@ -64,7 +64,7 @@ fetch() {
     local dest=$1
     mkdir -p "$FORKLIFT_CACHE_DIR"
     scp "${SSH_OPTS[@]}" "$FORKLIFT_BUILDER_USER@$FORKLIFT_BUILDER_ADDRESS:$FORKLIFT_REMOTE_PATH" "$dest.part" ||
-        fatal "could not copy $FORKLIFT_REMOTE_PATH from $FORKLIFT_BUILDER_ADDRESS"
+        fatal "could not copy $FORKLIFT_REMOTE_PATH from $FORKLIFT_BUILDER_ADDRESS (if the build host lost its builds, rebuild with \`pulumi up --replace <URN of forklift-fork-build>\`)"
     local got
     got=$(sha256sum "$dest.part" | cut -d' ' -f1)
     [ "$got" = "$FORKLIFT_SHA256" ] || { rm -f "$dest.part"; fatal "fetched artifact has sha256 $got, expected $FORKLIFT_SHA256"; }

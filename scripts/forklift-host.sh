@@ -15,7 +15,8 @@
 #   FORKLIFT_DOCKER_SERVICE_B64, FORKLIFT_DOCKER_SOCKET_B64   base64 of the rendered units
 #   FORKLIFT_CONTAINERD_SERVICE_B64   base64 of containerd.service, empty when the release has none
 #   FORKLIFT_DAEMON_JSON_B64  base64 of /etc/docker/daemon.json, empty to leave the host's file alone
-#   FORKLIFT_VERIFY_TIMEOUT   seconds to wait for the new daemon to answer (default 60)
+#   FORKLIFT_VERIFY_TIMEOUT   seconds to wait for the new daemon to start and answer (default 60)
+#   FORKLIFT_OWNER            who installs (project/stack/host); uninstall only acts for the same owner
 #
 # Layout on the host:
 #   /opt/forklift/releases/<sha256>/   unpacked binaries of each release (current + previous kept)
@@ -34,10 +35,11 @@ INSTALL_DIR=${FORKLIFT_INSTALL_DIR:-/usr/bin}
 VERIFY_TIMEOUT=${FORKLIFT_VERIFY_TIMEOUT:-60}
 STAGE=""
 
-info() { printf '[forklift %s] %s\n' "$HOST_NAME" "$*" >&2; }
-warn() { printf '[forklift %s] WARN: %s\n' "$HOST_NAME" "$*" >&2; }
+# Messages must not kill the script when the SSH session that reads them is gone (see main).
+info() { printf '[forklift %s] %s\n' "$HOST_NAME" "$*" >&2 || true; }
+warn() { printf '[forklift %s] WARN: %s\n' "$HOST_NAME" "$*" >&2 || true; }
 fatal() {
-    printf '[forklift %s] ERROR: %s\n' "$HOST_NAME" "$*" >&2
+    printf '[forklift %s] ERROR: %s\n' "$HOST_NAME" "$*" >&2 || true
     exit 1
 }
 
@@ -138,8 +140,10 @@ verify_artifact() {
     [ -f "${FORKLIFT_ARTIFACT:-}" ] || fatal "artifact ${FORKLIFT_ARTIFACT:-<unset>} is missing on the host"
     local got
     got=$(sha256sum "$FORKLIFT_ARTIFACT" | cut -d' ' -f1)
-    [ "$got" = "$FORKLIFT_SHA256" ] ||
-        fatal "artifact $FORKLIFT_ARTIFACT has sha256 $got, expected $FORKLIFT_SHA256 (corrupted in transfer?); nothing was changed"
+    if [ "$got" != "$FORKLIFT_SHA256" ]; then
+        rm -f "$FORKLIFT_ARTIFACT"
+        fatal "artifact $FORKLIFT_ARTIFACT has sha256 $got, expected $FORKLIFT_SHA256 (corrupted in transfer?); nothing was changed. The bad copy was removed: run \`pulumi up --replace <URN of this host's -artifact resource>\` to copy it again"
+    fi
     info "artifact sha256 verified ($got)"
 }
 
@@ -185,7 +189,7 @@ up_to_date() {
 links_match() {
     local bin
     for bin in $(release_binaries "$1"); do
-        [ "$(readlink "$INSTALL_DIR/$bin" 2>/dev/null)" = "$OPT/current/$bin" ] || return 1
+        [ "$(readlink "$INSTALL_DIR/$bin" 2>/dev/null || true)" = "$OPT/current/$bin" ] || return 1
     done
 }
 
@@ -249,26 +253,56 @@ apply_files() {
             mode=0644
             put_file "$src/$name" "$path" "$mode"
         elif grep -qxF "$path" "$STATE/owned.list" 2>/dev/null; then
+            # forklift's containerd must not run on after its unit (and binary) are gone
+            [ "$name" != containerd.service ] || systemctl disable --now containerd.service >/dev/null 2>&1 || true
             release_path "$path"
         fi
     done
+}
+
+# Links in an install dir used by an earlier run (installDir changed) go back to what was there.
+release_stale_links() {
+    local path
+    while read -r path; do
+        case "$path" in "$INSTALL_DIR"/* | /etc/*) continue ;; esac
+        case "$(readlink "$path" 2>/dev/null || true)" in "$OPT/current/"*) release_path "$path" ;; esac
+    done < <(cat "$STATE/owned.list" 2>/dev/null || true)
 }
 
 ensure_group() {
     getent group docker >/dev/null || groupadd --system docker
 }
 
-# Restarts containerd (when shipped) and Docker on the files now in place.
+# Restarts containerd (when shipped) and Docker on the files now in place, within VERIFY_TIMEOUT.
 restart_docker() {
+    # a running daemon re-reads daemon.json on HUP: with live-restore on, stopping it below
+    # leaves the containers running (a distro daemon started without live-restore included)
+    if systemctl is-active --quiet docker.service; then
+        if systemctl reload docker.service 2>/dev/null; then sleep 1; fi
+    fi
     systemctl daemon-reload
     local units="docker.socket docker.service"
-    [ ! -f /etc/systemd/system/containerd.service ] || ! grep -qxF /etc/systemd/system/containerd.service "$STATE/owned.list" ||
+    if grep -qxF /etc/systemd/system/containerd.service "$STATE/owned.list" 2>/dev/null; then
         units="containerd.service $units"
+    elif unit_was containerd.service active; then
+        # back on the host's own containerd (the release ships none)
+        timeout "$VERIFY_TIMEOUT" systemctl start containerd.service
+    fi
     # shellcheck disable=SC2086 # word splitting of the unit list is intended
     systemctl enable $units >/dev/null 2>&1
     systemctl stop docker.service docker.socket
-    case "$units" in containerd.service*) systemctl restart containerd.service ;; esac
-    systemctl start docker.socket docker.service
+    case "$units" in containerd.service*) timeout "$VERIFY_TIMEOUT" systemctl restart containerd.service ;; esac
+    # Type=notify with TimeoutStartSec=0 would wait forever for a daemon that never gets ready
+    timeout "$VERIFY_TIMEOUT" systemctl start docker.socket docker.service
+}
+
+# True when UNIT was STATE (enabled/active) before forklift's first install.
+unit_was() {
+    [ -f "$STATE/pre-state" ] || return 1
+    case "$2" in
+        enabled) awk -v u="$1" '$1 == u && $2 == "enabled" {found = 1} END {exit !found}' "$STATE/pre-state" ;;
+        active) awk -v u="$1" '$1 == u && $3 == "active" {found = 1} END {exit !found}' "$STATE/pre-state" ;;
+    esac
 }
 
 running_dockerd_matches() {
@@ -278,11 +312,21 @@ running_dockerd_matches() {
     [ "$(sha256sum "/proc/$pid/exe" | cut -d' ' -f1)" = "$(sha256sum "$1/dockerd" | cut -d' ' -f1)" ]
 }
 
+# The docker CLI to ask: the release's own, else one already on the host (a moby build ships none).
+docker_cli() {
+    if [ -x "$1/docker" ]; then echo "$1/docker"; else command -v docker || true; fi
+}
+
 # Waits until `docker version` answers through the socket and the running dockerd is RELEASE's.
 verify_release() {
-    local release="$OPT/releases/$1" deadline
+    local release="$OPT/releases/$1" deadline cli
+    cli=$(docker_cli "$release")
+    if [ -z "$cli" ]; then
+        echo "no docker CLI to check the daemon with (the release has none and neither has the host)"
+        return 1
+    fi
     deadline=$((SECONDS + VERIFY_TIMEOUT))
-    until "$INSTALL_DIR/docker" -H unix:///run/docker.sock version --format '{{.Server.Version}}' >/dev/null 2>&1; do
+    until "$cli" -H unix:///run/docker.sock version --format '{{.Server.Version}}' >/dev/null 2>&1; do
         if [ "$SECONDS" -ge "$deadline" ]; then
             echo "docker did not answer within ${VERIFY_TIMEOUT}s"
             return 1
@@ -290,7 +334,7 @@ verify_release() {
         sleep 1
     done
     if ! running_dockerd_matches "$release"; then
-        echo "the running dockerd is not the binary of release $1"
+        echo "the running dockerd is not the binary of release $1 (a drop-in overriding ExecStart? $(systemctl show -p DropInPaths --value docker.service))"
         return 1
     fi
 }
@@ -299,11 +343,18 @@ daemon_log_tail() {
     journalctl -u docker.service -u containerd.service -n 15 --no-pager 2>/dev/null | sed 's/^/    /' || true
 }
 
-# Copies this script where `pulumi destroy` finds it.
+# Copies this script where `pulumi destroy` finds it (again whenever it changed).
 install_self() {
+    cmp -s "${BASH_SOURCE[0]}" "$SELF_DIR/forklift-host.sh" 2>/dev/null && return 0
     mkdir -p "$SELF_DIR"
     install -m 0755 "${BASH_SOURCE[0]}" "$SELF_DIR/forklift-host.sh.tmp"
     mv -f "$SELF_DIR/forklift-host.sh.tmp" "$SELF_DIR/forklift-host.sh"
+}
+
+# Remembers which stack resource installed here: a renamed or duplicated entry's delete must not
+# uninstall what another resource now owns.
+record_owner() {
+    [ -z "${FORKLIFT_OWNER:-}" ] || printf '%s\n' "$FORKLIFT_OWNER" >"$STATE/owner"
 }
 
 # Keeps the current and previous releases, removes older ones.
@@ -345,7 +396,7 @@ $log"
 $log"
     fi
     warn "first install of $FORKLIFT_SHA256 failed ($cause); restoring the host's previous Docker"
-    do_uninstall
+    do_uninstall keep-staged
     fatal "new release $FORKLIFT_SHA256 failed: $cause. Restored what was on the host before forklift. Daemon log:
 $log"
 }
@@ -357,11 +408,14 @@ do_install() {
     if up_to_date; then
         info "release $FORKLIFT_SHA256 already installed and running; nothing to do"
         rm -f "${FORKLIFT_ARTIFACT:-}"
+        install_self
+        record_owner
         status_json false
         return 0
     fi
     local prev reason
-    prev=$(current_sha)
+    # the last release that verified, not whatever an interrupted run left in `current`
+    prev=$(sed -n 's/^sha256=//p' "$STATE/installed" 2>/dev/null || true)
     unpack_release
     record_pre_state
     switch_to "$FORKLIFT_SHA256"
@@ -373,10 +427,13 @@ do_install() {
     if ! reason=$(verify_release "$FORKLIFT_SHA256"); then
         roll_back "$prev" "$reason"
     fi
+    release_stale_links
     rm -rf "$STATE/applied"
     cp -a "$STAGE/files" "$STATE/applied"
-    printf 'sha256=%s\nversion=%s\n' "$FORKLIFT_SHA256" "${FORKLIFT_VERSION:-}" >"$STATE/installed"
+    printf 'sha256=%s\nversion=%s\n' "$FORKLIFT_SHA256" "${FORKLIFT_VERSION:-}" >"$STATE/installed.tmp"
+    mv -f "$STATE/installed.tmp" "$STATE/installed"
     install_self
+    record_owner
     prune_releases "$prev"
     rm -f "${FORKLIFT_ARTIFACT:-}"
     info "release $FORKLIFT_SHA256 (${FORKLIFT_VERSION:-}) is running"
@@ -384,6 +441,7 @@ do_install() {
 }
 
 # Gives back every owned path, reloads systemd and brings back the distro units' previous state.
+# With "keep-staged", the staged artifact stays (a failed first install is retried with it).
 do_uninstall() {
     systemctl stop docker.service docker.socket 2>/dev/null || true
     if grep -qxF /etc/systemd/system/containerd.service "$STATE/owned.list" 2>/dev/null; then
@@ -404,15 +462,26 @@ do_uninstall() {
         if grep -qx group-created "$STATE/pre-state"; then groupdel docker 2>/dev/null || true; fi
     fi
     rm -rf "$OPT" "$STATE" "$SELF_DIR"
-    rm -f /var/tmp/forklift-docker-*.tgz
+    [ "${1:-}" = keep-staged ] || rm -f /var/tmp/forklift-docker-*.tgz
     info "uninstalled; the host is as forklift found it"
 }
 
 main() {
+    # a dropped SSH session must not stop an install half-way: no SIGHUP/SIGPIPE death
+    trap '' HUP PIPE
+    # any unexpected failure names the host and the step (errtrace: inside functions too)
+    set -E
+    trap 'fatal "failed at line $LINENO: $BASH_COMMAND"' ERR
     case "${1:-}" in
         install) do_install ;;
         uninstall)
             preflight
+            local owner
+            owner=$(cat "$STATE/owner" 2>/dev/null || true)
+            if [ -n "${FORKLIFT_OWNER:-}" ] && [ -n "$owner" ] && [ "$owner" != "$FORKLIFT_OWNER" ]; then
+                info "not uninstalling: the release here now belongs to $owner"
+                return 0
+            fi
             do_uninstall
             ;;
         status) status_json false ;;

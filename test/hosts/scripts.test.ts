@@ -72,10 +72,12 @@ function fetch(r: BuildResult): string {
 function install(host: TestHost, a: BuildResult & { local: string }, opts: { skipCopy?: boolean } = {}) {
     if (!opts.skipCopy) scp(host, a.local, remoteArtifactPath(a.sha256));
     const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(a.binaries) }, { "live-restore": true });
-    const cmd = installCommand({ hostName: host.name, sha256: a.sha256, version: a.version, installDir: "/usr/bin", files, sudo: false });
+    const cmd = installCommand({ hostName: host.name, owner: owner(host), sha256: a.sha256, version: a.version, installDir: "/usr/bin", files, sudo: false });
     return ssh(host, cmd, { input: readScript("forklift-host.sh") });
 }
 
+const owner = (host: TestHost) => `forklift/test/${host.name}`;
+const uninstall = (host: TestHost, who = owner(host)) => ssh(host, uninstallCommand(host.name, who, false));
 const on = (host: TestHost, cmd: string) => ssh(host, cmd);
 const out = (host: TestHost, cmd: string) => {
     const r = ssh(host, cmd);
@@ -234,13 +236,18 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         const r = install(plain, v1, { skipCopy: true });
         assert.notEqual(r.code, 0);
         assert.match(r.stderr, /has sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(corrupted in transfer\?\); nothing was changed/);
+        assert.match(r.stderr, /The bad copy was removed: run `pulumi up --replace/);
         assert.equal(out(plain, "readlink /opt/forklift/current"), current);
         assert.equal(dockerdPid(plain), pid);
-        out(plain, `rm -f ${remoteArtifactPath(v1.sha256)}`);
+        assert.equal(on(plain, `test -e ${remoteArtifactPath(v1.sha256)}`).code, 1, "the bad copy is gone");
     });
 
     test("uninstall leaves a host without Docker as it was", () => {
-        const r = ssh(plain, uninstallCommand(plain.name, false));
+        const other = uninstall(plain, "forklift/test/renamed-entry");
+        assert.equal(other.code, 0, other.stderr);
+        assert.match(other.stderr, /not uninstalling: the release here now belongs to forklift\/test\/plain/);
+        assert.equal(on(plain, "test -d /opt/forklift").code, 0, "another resource's delete left the install alone");
+        const r = uninstall(plain);
         assert.equal(r.code, 0, r.stderr);
         for (const p of ["/opt/forklift", "/var/lib/forklift", "/usr/local/lib/forklift", "/etc/systemd/system/docker.service", "/etc/systemd/system/docker.socket", "/etc/systemd/system/containerd.service", "/etc/docker/daemon.json"]) {
             assert.equal(on(plain, `test -e ${p}`).code, 1, `${p} is gone`);
@@ -249,18 +256,37 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         assert.equal(on(plain, "test -L /usr/bin/docker").code, 1);
         assert.equal(out(plain, "dpkg -V docker.io containerd 2>&1 | grep -c . || true"), "0", "Debian's files are intact");
         assert.equal(on(plain, "systemctl is-active docker.socket").stdout.trim(), "inactive", "Docker was off before, is off again");
-        const again = ssh(plain, uninstallCommand(plain.name, false));
+        const again = uninstall(plain);
         assert.equal(again.code, 0);
         assert.match(again.stdout, /nothing installed/);
     });
 
-    test("on a host with Debian's Docker: install takes over, uninstall brings Debian's back", async () => {
+    test("on a host with Debian's Docker: a failed first install puts Debian's Docker back", async () => {
         const debianVersion = out(distro, "docker version --format '{{.Server.Version}}'");
+        const bad = await artifact("bad-daemon");
+        const r = install(distro, bad);
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /\[forklift distro\] ERROR: new release [0-9a-f]{64} failed: .*Restored what was on the host before forklift/s);
+        assert.match(r.stderr, /Daemon log:/);
+        assert.equal(out(distro, "systemctl show -p FragmentPath --value docker.service"), "/lib/systemd/system/docker.service");
+        assert.equal(out(distro, "docker version --format '{{.Server.Version}}'"), debianVersion);
+        assert.equal(on(distro, "test -e /opt/forklift").code, 1);
+        assert.equal(on(distro, `test -f ${remoteArtifactPath(bad.sha256)}`).code, 0, "the staged artifact stays for a retry");
+        out(distro, `rm -f ${remoteArtifactPath(bad.sha256)}`);
+    });
+
+    test("on a host with Debian's Docker: install takes over without stopping containers, uninstall brings Debian's back", async () => {
+        const debianVersion = out(distro, "docker version --format '{{.Server.Version}}'");
+        out(distro, `docker import ${HOST_BUSYBOX_TARBALL} busybox:local >/dev/null`);
+        out(distro, "docker run -d --name keeper busybox:local /bin/busybox sleep 100000 >/dev/null");
+        const keeper = out(distro, "docker inspect -f '{{.State.Pid}}' keeper");
         const v1 = await artifact("v1");
         const r = install(distro, v1);
         assert.equal(r.code, 0, r.stderr);
         assert.equal(out(distro, "systemctl show -p FragmentPath --value docker.service"), "/etc/systemd/system/docker.service");
-        const u = ssh(distro, uninstallCommand(distro.name, false));
+        assert.equal(sha256Of(distro, `/proc/${dockerdPid(distro)}/exe`), sha256Of(distro, "/opt/forklift/current/dockerd"));
+        assert.equal(out(distro, "docker inspect -f '{{.State.Pid}}' keeper"), keeper, "the distro daemon's container survived the takeover");
+        const u = uninstall(distro);
         assert.equal(u.code, 0, u.stderr);
         assert.equal(out(distro, "systemctl show -p FragmentPath --value docker.service"), "/lib/systemd/system/docker.service");
         assert.equal(out(distro, "docker version --format '{{.Server.Version}}'"), debianVersion);

@@ -38,6 +38,7 @@ export const badConfigs: [string, Record<string, unknown>, string, string][] = [
     ["missing fork ref", { forkRef: undefined }, "forklift:forkRef", "branch, tag or commit"],
     ["repo is not a URL", { forkRepo: "not a url" }, "forklift:forkRepo", "git URL"],
     ["repo with a bad scheme", { forkRepo: "ftp://example.com/x.git" }, "forklift:forkRepo", "git URL"],
+    ["repo URL with a token in it", { forkRepo: "https://me:ghp_secret@github.com/me/moby.git" }, "forklift:forkRepo", "without credentials"],
     ["ref with a space", { forkRef: "my branch" }, "forklift:forkRef", "no spaces"],
     ["ref with ..", { forkRef: "a..b" }, "forklift:forkRef", "'..'"],
     ["ref ending in .lock", { forkRef: "feature.lock" }, "forklift:forkRef", "branch"],
