@@ -78,10 +78,10 @@ log() { printf 'pulumi-toolchain: %s\n' "$*" >&2; }
 die() { printf 'pulumi-toolchain: ERROR: %s\n' "$*" >&2; exit 1; }
 
 # Run the go command for these modules.
-# GOSUMDB=off: the Go checksum database (sum.golang.org) is not reachable from this network, so
+# GOSUMDB=off: the Go checksum database is not reachable from this network, so
 # go.sum entries of the throwaway wrapper module are taken from the module proxy unverified
-# (GOFLAGS=-mod=mod lets `go build` write them). Set FORKLIFT_GOSUMDB=sum.golang.org where it is
-# reachable. GOWORK=off keeps any go.work out of the wrapper build. CGO_ENABLED=0 (overridable)
+# (GOFLAGS=-mod=mod lets `go build` write them). Set FORKLIFT_GOSUMDB to the checksum database's
+# name where it is reachable. GOWORK=off keeps any go.work out of the wrapper build. CGO_ENABLED=0 (overridable)
 # gives static binaries, as upstream's release builds are.
 gocmd() {
   env GOSUMDB="${FORKLIFT_GOSUMDB:-off}" GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" \
