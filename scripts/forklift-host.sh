@@ -73,33 +73,52 @@ preflight() {
 
 backup_of() { echo "$STATE/backup$1"; }
 
-# Takes PATH over: the first time, keeps what was there so release_path can restore it.
+# True when PATH belongs to a Debian package (e.g. docker.io's /usr/bin/docker).
+dpkg_owned() {
+    command -v dpkg-query >/dev/null && dpkg-query -S "$1" >/dev/null 2>&1
+}
+
+# Takes PATH over: the first time, keeps what was there so release_path can restore it. A
+# package's file is diverted instead of copied, so a package upgrade lands beside forklift's
+# link (as PATH.forklift-distrib) instead of silently replacing it.
 own_path() {
     local path=$1
     grep -qxF "$path" "$STATE/owned.list" 2>/dev/null && return 0
     mkdir -p "$STATE"
-    if [ -e "$path" ] || [ -L "$path" ]; then
+    if dpkg_owned "$path"; then
+        dpkg-divert --quiet --local --rename --divert "$path.forklift-distrib" --add "$path"
+        echo "$path" >>"$STATE/diverted.list"
+    elif [ -e "$path" ] || [ -L "$path" ]; then
         mkdir -p "$(dirname "$(backup_of "$path")")"
         cp -a "$path" "$(backup_of "$path")"
     fi
     echo "$path" >>"$STATE/owned.list"
 }
 
-# Gives PATH back: restores the original, or removes forklift's file when there was none.
+# Drops LINE from the list file FILE.
+list_remove() {
+    [ -f "$2" ] || return 0
+    grep -vxF "$1" "$2" >"$2.tmp" || true
+    mv -f "$2.tmp" "$2"
+}
+
+# Gives PATH back: restores the original (or the package's file), or removes forklift's file
+# when there was none.
 release_path() {
     local path=$1 backup
     backup=$(backup_of "$path")
-    if [ -e "$backup" ] || [ -L "$backup" ]; then
+    if grep -qxF "$path" "$STATE/diverted.list" 2>/dev/null; then
+        rm -f "$path"
+        dpkg-divert --quiet --local --rename --remove "$path"
+        list_remove "$path" "$STATE/diverted.list"
+    elif [ -e "$backup" ] || [ -L "$backup" ]; then
         mkdir -p "$(dirname "$path")"
         rm -f "$path"
         mv -f "$backup" "$path"
     else
         rm -f "$path"
     fi
-    if [ -f "$STATE/owned.list" ]; then
-        grep -vxF "$path" "$STATE/owned.list" >"$STATE/owned.list.tmp" || true
-        mv -f "$STATE/owned.list.tmp" "$STATE/owned.list"
-    fi
+    list_remove "$path" "$STATE/owned.list"
 }
 
 # Writes CONTENT_FILE to PATH atomically (temp file in the same directory, then rename).

@@ -286,12 +286,16 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         assert.equal(out(distro, "systemctl show -p FragmentPath --value docker.service"), "/etc/systemd/system/docker.service");
         assert.equal(sha256Of(distro, `/proc/${dockerdPid(distro)}/exe`), sha256Of(distro, "/opt/forklift/current/dockerd"));
         assert.equal(out(distro, "docker inspect -f '{{.State.Pid}}' keeper"), keeper, "the distro daemon's container survived the takeover");
+        // the package's files are diverted, not overwritten: an apt upgrade lands beside forklift's links
+        assert.match(out(distro, "dpkg-divert --list /usr/bin/docker"), /^local diversion of \/usr\/bin\/docker to \/usr\/bin\/docker\.forklift-distrib$/);
+        assert.equal(out(distro, "readlink /usr/bin/docker"), "/opt/forklift/current/docker");
         const u = uninstall(distro);
         assert.equal(u.code, 0, u.stderr);
         assert.equal(out(distro, "systemctl show -p FragmentPath --value docker.service"), "/lib/systemd/system/docker.service");
         assert.equal(out(distro, "docker version --format '{{.Server.Version}}'"), debianVersion);
         assert.equal(out(distro, "systemctl is-enabled docker.socket"), "enabled");
         assert.equal(out(distro, "dpkg -V docker.io containerd 2>&1 | grep -c . || true"), "0", "Debian's files are intact");
+        assert.equal(out(distro, "dpkg-divert --list | grep -c forklift || true"), "0", "no diversion left");
     });
 
     test("destroy on an existing build host removes the builds and bootstrap's traces", () => {
