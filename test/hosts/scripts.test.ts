@@ -69,11 +69,11 @@ function fetch(r: BuildResult): string {
 }
 
 /** Copies the artifact like CopyToRemote, then runs the program's install command. */
-function install(host: TestHost, a: BuildResult & { local: string }, opts: { skipCopy?: boolean } = {}) {
+function install(host: TestHost, a: BuildResult & { local: string }, opts: { skipCopy?: boolean; timeoutMs?: number } = {}) {
     if (!opts.skipCopy) scp(host, a.local, remoteArtifactPath(a.sha256));
     const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(a.binaries) }, { "live-restore": true });
     const cmd = installCommand({ hostName: host.name, owner: owner(host), sha256: a.sha256, version: a.version, installDir: "/usr/bin", files, sudo: false });
-    return ssh(host, cmd, { input: readScript("forklift-host.sh") });
+    return ssh(host, cmd, { input: readScript("forklift-host.sh"), timeoutMs: opts.timeoutMs });
 }
 
 const owner = (host: TestHost) => `forklift/test/${host.name}`;
@@ -240,6 +240,22 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         assert.equal(out(plain, "readlink /opt/forklift/current"), current);
         assert.equal(dockerdPid(plain), pid);
         assert.equal(on(plain, `test -e ${remoteArtifactPath(v1.sha256)}`).code, 1, "the bad copy is gone");
+    });
+
+    test("an install whose SSH session drops still completes, never half-way", async () => {
+        const v1 = await artifact("v1");
+        const cut = install(plain, v1, { timeoutMs: 1500 });
+        assert.notEqual(cut.code, 0, "the session was cut while the install ran");
+        let status = "";
+        for (let i = 0; i < 90 && !status.includes(v1.sha256); i++) {
+            await new Promise((r) => setTimeout(r, 1000));
+            const s = on(plain, "flock -n /run/lock/forklift.lock true && cat /var/lib/forklift/installed");
+            if (s.code === 0) status = s.stdout;
+        }
+        assert.match(status, new RegExp(`sha256=${v1.sha256}`), "the install finished on its own");
+        assert.equal(out(plain, "readlink /opt/forklift/current"), `/opt/forklift/releases/${v1.sha256}`);
+        assert.equal(sha256Of(plain, `/proc/${dockerdPid(plain)}/exe`), sha256Of(plain, "/opt/forklift/current/dockerd"));
+        assert.equal(out(plain, "docker inspect -f '{{.State.Running}}' keeper"), "true");
     });
 
     test("uninstall leaves a host without Docker as it was", () => {
