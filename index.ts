@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, ForkliftConfig, parseConfig } from "./lib/config";
 import { renderUserData, readScript } from "./lib/commands";
 import { BuildHost } from "./components/build-host";
-import { configuredHost, ReachableHost } from "./components/connection";
+import { configuredHost, connectionFor, ReachableHost } from "./components/connection";
 import { Ec2Host } from "./components/ec2-host";
 import { ForkBuild } from "./components/fork-build";
 import { Rollout } from "./components/rollout";
@@ -51,6 +51,7 @@ const build = new ForkBuild("forklift-fork", {
 });
 
 const hostKeyScript = readScript("bootstrap-builder.sh");
+const fleetBastion = cfg.fleetBastion ? connectionFor(cfg.fleetBastion, cfg.insecureSkipHostKeyCheck) : undefined;
 const launchedFleet: ReachableHost[] = Array.from({ length: cfg.fleetEc2.count }, (_, i) => {
     return new Ec2Host(`forklift-fleet-${i + 1}`, {
         instanceType: cfg.fleetEc2.instanceType,
@@ -61,6 +62,7 @@ const launchedFleet: ReachableHost[] = Array.from({ length: cfg.fleetEc2.count }
         keyName: access!.keyName,
         user: cfg.sshUser,
         privateKey: access!.privateKey,
+        bastion: fleetBastion,
         userData: (hostKeyB64) => hostKeyB64.apply((k) => renderUserData(hostKeyScript, { FORKLIFT_SSH_HOST_KEY_B64: k }, ["host-key"])),
     }).host;
 });

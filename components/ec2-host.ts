@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import * as tls from "@pulumi/tls";
-import { DIAL, ReachableHost } from "./connection";
+import { Connection, DIAL, ReachableHost } from "./connection";
 
 /** Ubuntu 24.04 LTS (Canonical's account), used when the stack names no AMI. */
 export const UBUNTU_OWNER = "099720109477";
@@ -28,6 +28,12 @@ export interface Ec2HostArgs {
     user: string;
     /** Login private key (secret). */
     privateKey: pulumi.Input<string>;
+    /**
+     * Reach the instance through this bastion, at its private address; it then gets no public
+     * IP. Its SSH port must accept the bastion (put the bastion's address in sshAllowedCidrs).
+     * @default direct, over the public IP
+     */
+    bastion?: Connection["proxy"];
     /**
      * User data given the base64 of the instance's own SSH host private key, which it must
      * install before sshd is reached; forklift then pins the matching public key.
@@ -65,6 +71,7 @@ export class Ec2Host extends pulumi.ComponentResource {
                 ami,
                 subnetId: args.subnetId,
                 vpcSecurityGroupIds: [args.securityGroupId],
+                associatePublicIpAddress: args.bastion ? false : undefined,
                 keyName: args.keyName,
                 userData: pulumi.secret(args.userData(hostKeyB64)),
                 userDataReplaceOnChange: true,
@@ -77,7 +84,9 @@ export class Ec2Host extends pulumi.ComponentResource {
             { parent, ignoreChanges: ["ami", "userData"] },
         );
 
-        const address = pulumi.all([this.instance.publicIp, this.instance.privateIp]).apply(([pub, priv]) => pub || priv);
+        const address = args.bastion
+            ? this.instance.privateIp
+            : pulumi.all([this.instance.publicIp, this.instance.privateIp]).apply(([pub, priv]) => pub || priv);
         const publicHostKey = hostKey.publicKeyOpenssh.apply((k) => k.trim());
         this.host = {
             name,
@@ -87,7 +96,7 @@ export class Ec2Host extends pulumi.ComponentResource {
             hostKey: publicHostKey,
             privateKey: args.privateKey,
             instance: this.instance,
-            connection: { host: address, port: 22, user: args.user, privateKey: args.privateKey, hostKey: publicHostKey, ...DIAL },
+            connection: { host: address, port: 22, user: args.user, privateKey: args.privateKey, hostKey: publicHostKey, proxy: args.bastion, ...DIAL },
         };
         this.registerOutputs({ instanceId: this.instance.id, address: address });
     }

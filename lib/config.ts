@@ -50,6 +50,8 @@ export interface ForkliftConfig {
     builderEc2: Ec2Settings & { volumeGiB: number; swapGiB: number };
     fleetHosts: SshTarget[];
     fleetEc2: Ec2Settings & { count: number; volumeGiB: number };
+    /** Bastion for launched fleet instances: they then get no public IP. */
+    fleetBastion?: SshTarget;
     subnetId?: string;
     sshAllowedCidrs: string[];
     allowOpenSsh: boolean;
@@ -88,6 +90,7 @@ export const DEFAULTS = {
     fleetInstanceType: "t3.small",
     fleetAmi: "",
     fleetVolumeGiB: 20,
+    fleetBastion: {},
     subnetId: "",
     sshAllowedCidrs: [],
     allowOpenSsh: false,
@@ -410,9 +413,13 @@ export function parseConfig(raw: Raw): ForkliftConfig {
         }
     }
 
-    const builderRaw = r.value("builderHost");
-    const unset = builderRaw === undefined || (typeof builderRaw === "object" && builderRaw !== null && Object.keys(builderRaw).length === 0);
-    const builderHost = unset ? undefined : readTarget(r, "builderHost", builderRaw, false);
+    const optionalTarget = (key: "builderHost" | "fleetBastion"): SshTarget | undefined => {
+        const v = r.value(key);
+        const unset = v === undefined || (typeof v === "object" && v !== null && Object.keys(v).length === 0);
+        return unset ? undefined : readTarget(r, key, v, false);
+    };
+    const builderHost = optionalTarget("builderHost");
+    const fleetBastion = optionalTarget("fleetBastion");
 
     const hostsRaw = r.value("fleetHosts");
     const fleetHosts: SshTarget[] = [];
@@ -438,6 +445,7 @@ export function parseConfig(raw: Raw): ForkliftConfig {
     const cfg: ForkliftConfig = {
         fork,
         builderHost,
+        fleetBastion,
         builderEc2,
         fleetHosts,
         fleetEc2,
@@ -487,6 +495,9 @@ function crossCheck(r: Reader, cfg: ForkliftConfig): void {
         else names.set(h.name, i);
     });
 
+    if (cfg.fleetBastion && cfg.fleetEc2.count === 0) {
+        r.fail("fleetBastion", "(set)", "to be unset when fleetCount is 0: it is the bastion of launched fleet instances (existing hosts take a proxy of their own)");
+    }
     const launches = cfg.fleetEc2.count > 0 || cfg.builderHost === undefined;
     if (launches) {
         if (cfg.sshAllowedCidrs.length === 0 && r.problems.every((p) => !p.startsWith(`${PROJECT}:sshAllowedCidrs`))) {
@@ -505,6 +516,7 @@ function crossCheck(r: Reader, cfg: ForkliftConfig): void {
             targets.push([`fleetHosts[${i}]`, h]);
             if (h.proxy) targets.push([`fleetHosts[${i}].proxy`, h.proxy]);
         });
+        if (cfg.fleetBastion) targets.push(["fleetBastion", cfg.fleetBastion]);
         if (cfg.builderHost) {
             targets.push(["builderHost", cfg.builderHost]);
             if (cfg.builderHost.proxy) targets.push(["builderHost.proxy", cfg.builderHost.proxy]);

@@ -70,6 +70,8 @@ export const badConfigs: [string, Record<string, unknown>, string, string][] = [
     ["proxy without a host key", { fleetHosts: [host({ proxy: { address: "10.0.0.1", privateKey: TEST_PRIVATE_KEY } })] }, "forklift:fleetHosts[0].proxy.hostKey", "public SSH key"],
     ["fleet hosts not a list", { fleetHosts: { address: "x" } }, "forklift:fleetHosts", "list of host objects"],
     ["launching with no CIDRs", { fleetCount: 1 }, "forklift:sshAllowedCidrs", "at least one CIDR"],
+    ["bastion without launched instances", { fleetBastion: host() }, "forklift:fleetBastion", "unset when fleetCount is 0"],
+    ["bastion without a host key", { fleetCount: 1, sshAllowedCidrs: ["10.0.0.0/16"], fleetBastion: host({ hostKey: undefined }) }, "forklift:fleetBastion.hostKey", "public SSH key"],
     ["malformed CIDR", { fleetCount: 1, sshAllowedCidrs: ["10.0.0.0/33"] }, "forklift:sshAllowedCidrs[0]", "CIDR block"],
     ["CIDR without a mask", { fleetCount: 1, sshAllowedCidrs: ["10.0.0.1"] }, "forklift:sshAllowedCidrs[0]", "CIDR block"],
     ["open SSH without opt-in", { fleetCount: 1, sshAllowedCidrs: ["0.0.0.0/0"] }, "forklift:sshAllowedCidrs[0]", "allowOpenSsh: true"],

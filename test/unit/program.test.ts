@@ -96,6 +96,21 @@ test("EC2 mode: every connection pins the host key, and launched hosts skip unin
     assert.match(install.inputs.create, /sudo -n env /, "non-root login user goes through sudo");
 });
 
+test("a fleet bastion: launched fleet instances get no public IP and are reached through it", () => {
+    const bastion = { address: "203.0.113.10", user: "jump", privateKey: TEST_PRIVATE_KEY, hostKey: TEST_HOST_KEY };
+    const run = runProgram({ ...ec2Stack, sshAllowedCidrs: ["10.0.0.0/16"], fleetBastion: bastion });
+    assert.equal(run.error, undefined);
+    for (const name of ["forklift-fleet-1", "forklift-fleet-2"]) {
+        assert.equal(named(run, name).inputs.associatePublicIpAddress, false, `${name} has no public IP`);
+    }
+    assert.equal(named(run, "forklift-builder-ec2").inputs.associatePublicIpAddress, undefined, "the builder keeps its egress");
+    const install = named(run, "forklift-forklift-fleet-1-install");
+    assert.equal(install.inputs.connection.host, "10.0.0.9", "reached at its private address");
+    assert.equal(install.inputs.connection.proxy.host, "203.0.113.10");
+    assert.equal(install.inputs.connection.proxy.user, "jump");
+    assert.equal(install.inputs.connection.proxy.hostKey, TEST_HOST_KEY, "the bastion's host key is pinned too");
+});
+
 test("hosts mode: build, then batches in order, with uninstall on delete", () => {
     const run = runProgram({ ...hostsStack(), batchSize: 1 });
     assert.equal(run.error, undefined);
