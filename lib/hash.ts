@@ -3,7 +3,6 @@
  * give the same trigger on every machine and key order in the stack file does not matter.
  */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 
 /** JSON with object keys sorted at every depth; arrays keep their order. */
 export function canonicalJson(value: unknown): string {
@@ -25,15 +24,4 @@ export function sha256(data: string | Buffer): string {
 /** sha256 of canonicalJson(value): a stable key for a set of inputs. */
 export function hashInputs(value: unknown): string {
     return sha256(canonicalJson(value));
-}
-
-/** Streams a file through sha256 (artifacts are ~70 MB: never read them whole). */
-export function sha256File(path: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-        const h = createHash("sha256");
-        createReadStream(path)
-            .on("data", (chunk) => h.update(chunk))
-            .on("error", reject)
-            .on("end", () => resolve(h.digest("hex")));
-    });
 }

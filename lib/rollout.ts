@@ -9,10 +9,3 @@ export function planBatches<T>(hosts: readonly T[], batchSize: number): T[][] {
     for (let i = 0; i < hosts.length; i += batchSize) batches.push(hosts.slice(i, i + batchSize));
     return batches;
 }
-
-/** For each host (by index in the flat list), the indexes of the hosts it must wait for. */
-export function waitsFor(hostCount: number, batchSize: number): number[][] {
-    const index = Array.from({ length: hostCount }, (_, i) => i);
-    const batches = planBatches(index, batchSize);
-    return batches.flatMap((batch, b) => batch.map(() => (b === 0 ? [] : batches[b - 1])));
-}

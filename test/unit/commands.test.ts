@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { buildCommand, buildKey, installCommand, renderUserData, uninstallCommand } from "../../lib/commands";
 import { ForkConfig } from "../../lib/config";
 import { canonicalJson, hashInputs } from "../../lib/hash";
-import { planBatches, waitsFor } from "../../lib/rollout";
+import { planBatches } from "../../lib/rollout";
 import { envPrefix, runScriptFromStdin, shq } from "../../lib/shell";
 import { renderManagedFiles } from "../../lib/units";
 
@@ -126,7 +126,6 @@ for (const [hosts, size, expected] of batchCases) {
     });
 }
 
-test("waitsFor: each host waits for the whole previous batch", () => {
-    assert.deepEqual(waitsFor(5, 2), [[], [], [0, 1], [0, 1], [2, 3]]);
+test("planBatches refuses a batch size below 1", () => {
     assert.throws(() => planBatches([1], 0), /batchSize/);
 });
