@@ -1,3 +1,4 @@
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { ForkConfig } from "../lib/config";
@@ -94,6 +95,9 @@ export class ForkBuild extends pulumi.ComponentResource {
                     })} bash scripts/fetch-artifact.sh`,
                 ),
                 stdin: args.host.privateKey ?? "",
+                // the project root, whatever directory the provider runs in (an invoke keeps no
+                // state, so an absolute path here causes no diff between machines)
+                dir: path.join(__dirname, ".."),
                 addPreviousOutputInEnv: false,
             },
             { parent },

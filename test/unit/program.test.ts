@@ -142,6 +142,13 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     assert.equal(install1.inputs.connection.hostKey, TEST_HOST_KEY);
     assert.match(install1.inputs.create, /FORKLIFT_SHA256=b{64}/, "installs the built sha256");
 
+    const fetch = run.invokes.find((i) => i.token === "command:local:run");
+    assert.ok(fetch, "the artifact is fetched into the local cache");
+    assert.match(fetch.args.command, /FORKLIFT_SHA256=b{64} bash scripts\/fetch-artifact\.sh$/);
+    assert.match(fetch.args.command, /FORKLIFT_BUILDER_HOST_KEY='ssh-ed25519 /, "the fetch pins the builder's host key");
+    assert.equal(fetch.args.dir, path.join(__dirname, "..", ".."));
+    assert.equal(copy1.inputs.source.asset, `/cache/${"b".repeat(64)}.tgz`, "hosts get the cached file");
+
     assert.equal(run.outputs.artifact.sha256, "b".repeat(64));
     assert.equal(run.outputs.artifact.commit, "c".repeat(40));
     assert.equal(run.outputs.hosts.length, 2);
