@@ -11,8 +11,9 @@ export type Connection = command.types.input.remote.ConnectionArgs;
 /** How long to keep dialing a host that is still booting (EC2) or briefly unreachable. */
 export const DIAL = { dialErrorLimit: 30, perDialTimeout: 10 };
 
-export function connectionFor(t: SshTarget, insecure: boolean): Connection {
-    const conn: Connection = {
+/** One SSH hop (a host or its bastion). */
+function hop(t: Omit<SshTarget, "name" | "proxy">, insecure: boolean): Connection {
+    return {
         host: t.address,
         port: t.port,
         user: t.user,
@@ -22,17 +23,10 @@ export function connectionFor(t: SshTarget, insecure: boolean): Connection {
         hostKey: insecure ? undefined : t.hostKey,
         ...DIAL,
     };
-    if (t.proxy) {
-        conn.proxy = {
-            host: t.proxy.address,
-            port: t.proxy.port,
-            user: t.proxy.user,
-            privateKey: t.proxy.privateKey ? pulumi.secret(t.proxy.privateKey) : undefined,
-            hostKey: insecure ? undefined : t.proxy.hostKey,
-            ...DIAL,
-        };
-    }
-    return conn;
+}
+
+export function connectionFor(t: SshTarget, insecure: boolean): Connection {
+    return t.proxy ? { ...hop(t, insecure), proxy: hop(t.proxy, insecure) } : hop(t, insecure);
 }
 
 /** A host forklift talks to: its connection, and what to say about it in outputs. */

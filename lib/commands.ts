@@ -65,8 +65,13 @@ export function bootstrapCommand(mode: "bootstrap" | "wait", swapGiB: number, su
 
 /** Undoes the bootstrap of an existing build host with the copy bootstrap left there. */
 export function builderCleanupCommand(sudo: boolean): string {
-    const script = "/var/lib/forklift-bootstrap/bootstrap-builder.sh";
-    return `if [ -f ${script} ]; then ${sudo ? "sudo -n " : ""}bash ${script} cleanup; else echo "forklift: build host was not bootstrapped"; fi`;
+    return runLeftScript("/var/lib/forklift-bootstrap/bootstrap-builder.sh", {}, "cleanup", sudo, "forklift: build host was not bootstrapped");
+}
+
+/** Runs a script an earlier run left on the host (for deletes, which get no stdin); else says so. */
+function runLeftScript(script: string, vars: Record<string, string>, arg: string, sudo: boolean, absent: string): string {
+    const run = [sudo ? "sudo -n" : "", "env", envPrefix(vars), "bash", script, arg].filter(Boolean).join(" ");
+    return `if [ -f ${script} ]; then ${run}; else echo ${shq(absent)}; fi`;
 }
 
 /** Where the artifact is staged on a fleet host before install (removed after a good install). */
@@ -106,8 +111,8 @@ export function installCommand(i: InstallInputs): string {
 
 /** Runs the copy of forklift-host.sh that the install left on the host; a no-op where none is. */
 export function uninstallCommand(hostName: string, owner: string, sudo: boolean): string {
-    const run = `${sudo ? "sudo -n " : ""}env ${envPrefix({ FORKLIFT_HOST: hostName, FORKLIFT_OWNER: owner })} bash ${HOST_SCRIPT_PATH} uninstall`;
-    return `if [ -f ${HOST_SCRIPT_PATH} ]; then ${run}; else echo "forklift: nothing installed on ${shq(hostName)}"; fi`;
+    const vars = { FORKLIFT_HOST: hostName, FORKLIFT_OWNER: owner };
+    return runLeftScript(HOST_SCRIPT_PATH, vars, "uninstall", sudo, `forklift: nothing installed on ${hostName}`);
 }
 
 /** EC2 user data: the script with its variables set in front (cloud-init runs it as root). */
