@@ -4,10 +4,10 @@
  * wires: SSH access (when launching) → build host → fork build → rollout over the fleet.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, ForkliftConfig, parseConfig } from "./lib/config";
+import { ConfigError, ForkliftConfig, launchedFleetNames, parseConfig } from "./lib/config";
 import { renderUserData, readScript } from "./lib/commands";
 import { BuildHost } from "./components/build-host";
-import { configuredHost, connectionFor, ReachableHost } from "./components/connection";
+import { configuredHop, configuredHost, ReachableHost } from "./components/connection";
 import { Ec2Host } from "./components/ec2-host";
 import { ForkBuild } from "./components/fork-build";
 import { Rollout } from "./components/rollout";
@@ -46,14 +46,14 @@ const build = new ForkBuild("forklift-fork", {
     host: builder.host,
     after: builder.ready,
     fork: cfg.fork,
-    cacheDir: cfg.artifactCacheDir,
-    insecure: cfg.insecureSkipHostKeyCheck,
 });
 
 const hostKeyScript = readScript("bootstrap-builder.sh");
-const fleetBastion = cfg.fleetBastion ? connectionFor(cfg.fleetBastion, cfg.insecureSkipHostKeyCheck) : undefined;
-const launchedFleet: ReachableHost[] = Array.from({ length: cfg.fleetEc2.count }, (_, i) => {
-    return new Ec2Host(`forklift-fleet-${i + 1}`, {
+const fleetBastion = cfg.fleetBastion
+    ? configuredHop({ ...cfg.fleetBastion, hostKey: cfg.insecureSkipHostKeyCheck ? undefined : cfg.fleetBastion.hostKey })
+    : undefined;
+const launchedFleet: ReachableHost[] = launchedFleetNames(cfg.fleetEc2.count).map((name) => {
+    return new Ec2Host(name, {
         instanceType: cfg.fleetEc2.instanceType,
         ami: cfg.fleetEc2.ami,
         volumeGiB: cfg.fleetEc2.volumeGiB,
@@ -71,13 +71,16 @@ const rollout = new Rollout("forklift", {
     hosts: [...cfg.fleetHosts.map((h) => configuredHost(h, cfg.insecureSkipHostKeyCheck)), ...launchedFleet],
     batchSize: cfg.batchSize,
     artifact: {
-        localPath: build.localPath,
+        builder: builder.host,
+        remotePath: build.result.artifact,
         sha256: build.result.sha256,
         version: build.result.version,
         binaries: build.result.binaries,
     },
     installDir: cfg.installDir,
     daemonJson: cfg.daemonJson,
+    cacheDir: cfg.artifactCacheDir,
+    insecure: cfg.insecureSkipHostKeyCheck,
 });
 
 export const builderAddress = builder.host.address;

@@ -49,8 +49,10 @@ export class BuildHost extends pulumi.ComponentResource {
                 delete: builderCleanupCommand(sudo),
                 stdin: script,
                 addPreviousOutputInEnv: false,
+                // another machine is another build host: clean the old one up, then bootstrap the new
+                triggers: [this.host.address, this.host.port],
             },
-            { parent, deletedWith: this.host.instance },
+            { parent, deletedWith: this.host.instance, deleteBeforeReplace: true },
         );
         this.sshCommand = sshCommand(this.host);
         this.registerOutputs({ address: this.host.address, sshCommand: this.sshCommand });

@@ -1,60 +1,98 @@
 /**
- * SSH connections for the command provider, built from validated config. Private keys are always
- * wrapped as Pulumi secrets, so they never reach the state file or the console in clear text.
+ * How forklift reaches a host over SSH, described once and rendered for both users of it: the
+ * command provider's `connection`, and the local artifact script's variables and stdin. Private
+ * keys are always wrapped as Pulumi secrets, so they never reach the state file or the console in
+ * clear text.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { SshTarget } from "../lib/config";
+import { b64 } from "../lib/shell";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
 
 /** How long to keep dialing a host that is still booting (EC2) or briefly unreachable. */
 export const DIAL = { dialErrorLimit: 30, perDialTimeout: 10 };
 
-/** One SSH hop (a host or its bastion). */
-function hop(t: Omit<SshTarget, "name" | "proxy">, insecure: boolean): Connection {
-    return {
-        host: t.address,
-        port: t.port,
-        user: t.user,
-        // no agentSocketPath: the provider falls back to SSH_AUTH_SOCK, and a stored per-login
-        // socket path would make every command look changed (and break deletes later)
-        privateKey: t.privateKey ? pulumi.secret(t.privateKey) : undefined,
-        hostKey: insecure ? undefined : t.hostKey,
-        ...DIAL,
-    };
-}
-
-export function connectionFor(t: SshTarget, insecure: boolean): Connection {
-    return t.proxy ? { ...hop(t, insecure), proxy: hop(t.proxy, insecure) } : hop(t, insecure);
-}
-
-/** A host forklift talks to: its connection, and what to say about it in outputs. */
-export interface ReachableHost {
-    name: string;
+/** One SSH hop: a host, or the bastion in front of it. */
+export interface SshHop {
     address: pulumi.Input<string>;
     port: number;
     user: string;
-    connection: pulumi.Input<Connection>;
-    /** Public host key line, when known (pinned). */
+    /** Public host key line, pinned on every connection (absent only with insecure). */
     hostKey?: pulumi.Input<string>;
-    /** Private key for tools outside the provider (scp of the artifact). */
+    /** Private key (secret); absent means the SSH agent. */
     privateKey?: pulumi.Input<string>;
+}
+
+/** A host forklift talks to: how to reach it, and what to say about it in outputs. */
+export interface ReachableHost extends SshHop {
+    name: string;
+    /** One bastion hop in front of the host. */
+    proxy?: SshHop;
+    /** The provider's connection, rendered from the fields above. */
+    connection: pulumi.Input<Connection>;
     /** Launched by forklift: its teardown is the instance's termination. */
     instance?: pulumi.Resource;
 }
 
-/** A host listed in the stack config (builderHost, fleetHosts). */
-export function configuredHost(t: SshTarget, insecure: boolean): ReachableHost {
+function hopConnection(h: SshHop, insecure: boolean): Connection {
     return {
-        name: t.name,
+        host: h.address,
+        port: h.port,
+        user: h.user,
+        // no agentSocketPath: the provider falls back to SSH_AUTH_SOCK, and a stored per-login
+        // socket path would make every command look changed (and break deletes later)
+        privateKey: h.privateKey ? pulumi.secret(h.privateKey) : undefined,
+        hostKey: insecure ? undefined : h.hostKey,
+        ...DIAL,
+    };
+}
+
+/** The command provider's connection for a host (and its bastion). */
+export function providerConnection(h: SshHop & { proxy?: SshHop }, insecure: boolean): Connection {
+    return h.proxy ? { ...hopConnection(h, insecure), proxy: hopConnection(h.proxy, insecure) } : hopConnection(h, insecure);
+}
+
+/** A host (or bastion) hop from validated config; the private key becomes a secret. */
+export function configuredHop(t: Omit<SshTarget, "name" | "proxy">): SshHop {
+    return {
         address: t.address,
         port: t.port,
         user: t.user,
         hostKey: t.hostKey,
         privateKey: t.privateKey ? pulumi.secret(t.privateKey) : undefined,
-        connection: connectionFor(t, insecure),
     };
+}
+
+/** A host listed in the stack config (builderHost, fleetHosts). */
+export function configuredHost(t: SshTarget, insecure: boolean): ReachableHost {
+    const hop = configuredHop(t);
+    const proxy = t.proxy ? configuredHop(t.proxy) : undefined;
+    return { name: t.name, ...hop, proxy, connection: providerConnection({ ...hop, proxy }, insecure) };
+}
+
+/**
+ * The variables that scripts/artifact.sh reads for a route (FORKLIFT_<ROLE>_ADDRESS, ..., and
+ * FORKLIFT_<ROLE>_PROXY_* for its bastion), host keys left out when insecure.
+ */
+export function routeVars(role: "BUILDER" | "TARGET", h: SshHop & { proxy?: SshHop }, insecure: boolean): pulumi.Output<Record<string, string>> {
+    const hop = (prefix: string, x: SshHop) =>
+        pulumi.all([x.address, x.hostKey]).apply(([address, hostKey]) => ({
+            [`${prefix}_ADDRESS`]: address,
+            [`${prefix}_PORT`]: String(x.port),
+            [`${prefix}_USER`]: x.user,
+            ...(insecure || !hostKey ? {} : { [`${prefix}_HOST_KEY`]: hostKey.trim() }),
+        }));
+    const own = hop(`FORKLIFT_${role}`, h);
+    return h.proxy ? pulumi.all([own, hop(`FORKLIFT_${role}_PROXY`, h.proxy)]).apply(([a, b]) => ({ ...a, ...b })) : own;
+}
+
+/** The stdin lines of scripts/artifact.sh for a route's keys (secret), "<hop> <base64>" each. */
+export function routeKeys(role: "builder" | "target", h: SshHop & { proxy?: SshHop }): pulumi.Output<string> {
+    const line = (hop: string, key?: pulumi.Input<string>) =>
+        pulumi.output(key).apply((k) => (k ? `${hop} ${b64(k)}\n` : ""));
+    return pulumi.secret(pulumi.all([line(role, h.privateKey), line(`${role}-proxy`, h.proxy?.privateKey)]).apply(([a, b]) => a + b));
 }
 
 /** `ssh -p PORT user@host` for the outputs. */

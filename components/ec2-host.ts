@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import * as tls from "@pulumi/tls";
-import { Connection, DIAL, ReachableHost } from "./connection";
+import { ReachableHost, SshHop, providerConnection } from "./connection";
 
 /** Ubuntu 24.04 LTS (Canonical's account), used when the stack names no AMI. */
 export const UBUNTU_OWNER = "099720109477";
@@ -33,7 +33,7 @@ export interface Ec2HostArgs {
      * IP. Its SSH port must accept the bastion (put the bastion's address in sshAllowedCidrs).
      * @default direct, over the public IP
      */
-    bastion?: Connection["proxy"];
+    bastion?: SshHop;
     /**
      * User data given the base64 of the instance's own SSH host private key, which it must
      * install before sshd is reached; forklift then pins the matching public key.
@@ -88,16 +88,8 @@ export class Ec2Host extends pulumi.ComponentResource {
             ? this.instance.privateIp
             : pulumi.all([this.instance.publicIp, this.instance.privateIp]).apply(([pub, priv]) => pub || priv);
         const publicHostKey = hostKey.publicKeyOpenssh.apply((k) => k.trim());
-        this.host = {
-            name,
-            address: address,
-            port: 22,
-            user: args.user,
-            hostKey: publicHostKey,
-            privateKey: args.privateKey,
-            instance: this.instance,
-            connection: { host: address, port: 22, user: args.user, privateKey: args.privateKey, hostKey: publicHostKey, proxy: args.bastion, ...DIAL },
-        };
+        const route = { address, port: 22, user: args.user, hostKey: publicHostKey, privateKey: args.privateKey, proxy: args.bastion };
+        this.host = { name, ...route, instance: this.instance, connection: providerConnection(route, false) };
         this.registerOutputs({ instanceId: this.instance.id, address: address });
     }
 }

@@ -1,12 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { installCommand, readScript, remoteArtifactPath, uninstallCommand } from "../lib/commands";
+import { installCommand, readScript, remoteArtifactPath, shipCommand, uninstallCommand } from "../lib/commands";
 import { needsContainerdUnit, renderManagedFiles } from "../lib/units";
-import { ReachableHost } from "./connection";
+import { ReachableHost, routeKeys, routeVars } from "./connection";
 
-/** The artifact as the fleet needs it. */
+/** The built artifact as the fleet needs it: where it is, and what it is. */
 export interface Artifact {
-    localPath: pulumi.Input<string>;
+    /** The build host that holds it (it is fetched from there into the local cache). */
+    builder: ReachableHost;
+    /** Its path on the build host. */
+    remotePath: pulumi.Input<string>;
     sha256: pulumi.Input<string>;
     version: pulumi.Input<string>;
     binaries: pulumi.Input<string[]>;
@@ -48,12 +51,19 @@ export interface FleetHostArgs {
     daemonJson: Record<string, unknown> | null;
     /** Install commands of the previous batch: this host starts only after they verified. */
     after: pulumi.Resource[];
+    /**
+     * Local directory of the content-addressed artifact cache (relative to the project).
+     * @default ".forklift/artifacts"
+     */
+    cacheDir: string;
+    /** Skip host key checks (explicit opt-in, warned). @default false */
+    insecure: boolean;
 }
 
 /**
- * One fleet host on the release: the artifact copied over (sha256-checked on the host), units
- * rendered for it, installed and verified by forklift-host.sh, rolled back there if the new
- * daemon does not answer. Destroy runs the uninstall that the install left on the host, except
+ * One fleet host on the release: the artifact copied over from the local cache (fetched from the
+ * build host once, sha256-checked on the host), units rendered for it, installed and verified by
+ * forklift-host.sh, rolled back there if the new daemon does not answer. Destroy runs the uninstall that the install left on the host, except
  * on instances forklift launched (terminating them is the cleanup).
  */
 export class FleetHost extends pulumi.ComponentResource {
@@ -67,14 +77,36 @@ export class FleetHost extends pulumi.ComponentResource {
         const deletedWith = args.host.instance;
         const owner = `${pulumi.getProject()}/${pulumi.getStack()}/${args.host.name}`;
 
-        const copy = new command.remote.CopyToRemote(
+        // The machine this resource stands for: when it changes, the old one is uninstalled (by
+        // the old resource's delete, first) and the new one installed, instead of an in-place update
+        // that would leave the old machine on the release. Delete-before-replace also keeps a
+        // `pulumi up --replace` of the same machine from uninstalling what its create just did.
+        const machine = [args.host.address, args.host.port];
+
+        // A local command, not CopyToRemote: its inputs are plain strings, so a preview with the
+        // build still to run shows the plan instead of failing on an unknown asset.
+        const copy = new command.local.Command(
             `${name}-artifact`,
             {
-                connection: args.host.connection,
-                source: pulumi.output(args.artifact.localPath).apply((p) => new pulumi.asset.FileAsset(p)),
-                remotePath: pulumi.output(args.artifact.sha256).apply(remoteArtifactPath),
+                create: pulumi
+                    .all([routeVars("BUILDER", args.artifact.builder, args.insecure), routeVars("TARGET", args.host, args.insecure), args.artifact.remotePath, args.artifact.sha256])
+                    .apply(([builderVars, targetVars, remotePath, sha256]) =>
+                        shipCommand({
+                            ...builderVars,
+                            ...targetVars,
+                            FORKLIFT_HOST: args.host.name,
+                            FORKLIFT_INSECURE: args.insecure ? "1" : "0",
+                            FORKLIFT_REMOTE_PATH: remotePath,
+                            FORKLIFT_SHA256: sha256,
+                            FORKLIFT_CACHE_DIR: args.cacheDir,
+                            FORKLIFT_TARGET_PATH: remoteArtifactPath(sha256),
+                        }),
+                    ),
+                stdin: pulumi.secret(pulumi.all([routeKeys("builder", args.artifact.builder), routeKeys("target", args.host)]).apply(([b, t]) => b + t)),
+                addPreviousOutputInEnv: false,
+                triggers: machine,
             },
-            { parent, dependsOn: args.after, deletedWith },
+            { parent, dependsOn: args.after },
         );
 
         const create = pulumi
@@ -98,8 +130,9 @@ export class FleetHost extends pulumi.ComponentResource {
                 delete: uninstallCommand(args.host.name, owner, sudo),
                 stdin: readScript("forklift-host.sh"),
                 addPreviousOutputInEnv: false,
+                triggers: machine,
             },
-            { parent, dependsOn: [copy], deletedWith },
+            { parent, dependsOn: [copy], deletedWith, deleteBeforeReplace: true },
         );
         this.status = this.install.stdout.apply(parseHostStatus);
         this.registerOutputs({ status: this.status });

@@ -1,9 +1,7 @@
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { ForkConfig } from "../lib/config";
 import { buildCommand, buildKey, readScript } from "../lib/commands";
-import { envPrefix } from "../lib/shell";
 import { ReachableHost } from "./connection";
 
 /** What a finished build reports (the last line of build-fork.sh's stdout). */
@@ -40,25 +38,16 @@ export interface ForkBuildArgs {
     after: pulumi.Resource;
     /** Recipe, repositories, refs, version and make variables of the fork. */
     fork: ForkConfig;
-    /**
-     * Local directory of the content-addressed artifact cache (relative to the project).
-     * @default ".forklift/artifacts"
-     */
-    cacheDir: string;
-    /** Skip host key checks when fetching (explicit opt-in). @default false */
-    insecure: boolean;
 }
 
 /**
- * Builds the fork on the build host — only when an input or the build script changed — and
- * brings the artifact back once into the local cache. A failed build fails here, with the tail
- * of the build log, before any fleet host is touched.
+ * Builds the fork on the build host — only when an input or the build script changed. A failed
+ * build fails here, with the tail of the build log, before any fleet host is touched. The fleet
+ * hosts' copies fetch the artifact from the build host into the local cache, once.
  */
 export class ForkBuild extends pulumi.ComponentResource {
     readonly key: string;
     readonly result: pulumi.Output<BuildResult>;
-    /** Path of the artifact in the local cache (known once it has been fetched). */
-    readonly localPath: pulumi.Output<string>;
 
     constructor(name: string, args: ForkBuildArgs, opts?: pulumi.ComponentResourceOptions) {
         super("forklift:index:ForkBuild", name, {}, opts);
@@ -78,31 +67,6 @@ export class ForkBuild extends pulumi.ComponentResource {
         );
         this.result = build.stdout.apply(parseBuildResult);
 
-        // An invoke, not a resource: it runs on every `pulumi up`, so a fresh checkout (empty
-        // cache) gets the artifact back; with the cache warm it only checks the sha256.
-        const fetched = command.local.runOutput(
-            {
-                command: pulumi.all([this.result, args.host.address, args.host.hostKey]).apply(([r, address, hostKey]) =>
-                    `${envPrefix({
-                        FORKLIFT_BUILDER_ADDRESS: address,
-                        FORKLIFT_BUILDER_PORT: args.host.port,
-                        FORKLIFT_BUILDER_USER: args.host.user,
-                        FORKLIFT_BUILDER_HOST_KEY: args.insecure ? "" : (hostKey ?? ""),
-                        FORKLIFT_INSECURE: args.insecure ? "1" : "0",
-                        FORKLIFT_REMOTE_PATH: r.artifact,
-                        FORKLIFT_SHA256: r.sha256,
-                        FORKLIFT_CACHE_DIR: args.cacheDir,
-                    })} bash scripts/fetch-artifact.sh`,
-                ),
-                stdin: args.host.privateKey ?? "",
-                // the project root, whatever directory the provider runs in (an invoke keeps no
-                // state, so an absolute path here causes no diff between machines)
-                dir: path.join(__dirname, ".."),
-                addPreviousOutputInEnv: false,
-            },
-            { parent },
-        );
-        this.localPath = pulumi.unsecret(fetched.stdout.apply((s) => s.trim().split("\n").pop() ?? ""));
-        this.registerOutputs({ key: this.key, sha256: this.result.sha256, localPath: this.localPath });
+        this.registerOutputs({ key: this.key, sha256: this.result.sha256 });
     }
 }

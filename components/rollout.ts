@@ -17,6 +17,10 @@ export interface RolloutArgs {
     installDir: string;
     /** @default { "live-restore": true } */
     daemonJson: Record<string, unknown> | null;
+    /** @default ".forklift/artifacts" */
+    cacheDir: string;
+    /** @default false */
+    insecure: boolean;
 }
 
 /** The release rolled out over the fleet, batch by batch. */
@@ -38,6 +42,8 @@ export class Rollout extends pulumi.ComponentResource {
                             installDir: args.installDir,
                             daemonJson: args.daemonJson,
                             after: previous.map((p) => p.install),
+                            cacheDir: args.cacheDir,
+                            insecure: args.insecure,
                         },
                         { parent: this },
                     ),

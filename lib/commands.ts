@@ -12,7 +12,7 @@ import { ManagedFiles } from "./units";
 export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts");
 export const HOST_SCRIPT_PATH = "/usr/local/lib/forklift/forklift-host.sh";
 
-export function readScript(name: "build-fork.sh" | "forklift-host.sh" | "bootstrap-builder.sh" | "fetch-artifact.sh"): string {
+export function readScript(name: "build-fork.sh" | "forklift-host.sh" | "bootstrap-builder.sh" | "artifact.sh"): string {
     return readFileSync(path.join(SCRIPTS_DIR, name), "utf8");
 }
 
@@ -72,6 +72,14 @@ export function builderCleanupCommand(sudo: boolean): string {
 function runLeftScript(script: string, vars: Record<string, string>, arg: string, sudo: boolean, absent: string): string {
     const run = [sudo ? "sudo -n" : "", "env", envPrefix(vars), "bash", script, arg].filter(Boolean).join(" ");
     return `if [ -f ${script} ]; then ${run}; else echo ${shq(absent)}; fi`;
+}
+
+/**
+ * The local command that copies the artifact to one fleet host (scripts/artifact.sh ship), run
+ * by the command provider in the project directory; SSH keys travel on its stdin.
+ */
+export function shipCommand(vars: Record<string, string>): string {
+    return `${envPrefix(vars)} bash scripts/artifact.sh ship`;
 }
 
 /** Where the artifact is staged on a fleet host before install (removed after a good install). */

@@ -192,6 +192,15 @@ export function checkPrivateKey(v: string): string | null {
         : "a PEM or OpenSSH private key (-----BEGIN ... PRIVATE KEY-----)";
 }
 
+/**
+ * A private key as OpenSSH reads it: LF line ends and one final newline. `pulumi config set
+ * --secret ... < keyfile` stores the key without its last newline, which the provider's SSH
+ * accepts and OpenSSH (the artifact copies) refuses.
+ */
+export function normalizePrivateKey(v: string): string {
+    return v.replace(/\r\n/g, "\n").trim() + "\n";
+}
+
 export function checkHostKey(v: string): string | null {
     return /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( \S.*)?$/.test(v.trim())
         ? null
@@ -334,7 +343,7 @@ function readTarget(r: Reader, key: string, v: unknown, withProxy: boolean): Ssh
     const address = str("address", checkHostAddress, true);
     const name = str("name", (s) => (/^[a-z0-9][a-z0-9-]{0,40}$/.test(s) ? null : "a short name of a-z, 0-9 and -"), false);
     const user = str("user", (s) => (/^[a-z_][a-z0-9_-]*$/.test(s) ? null : "a login name such as root"), false) ?? "root";
-    const privateKey = str("privateKey", checkPrivateKey, false);
+    const privateKey = optional(str("privateKey", checkPrivateKey, false), normalizePrivateKey);
     const hostKey = str("hostKey", checkHostKey, false);
     let port = 22;
     if (o.port !== undefined) {
@@ -453,7 +462,7 @@ export function parseConfig(raw: Raw): ForkliftConfig {
         sshAllowedCidrs: r.stringList("sshAllowedCidrs", checkCidr),
         allowOpenSsh: r.bool("allowOpenSsh"),
         sshUser: r.string("sshUser", (s) => (/^[a-z_][a-z0-9_-]*$/.test(s) ? null : "a login name such as ubuntu")) ?? DEFAULTS.sshUser,
-        sshPrivateKey: r.string("sshPrivateKey", checkPrivateKey),
+        sshPrivateKey: optional(r.string("sshPrivateKey", checkPrivateKey), normalizePrivateKey),
         batchSize: r.int("batchSize", 1, 1000),
         installDir: r.string("installDir", checkAbsPath) ?? DEFAULTS.installDir,
         daemonJson: r.bool("manageDaemonJson") ? readDaemonJson(r) : null,
@@ -492,7 +501,9 @@ function crossCheck(r: Reader, cfg: ForkliftConfig): void {
         if (seen.has(id)) r.fail(`fleetHosts[${i}].address`, h.address, `an address not already used by ${seen.get(id)}`);
         else seen.set(id, `fleetHosts[${cfg.fleetHosts.indexOf(h)}]`);
         if (names.has(h.name)) r.fail(`fleetHosts[${i}].name`, h.name, `a name not already used by fleetHosts[${names.get(h.name)}]`);
-        else names.set(h.name, i);
+        else if (launchedFleetNames(cfg.fleetEc2.count).includes(h.name)) {
+            r.fail(`fleetHosts[${i}].name`, h.name, `a name other than those of the ${cfg.fleetEc2.count} launched fleet instances (forklift-fleet-N)`);
+        } else names.set(h.name, i);
     });
 
     if (cfg.fleetBastion && cfg.fleetEc2.count === 0) {
@@ -527,6 +538,15 @@ function crossCheck(r: Reader, cfg: ForkliftConfig): void {
             }
         }
     }
+}
+
+/** Names of the fleet instances forklift launches (fleetCount); fleetHosts may not take them. */
+export function launchedFleetNames(count: number): string[] {
+    return Array.from({ length: count }, (_, i) => `forklift-fleet-${i + 1}`);
+}
+
+function optional<T, U>(v: T | undefined, f: (v: T) => U): U | undefined {
+    return v === undefined ? undefined : f(v);
 }
 
 function nearestKey(key: string): string | undefined {

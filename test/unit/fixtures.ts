@@ -58,6 +58,8 @@ export const badConfigs: [string, Record<string, unknown>, string, string][] = [
     ["batch size 0", { batchSize: 0 }, "forklift:batchSize", "from 1"],
     ["batch size larger than the fleet", { batchSize: 5 }, "forklift:batchSize", "no larger than the fleet (2 hosts)"],
     ["duplicate host addresses", { fleetHosts: [host({ name: "a" }), host({ name: "b" })] }, "forklift:fleetHosts[1].address", "not already used"],
+    ["fleet host named like a launched instance", { fleetCount: 1, sshAllowedCidrs: ["203.0.113.7/32"], fleetHosts: [host({ name: "forklift-fleet-1" })] }, "forklift:fleetHosts[0].name", "launched fleet instances"],
+    ["two hosts whose derived names collide", { fleetHosts: [host({ address: "Web.Example" }), host({ address: "web-example" })] }, "forklift:fleetHosts[1].name", "not already used"],
     ["duplicate host names", { fleetHosts: [host({ name: "a" }), host({ name: "a", address: "10.0.0.6" })] }, "forklift:fleetHosts[1].name", "not already used"],
     ["host without a key", { fleetHosts: [host({ privateKey: undefined })] }, "forklift:fleetHosts[0].privateKey", "useAgent"],
     ["key that is not a private key", { fleetHosts: [host({ privateKey: "ssh-ed25519 AAAA me@x" })] }, "forklift:fleetHosts[0].privateKey", "PEM or OpenSSH private key"],

@@ -5,8 +5,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
+import { checkProviderContract } from "./provider-contract";
 
-const resources: { type: string; name: string; inputs: unknown; dependsOn: string[]; deletedWith?: string }[] = [];
+const resources: { type: string; name: string; inputs: unknown; dependsOn: string[]; deletedWith?: string; deleteBeforeReplace?: boolean }[] = [];
 const invokes: { token: string; args: unknown }[] = [];
 const names = new Map<pulumi.Resource, string>();
 
@@ -23,6 +24,8 @@ const BUILD_RESULT = {
 };
 
 function mockState(type: string, name: string, inputs: any): Record<string, unknown> {
+    // in a preview no command has run: their stdout stays unknown
+    if (PREVIEW && type.startsWith("command:")) return inputs;
     switch (type) {
         case "tls:index/privateKey:PrivateKey":
             return { ...inputs, publicKeyOpenssh: `ssh-ed25519 AAAA${name.replace(/[^A-Za-z0-9]/g, "")}\n`, privateKeyOpenssh: "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n" };
@@ -42,9 +45,15 @@ function mockState(type: string, name: string, inputs: any): Record<string, unkn
     }
 }
 
+// FORKLIFT_MOCK_PREVIEW=1: run as `pulumi preview` does on a new stack, where nothing has run yet
+// and every output the mocks do not state (the build's stdout, say) is unknown.
+const PREVIEW = process.env.FORKLIFT_MOCK_PREVIEW === "1";
+
 pulumi.runtime.setMocks(
     {
         newResource(args) {
+            // what the real provider would refuse fails here too (see provider-contract.ts)
+            checkProviderContract(args.type, args.name, args.inputs);
             if (args.type !== "pulumi:pulumi:Stack") {
                 const rec = resources.find((r) => r.name === args.name && r.type === args.type);
                 if (rec) rec.inputs = args.inputs;
@@ -69,7 +78,7 @@ pulumi.runtime.setMocks(
     },
     "forklift",
     "test",
-    false,
+    PREVIEW,
 );
 
 async function main(): Promise<void> {
@@ -93,6 +102,7 @@ async function main(): Promise<void> {
                     inputs: t.props,
                     dependsOn: deps.map((d) => names.get(d) ?? "?"),
                     deletedWith: t.opts.deletedWith ? (names.get(t.opts.deletedWith) ?? "?") : undefined,
+                    deleteBeforeReplace: (t.opts as pulumi.CustomResourceOptions).deleteBeforeReplace,
                 });
                 return undefined;
             });
@@ -111,8 +121,9 @@ async function report(error: string | undefined, outputs: Record<string, unknown
     const custom = resources.filter((r) => !r.type.startsWith("forklift:") && r.type !== "pulumi:pulumi:Stack");
     const plain = await resolve(custom);
     for (let i = 0; i < custom.length; i++) plain[i].redacted = redact(custom[i].inputs);
-    process.stdout.write(JSON.stringify({ resources: plain, invokes, outputs, error }) + "\n");
-    process.exit(0);
+    // exit only once the (large) line is flushed: a pipe takes it in chunks
+    process.stdout.write(JSON.stringify({ resources: plain, invokes, outputs, error }) + "\n", () => process.exit(0));
+    return new Promise<never>(() => undefined);
 }
 
 // A RunError thrown while the program module loads surfaces as an uncaught error.

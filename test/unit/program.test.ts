@@ -15,6 +15,7 @@ interface Recorded {
     inputs: Record<string, any>;
     dependsOn: string[];
     deletedWith?: string;
+    deleteBeforeReplace?: boolean;
     /** inputs with secrets replaced by "[secret]" */
     redacted: Record<string, any>;
 }
@@ -25,9 +26,10 @@ interface Run {
     error?: string;
 }
 
-function runProgram(stack: Record<string, unknown>): Run {
+function runProgram(stack: Record<string, unknown>, mode: "up" | "preview" = "up"): Run {
     const r = spawnSync(process.execPath, ["--import", "tsx", path.join(__dirname, "program-harness.ts")], {
         input: JSON.stringify(stack),
+        env: { ...process.env, FORKLIFT_MOCK_PREVIEW: mode === "preview" ? "1" : "0" },
         encoding: "utf8",
         cwd: path.join(__dirname, "..", ".."),
         timeout: 120_000,
@@ -86,10 +88,14 @@ test("EC2 mode: t2.medium builder with IMDSv2, encrypted gp3 and SSH only from t
 test("EC2 mode: every connection pins the host key, and launched hosts skip uninstall on destroy", () => {
     const run = runProgram(ec2Stack);
     const commands = run.resources.filter((r) => r.type.startsWith("command:remote:"));
-    assert.ok(commands.length >= 6);
+    assert.equal(commands.length, 4, "bootstrap, build and two installs");
     for (const c of commands) {
         assert.match(c.inputs.connection.hostKey, /^ssh-ed25519 /, `${c.name} pins the host key`);
         assert.ok(c.deletedWith, `${c.name} is deleted with its instance`);
+    }
+    for (const c of run.resources.filter((r) => r.type === "command:local:Command")) {
+        assert.match(c.inputs.create, /FORKLIFT_BUILDER_HOST_KEY='ssh-ed25519 /, `${c.name} pins the builder's key`);
+        assert.match(c.inputs.create, /FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 /, `${c.name} pins the host's key`);
     }
     const install = named(run, "forklift-forklift-fleet-1-install");
     assert.equal(install.deletedWith, "forklift-fleet-1");
@@ -109,6 +115,10 @@ test("a fleet bastion: launched fleet instances get no public IP and are reached
     assert.equal(install.inputs.connection.proxy.host, "203.0.113.10");
     assert.equal(install.inputs.connection.proxy.user, "jump");
     assert.equal(install.inputs.connection.proxy.hostKey, TEST_HOST_KEY, "the bastion's host key is pinned too");
+    const copy = named(run, "forklift-forklift-fleet-1-artifact");
+    assert.match(copy.inputs.create, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.9 /, "the copy goes to the private address too");
+    assert.match(copy.inputs.create, /FORKLIFT_TARGET_PROXY_ADDRESS=203\.0\.113\.10 FORKLIFT_TARGET_PROXY_HOST_KEY='ssh-ed25519 \S+' FORKLIFT_TARGET_PROXY_PORT=22 FORKLIFT_TARGET_PROXY_USER=jump /);
+    assert.match(copy.inputs.stdin, /^builder \S+\ntarget \S+\ntarget-proxy \S+\n$/);
 });
 
 test("hosts mode: build, then batches in order, with uninstall on delete", () => {
@@ -136,18 +146,20 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     assert.deepEqual(install1.dependsOn, ["forklift-h1-artifact"]);
     assert.deepEqual(copy2.dependsOn, ["forklift-h1-install"], "second batch waits for the first");
     assert.deepEqual(install2.dependsOn, ["forklift-10-0-0-3-artifact"]);
-    assert.match(copy1.inputs.remotePath, /^\/var\/tmp\/forklift-docker-[0-9a-f]{64}\.tgz$/);
+    assert.equal(copy1.type, "command:local:Command", "the copy runs from the machine of `pulumi up`");
+    assert.match(copy1.inputs.create, / bash scripts\/artifact\.sh ship$/);
+    assert.match(copy1.inputs.create, /FORKLIFT_TARGET_PATH=\/var\/tmp\/forklift-docker-b{64}\.tgz/);
+    assert.match(copy1.inputs.create, /FORKLIFT_REMOTE_PATH=\/var\/lib\/forklift-build\/k\/out\/docker-18\.03\.1-ce\.tgz/, "fetched from the build's path");
+    assert.match(copy1.inputs.create, /FORKLIFT_BUILDER_HOST_KEY='ssh-ed25519 /, "the fetch pins the builder's host key");
+    assert.match(copy1.inputs.create, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.4 .*FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 /, "the copy pins the host's key");
+    assert.match(copy1.inputs.create, /FORKLIFT_CACHE_DIR=\.forklift\/artifacts /, "a project-relative cache: the same command on every checkout");
+    assert.equal(copy1.inputs.dir, undefined, "no machine-specific directory in the state");
+    assert.match(copy1.inputs.stdin, /^builder \S+\ntarget \S+\n$/, "both keys on stdin");
     assert.match(install1.inputs.delete, /forklift-host\.sh uninstall/);
     assert.equal(install1.deletedWith, undefined, "existing hosts are cleaned up on destroy");
     assert.equal(install1.inputs.connection.hostKey, TEST_HOST_KEY);
     assert.match(install1.inputs.create, /FORKLIFT_SHA256=b{64}/, "installs the built sha256");
-
-    const fetch = run.invokes.find((i) => i.token === "command:local:run");
-    assert.ok(fetch, "the artifact is fetched into the local cache");
-    assert.match(fetch.args.command, /FORKLIFT_SHA256=b{64} bash scripts\/fetch-artifact\.sh$/);
-    assert.match(fetch.args.command, /FORKLIFT_BUILDER_HOST_KEY='ssh-ed25519 /, "the fetch pins the builder's host key");
-    assert.equal(fetch.args.dir, path.join(__dirname, "..", ".."));
-    assert.equal(copy1.inputs.source.asset, `/cache/${"b".repeat(64)}.tgz`, "hosts get the cached file");
+    assert.equal(run.invokes.filter((i) => i.token.startsWith("command:")).length, 0, "no command runs at preview time");
 
     assert.equal(run.outputs.artifact.sha256, "b".repeat(64));
     assert.equal(run.outputs.artifact.commit, "c".repeat(40));
@@ -175,11 +187,15 @@ test("the build command changes exactly when a build input changes", () => {
 test("secrets: private keys never appear in clear in registered inputs", () => {
     const run = runProgram(hostsStack());
     const keyBody = TEST_PRIVATE_KEY.split("\n")[1];
+    const keyB64 = Buffer.from(TEST_PRIVATE_KEY).toString("base64").slice(0, 60);
     const withKey = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyBody));
-    assert.ok(withKey.length >= 5, "the key does reach the SSH commands (as a secret)");
+    assert.equal(withKey.length, 4, "the key does reach the SSH connections (as a secret)");
+    const withKeyB64 = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyB64));
+    assert.equal(withKeyB64.length, 2, "and the two copies' stdin (as a secret)");
     for (const r of run.resources) {
         assert.ok(JSON.stringify(r.inputs).length > 2, `${r.name} has inputs`);
         assert.ok(!JSON.stringify(r.redacted).includes(keyBody), `${r.name} carries the private key in clear`);
+        assert.ok(!JSON.stringify(r.redacted).includes(keyB64), `${r.name} carries the private key's base64 in clear`);
     }
 });
 
@@ -195,4 +211,47 @@ test("a private key config for EC2 is used for the key pair, not regenerated", (
     assert.equal(byType(run, "tls:index/privateKey:PrivateKey").length, 3, "only the 3 host keys are generated");
     assert.ok(run.invokes.some((i) => i.token === "tls:index/getPublicKey:getPublicKey"));
     assert.equal(named(run, "forklift-key").inputs.publicKey, "ssh-ed25519 AAAAmockpublic");
+});
+
+test("preview of a new stack: with the build still to run, every host's copy and install is planned", () => {
+    for (const stack of [hostsStack(), ec2Stack, { ...ec2Stack, fleetBastion: { address: "203.0.113.10", user: "jump", privateKey: TEST_PRIVATE_KEY, hostKey: TEST_HOST_KEY } }]) {
+        const run = runProgram(stack, "preview");
+        assert.equal(run.error, undefined, "the preview registers without an error");
+        const copies = run.resources.filter((r) => r.name.endsWith("-artifact"));
+        const installs = run.resources.filter((r) => r.name.endsWith("-install"));
+        assert.equal(copies.length, 2);
+        assert.equal(installs.length, 2);
+        assert.equal(run.invokes.filter((i) => i.token.startsWith("command:")).length, 0, "a preview runs no command");
+    }
+});
+
+test("identity: a host's copy and install are replaced when its machine changes, uninstalling the old one first", () => {
+    const run = runProgram(hostsStack());
+    for (const h of ["h1", "10-0-0-3"]) {
+        const copy = named(run, `forklift-${h}-artifact`);
+        const install = named(run, `forklift-${h}-install`);
+        const address = h === "h1" ? "10.0.0.4" : "10.0.0.3";
+        assert.deepEqual(install.inputs.triggers, [address, 22], "the machine's address and port replace the install");
+        assert.deepEqual(copy.inputs.triggers, [address, 22]);
+        assert.equal(install.deleteBeforeReplace, true, "the old machine is uninstalled before the new one is installed");
+    }
+    const bootstrap = named(run, "forklift-builder-bootstrap");
+    assert.deepEqual(bootstrap.inputs.triggers, ["10.0.0.2", 22]);
+    assert.equal(bootstrap.deleteBeforeReplace, true);
+    const moved = runProgram({ ...hostsStack(), fleetHosts: [{ ...(hostsStack().fleetHosts as any[])[0], address: "10.0.0.44" }, (hostsStack().fleetHosts as any[])[1]] });
+    assert.deepEqual(named(moved, "forklift-h1-install").inputs.triggers, ["10.0.0.44", 22], "a new address is a new trigger");
+});
+
+test("a private key stored without its final newline reaches SSH with it", () => {
+    const stack = hostsStack();
+    (stack.fleetHosts as any[])[0].privateKey = TEST_PRIVATE_KEY.trimEnd();
+    (stack.builderHost as any).privateKey = TEST_PRIVATE_KEY.replace(/\n/g, "\r\n").trimEnd();
+    const run = runProgram(stack);
+    assert.equal(run.error, undefined);
+    assert.equal(named(run, "forklift-h1-install").inputs.connection.privateKey, TEST_PRIVATE_KEY);
+    assert.equal(named(run, "forklift-fork-build").inputs.connection.privateKey, TEST_PRIVATE_KEY);
+    const stdin = named(run, "forklift-h1-artifact").inputs.stdin as string;
+    for (const line of stdin.trim().split("\n")) {
+        assert.equal(Buffer.from(line.split(" ")[1], "base64").toString(), TEST_PRIVATE_KEY, `${line.split(" ")[0]} key ends in one newline`);
+    }
 });
