@@ -2,11 +2,15 @@
 # bootstrap-builder.sh — prepare a Debian or Ubuntu machine to build Docker forks.
 #
 # Runs as EC2 user data on a launched build host, and over SSH on an existing one. Idempotent:
-# what is already installed is left alone. Writes /var/lib/forklift-bootstrap/done on success and
-# /var/lib/forklift-bootstrap/failed (with the reason) on failure; `wait` blocks until one exists.
+# what is already installed is left alone. It first checks for what the recipes need (git, make,
+# tar, gzip, CA certificates, a Docker engine; buildx for docker-ce-packaging and moby) and runs
+# apt only when something is missing; when apt cannot help (offline, no apt-get) it fails with one
+# message naming what is missing and the command that installs it. Writes
+# /var/lib/forklift-bootstrap/done on success and /var/lib/forklift-bootstrap/failed (with the
+# reason) on failure; `wait` blocks until one exists.
 #
 # Usage:
-#   bootstrap-builder.sh [bootstrap]   install git, make and a Docker engine (with buildx where the distro has it)
+#   bootstrap-builder.sh [bootstrap]   install what is missing, start Docker (buildx where the distro has it), add swap
 #   bootstrap-builder.sh wait          wait for a bootstrap started elsewhere (user data), print its summary
 #   bootstrap-builder.sh host-key      only install the pinned sshd host key (user data of fleet instances)
 #   bootstrap-builder.sh cleanup       undo the bootstrap on an existing host: remove the build directory,
@@ -19,6 +23,7 @@
 set -euo pipefail
 
 readonly MARK_DIR=/var/lib/forklift-bootstrap
+readonly APT_LOG=$MARK_DIR/apt.log
 SWAP_GIB=${FORKLIFT_SWAP_GIB:-4}
 TIMEOUT=${FORKLIFT_BOOTSTRAP_TIMEOUT:-1800}
 
@@ -44,32 +49,102 @@ install_host_key() {
     info "installed the pinned ssh host key"
 }
 
-# apt-get install of the packages that are missing (nothing when all are there).
-apt_install() {
-    local missing=() pkg
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-    done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    info "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq || fatal "apt-get update failed"
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" || fatal "apt-get install ${missing[*]} failed"
-    mkdir -p "$MARK_DIR"
-    printf '%s\n' "${missing[@]}" >>"$MARK_DIR/installed-packages"
+# Records a missing tool: NAME for the message, PACKAGE for apt.
+lack() {
+    LACKING+=("$1")
+    LACKING_PACKAGES+=("$2")
 }
 
-install_tools() {
-    command -v apt-get >/dev/null || fatal "only Debian and Ubuntu build hosts are supported (no apt-get)"
-    apt_install git make ca-certificates curl tar gzip
-    if ! command -v dockerd >/dev/null; then apt_install docker.io; fi
-    if ! docker buildx version >/dev/null 2>&1; then
-        if apt-cache show docker-buildx >/dev/null 2>&1; then
-            apt_install docker-buildx
-        else
-            warn "this distro has no docker-buildx package: recipes docker-ce-packaging and moby need buildx, docker-ce does not"
+# Lists what the recipes need and this host lacks (LACKING, LACKING_PACKAGES): git (clones), make,
+# tar and gzip (packing), CA certificates (https clones), a Docker engine (the builds run in containers).
+find_lacking() {
+    LACKING=() LACKING_PACKAGES=()
+    local tool
+    for tool in git make tar gzip; do
+        command -v "$tool" >/dev/null 2>&1 || lack "$tool" "$tool"
+    done
+    [ -s /etc/ssl/certs/ca-certificates.crt ] || lack ca-certificates ca-certificates
+    if ! docker info >/dev/null 2>&1 && ! { command -v dockerd && command -v docker; } >/dev/null 2>&1; then
+        lack "a Docker engine" docker.io
+    fi
+}
+
+# Fails naming what is missing, how to install it, and why forklift could not.
+fatal_lacking() {
+    local names them=them
+    names=$(printf '%s, ' "${LACKING[@]}")
+    [ "${#LACKING[@]}" -gt 1 ] || them=it
+    fatal "build host lacks: ${names%, } (install $them: apt-get install ${LACKING_PACKAGES[*]}) — forklift could not install $them: $1"
+}
+
+# The first error (else warning, else last) line of apt's log, else its exit code: a one-line reason.
+apt_error() {
+    local line
+    line=$({ grep -m1 '^E: ' "$APT_LOG" || grep -m1 '^W: ' "$APT_LOG" || tail -n 1 "$APT_LOG"; } | cut -c1-200)
+    printf '%s' "${line:-exit code $APT_RC}"
+}
+
+# apt-get, waiting for the lock (cloud-init or unattended-upgrades may hold it at first boot).
+apt_get() {
+    APT_RC=0
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@" >"$APT_LOG" 2>&1 || APT_RC=$?
+    return "$APT_RC"
+}
+
+# Refreshes the package lists (once); APT_PROBLEM says why when the sources could not be used.
+apt_update() {
+    if [ -z "${APT_UPDATE_RC:-}" ]; then
+        APT_UPDATE_RC=0
+        if ! apt_get update -qq; then
+            APT_UPDATE_RC=1
+            APT_PROBLEM="apt-get update failed: $(apt_error)"
+        elif grep -qE '^W: (Failed to fetch|Some index files failed)' "$APT_LOG"; then
+            # apt-get update exits 0 when sources are unreachable; the install then says more
+            APT_PROBLEM="apt-get update could not reach the package sources: $(apt_error)"
         fi
     fi
+    return "$APT_UPDATE_RC"
+}
+
+# Installs the given packages; records for `cleanup` those that were not installed before.
+apt_install() {
+    local pkg new=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || new+=("$pkg")
+    done
+    info "installing $*"
+    if ! apt_get install -y -qq --no-install-recommends "$@"; then
+        APT_PROBLEM="${APT_PROBLEM:+$APT_PROBLEM; }apt-get install failed: $(apt_error)"
+        return 1
+    fi
+    [ "${#new[@]}" -eq 0 ] || printf '%s\n' "${new[@]}" >>"$MARK_DIR/installed-packages"
+}
+
+# Ensures what the recipes need; apt runs only when something is missing.
+install_tools() {
+    find_lacking
+    if [ "${#LACKING[@]}" -eq 0 ]; then
+        info "git, make, tar, gzip, CA certificates and a Docker engine are present: no packages to install"
+    else
+        command -v apt-get >/dev/null 2>&1 || fatal_lacking "this host has no apt-get (only Debian and Ubuntu are supported)"
+        apt_update || fatal_lacking "$APT_PROBLEM"
+        local -a packages=("${LACKING_PACKAGES[@]}")
+        apt_install "${packages[@]}" || fatal_lacking "$APT_PROBLEM"
+        find_lacking
+        [ "${#LACKING[@]}" -eq 0 ] || fatal_lacking "apt-get install ${packages[*]} succeeded, yet they are still missing"
+    fi
+    install_buildx
+}
+
+# buildx is needed by the docker-ce-packaging and moby recipes only: installed where the distro has
+# it (Ubuntu's docker-buildx), otherwise a warning (such a build then fails naming it).
+install_buildx() {
+    docker buildx version >/dev/null 2>&1 && return 0
+    if command -v apt-get >/dev/null 2>&1 && apt_update &&
+        apt-cache show docker-buildx 2>/dev/null | grep -q '^Package: docker-buildx' && apt_install docker-buildx; then
+        return 0
+    fi
+    warn "no docker buildx here${APT_PROBLEM:+ ($APT_PROBLEM)}: recipes docker-ce-packaging and moby need it, docker-ce does not"
 }
 
 start_docker() {
