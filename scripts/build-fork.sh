@@ -250,13 +250,14 @@ package_artifact() {
         echo "version=$version"
         echo "buildKey=$FORKLIFT_BUILD_KEY"
     } >"$pack/docker/FORKLIFT-BUILD-INFO"
-    local out="$RUN_DIR/out/docker-$version.tgz"
+    local out="$RUN_DIR/out/docker-$version.tgz" binaries
     tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$pack" -cf - docker | gzip -n >"$out"
+    # the executables only: what the hosts link (notes such as FORKLIFT-BUILD-INFO are not binaries)
+    binaries=$(find "$pack/docker" -maxdepth 1 -type f -perm -u+x -printf '%f\n' | LC_ALL=C sort | sed 's/.*/"&"/' | paste -sd, -)
     rm -rf "$pack"
-    local sha size binaries
+    local sha size
     sha=$(sha256sum "$out" | cut -d' ' -f1)
     size=$(stat -c %s "$out")
-    binaries=$(tar -tzf "$out" | sed -n 's|^docker/\([^/]\+\)$|\1|p' | grep -vx FORKLIFT-BUILD-INFO | sort | sed 's/.*/"&"/' | paste -sd, -)
     printf '{"artifact":%s,"sha256":"%s","size":%s,"version":%s,"commit":"%s","cliCommit":"%s","binaries":[%s],"recipe":"%s","buildKey":"%s"}\n' \
         "$(json_str "$out")" "$sha" "$size" "$(json_str "$version")" "$COMMIT" "${CLI_COMMIT:-}" "$binaries" \
         "$FORKLIFT_RECIPE" "$FORKLIFT_BUILD_KEY" >"$RUN_DIR/result.json.tmp"
