@@ -7,7 +7,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { SshTarget } from "../lib/config";
-import { b64 } from "../lib/shell";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
 
@@ -88,11 +87,11 @@ export function routeVars(role: "BUILDER" | "TARGET", h: SshHop & { proxy?: SshH
     return h.proxy ? pulumi.all([own, hop(`FORKLIFT_${role}_PROXY`, h.proxy)]).apply(([a, b]) => ({ ...a, ...b })) : own;
 }
 
-/** The stdin lines of scripts/artifact.sh for a route's keys (secret), "<hop> <base64>" each. */
-export function routeKeys(role: "builder" | "target", h: SshHop & { proxy?: SshHop }): pulumi.Output<string> {
-    const line = (hop: string, key?: pulumi.Input<string>) =>
-        pulumi.output(key).apply((k) => (k ? `${hop} ${b64(k)}\n` : ""));
-    return pulumi.secret(pulumi.all([line(role, h.privateKey), line(`${role}-proxy`, h.proxy?.privateKey)]).apply(([a, b]) => a + b));
+/** The private keys of a route by hop name ("builder", "builder-proxy", ...), for artifactStdin. */
+export function routeKeys(role: "builder" | "target", h: SshHop & { proxy?: SshHop }): pulumi.Output<Record<string, string | undefined>> {
+    return pulumi.secret(
+        pulumi.all([h.privateKey, h.proxy?.privateKey]).apply(([own, proxy]) => ({ [role]: own, [`${role}-proxy`]: proxy })),
+    );
 }
 
 /** `ssh -p PORT user@host` for the outputs. */

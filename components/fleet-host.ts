@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { installCommand, readScript, remoteArtifactPath, shipCommand, uninstallCommand } from "../lib/commands";
+import { artifactCommand, artifactStdin, installCommand, readScript, remoteArtifactPath, uninstallCommand } from "../lib/commands";
+import { hashInputs, sha256 as sha256Of } from "../lib/hash";
 import { needsContainerdUnit, renderManagedFiles } from "../lib/units";
 import { ReachableHost, routeKeys, routeVars } from "./connection";
 
@@ -67,7 +68,7 @@ export interface FleetHostArgs {
  * on instances forklift launched (terminating them is the cleanup).
  */
 export class FleetHost extends pulumi.ComponentResource {
-    readonly install: command.remote.Command;
+    readonly install: command.local.Command;
     readonly status: pulumi.Output<HostStatus>;
 
     constructor(name: string, args: FleetHostArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -77,39 +78,7 @@ export class FleetHost extends pulumi.ComponentResource {
         const deletedWith = args.host.instance;
         const owner = `${pulumi.getProject()}/${pulumi.getStack()}/${args.host.name}`;
 
-        // The machine this resource stands for: when it changes, the old one is uninstalled (by
-        // the old resource's delete, first) and the new one installed, instead of an in-place update
-        // that would leave the old machine on the release. Delete-before-replace also keeps a
-        // `pulumi up --replace` of the same machine from uninstalling what its create just did.
-        const machine = [args.host.address, args.host.port];
-
-        // A local command, not CopyToRemote: its inputs are plain strings, so a preview with the
-        // build still to run shows the plan instead of failing on an unknown asset.
-        const copy = new command.local.Command(
-            `${name}-artifact`,
-            {
-                create: pulumi
-                    .all([routeVars("BUILDER", args.artifact.builder, args.insecure), routeVars("TARGET", args.host, args.insecure), args.artifact.remotePath, args.artifact.sha256])
-                    .apply(([builderVars, targetVars, remotePath, sha256]) =>
-                        shipCommand({
-                            ...builderVars,
-                            ...targetVars,
-                            FORKLIFT_HOST: args.host.name,
-                            FORKLIFT_INSECURE: args.insecure ? "1" : "0",
-                            FORKLIFT_REMOTE_PATH: remotePath,
-                            FORKLIFT_SHA256: sha256,
-                            FORKLIFT_CACHE_DIR: args.cacheDir,
-                            FORKLIFT_TARGET_PATH: remoteArtifactPath(sha256),
-                        }),
-                    ),
-                stdin: pulumi.secret(pulumi.all([routeKeys("builder", args.artifact.builder), routeKeys("target", args.host)]).apply(([b, t]) => b + t)),
-                addPreviousOutputInEnv: false,
-                triggers: machine,
-            },
-            { parent, dependsOn: args.after },
-        );
-
-        const create = pulumi
+        const remoteInstall = pulumi
             .all([args.artifact.sha256, args.artifact.version, args.artifact.binaries])
             .apply(([sha256, version, binaries]) =>
                 installCommand({
@@ -122,17 +91,49 @@ export class FleetHost extends pulumi.ComponentResource {
                     sudo,
                 }),
             );
-        this.install = new command.remote.Command(
+        const target = routeVars("TARGET", args.host, args.insecure);
+        const create = pulumi
+            .all([routeVars("BUILDER", args.artifact.builder, args.insecure), target, args.artifact.remotePath, args.artifact.sha256, remoteInstall])
+            .apply(([builderVars, targetVars, remotePath, sha256, install]) =>
+                artifactCommand("install", {
+                    ...builderVars,
+                    ...targetVars,
+                    FORKLIFT_HOST: args.host.name,
+                    FORKLIFT_INSECURE: args.insecure ? "1" : "0",
+                    FORKLIFT_REMOTE_PATH: remotePath,
+                    FORKLIFT_SHA256: sha256,
+                    FORKLIFT_CACHE_DIR: args.cacheDir,
+                    FORKLIFT_TARGET_PATH: remoteArtifactPath(sha256),
+                    // the remote command travels on stdin: its hash here makes a change of the
+                    // units, daemon.json or the host script run the install again
+                    FORKLIFT_INSTALL_KEY: hashInputs({ install, script: sha256Of(readScript("forklift-host.sh")) }).slice(0, 32),
+                }),
+            );
+        const stdin = pulumi
+            .all([routeKeys("builder", args.artifact.builder), routeKeys("target", args.host), remoteInstall])
+            .apply(([builderKeys, targetKeys, install]) =>
+                artifactStdin({ ...builderKeys, ...targetKeys, install, uninstall: uninstallCommand(args.host.name, owner, sudo) }),
+            );
+
+        // A local command on the machine of `pulumi up` that copies the artifact and installs,
+        // and whose delete uninstalls. Its inputs are plain strings, so a preview with the build
+        // still to run shows the plan (CopyToRemote refuses an asset unknown at preview). Copy and
+        // install are one resource so that whatever replaces the install copies again.
+        this.install = new command.local.Command(
             `${name}-install`,
             {
-                connection: args.host.connection,
                 create,
-                delete: uninstallCommand(args.host.name, owner, sudo),
-                stdin: readScript("forklift-host.sh"),
+                delete: target.apply((vars) => artifactCommand("uninstall", { ...vars, FORKLIFT_HOST: args.host.name, FORKLIFT_INSECURE: args.insecure ? "1" : "0" })),
+                stdin: pulumi.secret(stdin),
                 addPreviousOutputInEnv: false,
-                triggers: machine,
+                // The machine this resource stands for: when it changes, the old one is
+                // uninstalled (the old resource's delete, first) and the new one installed,
+                // instead of an update that would leave the old machine on the release.
+                // Delete-before-replace also keeps a `pulumi up --replace` of the same machine
+                // from uninstalling what its create just installed.
+                triggers: [args.host.address, args.host.port],
             },
-            { parent, dependsOn: [copy], deletedWith, deleteBeforeReplace: true },
+            { parent, dependsOn: args.after, deletedWith, deleteBeforeReplace: true },
         );
         this.status = this.install.stdout.apply(parseHostStatus);
         this.registerOutputs({ status: this.status });

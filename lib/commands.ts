@@ -75,11 +75,20 @@ function runLeftScript(script: string, vars: Record<string, string>, arg: string
 }
 
 /**
- * The local command that copies the artifact to one fleet host (scripts/artifact.sh ship), run
- * by the command provider in the project directory; SSH keys travel on its stdin.
+ * The local command (scripts/artifact.sh MODE) that brings the release onto one fleet host
+ * (`install`) or takes it off (`uninstall`), run by the command provider in the project directory.
+ * Keys and the remote commands travel on its stdin (artifactStdin).
  */
-export function shipCommand(vars: Record<string, string>): string {
-    return `${envPrefix(vars)} bash scripts/artifact.sh ship`;
+export function artifactCommand(mode: "install" | "uninstall", vars: Record<string, string>): string {
+    return `${envPrefix(vars)} bash scripts/artifact.sh ${mode}`;
+}
+
+/** stdin of scripts/artifact.sh: "<name> <base64>" lines, for keys and remote commands. */
+export function artifactStdin(entries: Record<string, string | undefined>): string {
+    return Object.entries(entries)
+        .filter(([, v]) => v)
+        .map(([k, v]) => `${k} ${b64(v as string)}\n`)
+        .join("");
 }
 
 /** Where the artifact is staged on a fleet host before install (removed after a good install). */

@@ -1,32 +1,40 @@
 #!/usr/bin/env bash
-# artifact.sh — move a built artifact from the build host, through the local cache, to a fleet host.
+# artifact.sh — bring a built release onto one fleet host, and take it off again.
 #
-# Runs on the machine that runs `pulumi up` (as the command provider's local commands). The cache
-# is content-addressed (<sha256>.tgz, written only after its sha256 matched), so the artifact
-# crosses the network from the build host once per machine, however many hosts it goes to; it is
-# hashed locally once, when it is fetched. Each fleet host hashes its own copy.
+# Runs on the machine that runs `pulumi up`, as the command provider's local commands (one per
+# fleet host: `install` is its create, `uninstall` its delete). The artifact travels build host →
+# local cache → fleet host. The cache is content-addressed (<sha256>.tgz, written only after its
+# sha256 matched), so the artifact crosses the network from the build host once per machine,
+# however many hosts it goes to; it is hashed locally once, when it is fetched. Each fleet host
+# hashes its own copy, and a host that already has the release unpacked gets no copy.
 #
 # Usage:
-#   artifact.sh fetch < keys    make sure the artifact is in the cache; print its path
-#   artifact.sh ship < keys     fetch if needed, then copy it to one fleet host's staging path
-#                               and check its sha256 there
+#   artifact.sh fetch < stdin      make sure the artifact is in the cache; print its path
+#   artifact.sh install < stdin    fetch if needed, copy it to the fleet host (unless the host has
+#                                  the release), then run the install command there with
+#                                  scripts/forklift-host.sh on its stdin; print what it prints
+#   artifact.sh uninstall < stdin  run the uninstall command on the fleet host
 #
-# stdin: one line per SSH hop that has a private key, "<hop> <base64 of the key>", where hop is
-# builder, builder-proxy, target or target-proxy. A hop without a line uses the SSH agent.
+# stdin: lines "<name> <base64>":
+#   builder, builder-proxy, target, target-proxy   private key of that SSH hop (a hop without a
+#                                                  line uses the SSH agent)
+#   install, uninstall                             the remote command to run on the fleet host
 #
 # Variables, for each hop (BUILDER, BUILDER_PROXY, TARGET, TARGET_PROXY; a *_PROXY hop is used
-# when its ADDRESS is set, TARGET* only by `ship`):
+# when its ADDRESS is set):
 #   FORKLIFT_<HOP>_ADDRESS    host name or IP address
 #   FORKLIFT_<HOP>_PORT       SSH port (default 22)
 #   FORKLIFT_<HOP>_USER       login user (default root)
 #   FORKLIFT_<HOP>_HOST_KEY   the hop's public host key line; required unless FORKLIFT_INSECURE=1
 # and:
 #   FORKLIFT_INSECURE         1 to skip host key checks (explicit opt-in in the stack config)
-#   FORKLIFT_REMOTE_PATH      artifact path on the build host
-#   FORKLIFT_SHA256           its sha256
-#   FORKLIFT_CACHE_DIR        local cache directory
-#   FORKLIFT_HOST             ship: the fleet host's name, for messages
-#   FORKLIFT_TARGET_PATH      ship: staging path on the fleet host
+#   FORKLIFT_REMOTE_PATH      fetch, install: artifact path on the build host
+#   FORKLIFT_SHA256           fetch, install: its sha256
+#   FORKLIFT_CACHE_DIR        fetch, install: local cache directory
+#   FORKLIFT_TARGET_PATH      install: staging path on the fleet host
+#   FORKLIFT_HOST             install, uninstall: the fleet host's name, for messages
+#   FORKLIFT_INSTALL_KEY      install: hash of what is installed (only there so that a change of
+#                             it runs the install again)
 #   FORKLIFT_CONNECT_TIMEOUT  seconds per SSH connection attempt (default 15)
 set -euo pipefail
 
@@ -36,6 +44,7 @@ fatal() {
     exit 1
 }
 
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=""
 cleanup() { [ -z "$WORK" ] || rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -48,20 +57,25 @@ require() {
     done
 }
 
-# Reads "<hop> <base64>" lines from stdin into one private key file per hop.
-read_keys() {
+# Reads the "<name> <base64>" lines of stdin: one private key file per hop, and the remote commands.
+read_stdin() {
     WORK=$(mktemp -d)
     chmod 0700 "$WORK"
     : >"$WORK/ssh_config"
     : >"$WORK/known_hosts"
-    local hop b64
-    while read -r hop b64; do
-        case "$hop" in builder | builder-proxy | target | target-proxy) ;; *) fatal "unknown SSH hop '$hop' on stdin" ;; esac
-        [ -n "$b64" ] || continue
-        printf '%s' "$b64" | base64 -d >"$WORK/$hop.key" || fatal "the private key of $hop is not base64"
-        # OpenSSH refuses a key without its final newline (`pulumi config set ... < file` drops it)
-        [ -z "$(tail -c 1 "$WORK/$hop.key")" ] || echo >>"$WORK/$hop.key"
-        chmod 0600 "$WORK/$hop.key"
+    local name b64
+    while read -r name b64; do
+        case "$name" in
+            builder | builder-proxy | target | target-proxy)
+                [ -n "$b64" ] || continue
+                printf '%s' "$b64" | base64 -d >"$WORK/$name.key" || fatal "the private key of $name is not base64"
+                # OpenSSH refuses a key without its final newline (`pulumi config set ... < file` drops it)
+                [ -z "$(tail -c 1 "$WORK/$name.key")" ] || echo >>"$WORK/$name.key"
+                chmod 0600 "$WORK/$name.key"
+                ;;
+            install | uninstall) printf '%s' "$b64" | base64 -d >"$WORK/$name.cmd" || fatal "the $name command is not base64" ;;
+            *) fatal "unknown line '$name' on stdin" ;;
+        esac
     done
 }
 
@@ -125,32 +139,66 @@ fetch() {
     printf '%s\n' "$(cd "$(dirname "$dest")" && pwd)/$(basename "$dest")"
 }
 
+# What to call the fleet host in messages.
+target_name() { printf '%s (%s:%s)' "${FORKLIFT_HOST:-${FORKLIFT_TARGET_ADDRESS:-?}}" "${FORKLIFT_TARGET_ADDRESS:-?}" "${FORKLIFT_TARGET_PORT:-22}"; }
+
+unreachable() {
+    fatal "cannot reach $(target_name) over SSH: check that it is up, that its hostKey is right and that ${FORKLIFT_TARGET_USER:-root} can log in with its key"
+}
+
 # Copies the cached artifact to the fleet host through one SSH connection: written to a temp name,
-# hashed there, renamed into place only when the sha256 matches.
+# hashed there, renamed into place only when the sha256 matches. A host that has the release
+# unpacked already answers at once and gets nothing.
 ship() {
     require FORKLIFT_TARGET_PATH FORKLIFT_SHA256
-    local src got host=${FORKLIFT_HOST:-$FORKLIFT_TARGET_ADDRESS}
     [[ "$FORKLIFT_TARGET_PATH" =~ ^/[A-Za-z0-9._/-]+$ ]] || fatal "FORKLIFT_TARGET_PATH must be a plain absolute path"
+    local src got
     src=$(fetch)
     add_route target TARGET
     # shellcheck disable=SC2016 # expanded by the remote shell
-    local script='p="$1.part.$$"; umask 022; cat >"$p" || { rm -f "$p"; exit 1; }; s=$(sha256sum "$p" | cut -d" " -f1); if [ "$s" = "$2" ]; then mv -f "$p" "$1"; else rm -f "$p"; fi; echo "$s"'
-    got=$(remote target "sh -c '$script' sh $FORKLIFT_TARGET_PATH $FORKLIFT_SHA256" <"$src") ||
-        fatal "could not copy the artifact to $host ($FORKLIFT_TARGET_ADDRESS:${FORKLIFT_TARGET_PORT:-22}): check that it is up, that its hostKey is right and that ${FORKLIFT_TARGET_USER:-root} can log in with its key"
-    if [ "$got" != "$FORKLIFT_SHA256" ]; then
-        if [ "$(sha_of "$src")" != "$FORKLIFT_SHA256" ]; then
-            rm -f "$src"
-            fatal "the cached artifact $src was corrupt; it is removed: run \`pulumi up\` again to fetch it anew"
-        fi
-        fatal "the copy on $host has sha256 ${got:-<none>}, expected $FORKLIFT_SHA256 (corrupted in transfer); nothing was changed there: run \`pulumi up\` again"
+    local script='if [ -d "/opt/forklift/releases/$2" ]; then echo unpacked; exit 0; fi; p="$1.part.$$"; umask 022; cat >"$p" || { rm -f "$p"; exit 1; }; s=$(sha256sum "$p" | cut -d" " -f1); if [ "$s" = "$2" ]; then mv -f "$p" "$1"; else rm -f "$p"; fi; echo "$s"'
+    got=$(remote target "sh -c '$script' sh $FORKLIFT_TARGET_PATH $FORKLIFT_SHA256" <"$src") || unreachable
+    case "$got" in
+        unpacked) info "$(target_name) has release $FORKLIFT_SHA256 unpacked already: nothing to copy" ;;
+        "$FORKLIFT_SHA256") info "copied $(stat -c %s "$src") bytes to $(target_name):$FORKLIFT_TARGET_PATH (sha256 checked there)" ;;
+        *)
+            if [ "$(sha_of "$src")" != "$FORKLIFT_SHA256" ]; then
+                rm -f "$src"
+                fatal "the cached artifact $src was corrupt; it is removed: run \`pulumi up\` again to fetch it anew"
+            fi
+            fatal "the copy on $(target_name) has sha256 ${got:-<none>}, expected $FORKLIFT_SHA256 (corrupted in transfer); nothing was changed there: run \`pulumi up\` again"
+            ;;
+    esac
+}
+
+# Runs the install or uninstall command on the fleet host (forklift-host.sh on stdin for install).
+run_remote() {
+    local mode=$1 rc=0
+    [ -s "$WORK/$mode.cmd" ] || fatal "no $mode command on stdin"
+    if [ "$mode" = install ]; then
+        remote target "$(cat "$WORK/install.cmd")" <"$SCRIPT_DIR/forklift-host.sh" || rc=$?
+    else
+        remote target "$(cat "$WORK/uninstall.cmd")" </dev/null || rc=$?
     fi
-    info "copied $(stat -c %s "$src") bytes to $host:$FORKLIFT_TARGET_PATH (sha256 checked there)"
+    # ssh itself exits 255 when it cannot connect; anything else is the remote script's own failure
+    [ "$rc" != 255 ] || unreachable
+    return "$rc"
+}
+
+install() {
+    ship
+    run_remote install
+}
+
+uninstall() {
+    add_route target TARGET
+    run_remote uninstall
 }
 
 main() {
     local mode=${1:-}
-    case "$mode" in fetch | ship) ;; *) fatal "usage: $0 fetch|ship < keys" ;; esac
-    read_keys
+    case "$mode" in fetch | install | uninstall) ;; *) fatal "usage: $0 fetch|install|uninstall < stdin" ;; esac
+    read_stdin
     "$mode"
 }
 

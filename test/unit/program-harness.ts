@@ -35,6 +35,8 @@ function mockState(type: string, name: string, inputs: any): Record<string, unkn
             return { ...inputs, keyName: `${name}-mock` };
         case "command:remote:Command":
             if (name.endsWith("-build")) return { ...inputs, stdout: `building\n${JSON.stringify(BUILD_RESULT)}\n` };
+            return { ...inputs, stdout: "{}" };
+        case "command:local:Command":
             if (name.endsWith("-install")) {
                 const host = /FORKLIFT_HOST=(\S+)/.exec(inputs.create)?.[1] ?? "?";
                 return { ...inputs, stdout: JSON.stringify({ host, sha256: BUILD_RESULT.sha256, version: BUILD_RESULT.version, dockerdSha256: "d".repeat(64), dockerService: "active", changed: true }) };

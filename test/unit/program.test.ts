@@ -39,6 +39,9 @@ function runProgram(stack: Record<string, unknown>, mode: "up" | "preview" = "up
     return JSON.parse(line);
 }
 
+/** The "<name> <base64>" lines of scripts/artifact.sh's stdin, decoded. */
+const stdinOf = (r: Recorded): Record<string, string> =>
+    Object.fromEntries((r.inputs.stdin as string).trim().split("\n").map((l) => [l.split(" ")[0], Buffer.from(l.split(" ")[1], "base64").toString()]));
 const byType = (run: Run, type: string) => run.resources.filter((r) => r.type === type);
 const named = (run: Run, name: string) => {
     const r = run.resources.find((x) => x.name === name);
@@ -88,18 +91,22 @@ test("EC2 mode: t2.medium builder with IMDSv2, encrypted gp3 and SSH only from t
 test("EC2 mode: every connection pins the host key, and launched hosts skip uninstall on destroy", () => {
     const run = runProgram(ec2Stack);
     const commands = run.resources.filter((r) => r.type.startsWith("command:remote:"));
-    assert.equal(commands.length, 4, "bootstrap, build and two installs");
+    assert.equal(commands.length, 2, "the builder's bootstrap and build");
     for (const c of commands) {
         assert.match(c.inputs.connection.hostKey, /^ssh-ed25519 /, `${c.name} pins the host key`);
         assert.ok(c.deletedWith, `${c.name} is deleted with its instance`);
     }
-    for (const c of run.resources.filter((r) => r.type === "command:local:Command")) {
+    const installs = run.resources.filter((r) => r.type === "command:local:Command");
+    assert.equal(installs.length, 2, "one install per fleet instance");
+    for (const c of installs) {
         assert.match(c.inputs.create, /FORKLIFT_BUILDER_HOST_KEY='ssh-ed25519 /, `${c.name} pins the builder's key`);
         assert.match(c.inputs.create, /FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 /, `${c.name} pins the host's key`);
+        assert.match(c.inputs.delete, /FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 /, `${c.name}'s uninstall pins the host's key`);
+        assert.ok(c.deletedWith, `${c.name} is deleted with its instance`);
     }
     const install = named(run, "forklift-forklift-fleet-1-install");
     assert.equal(install.deletedWith, "forklift-fleet-1");
-    assert.match(install.inputs.create, /sudo -n env /, "non-root login user goes through sudo");
+    assert.match(stdinOf(install).install, /sudo -n env /, "non-root login user goes through sudo");
 });
 
 test("a fleet bastion: launched fleet instances get no public IP and are reached through it", () => {
@@ -111,14 +118,10 @@ test("a fleet bastion: launched fleet instances get no public IP and are reached
     }
     assert.equal(named(run, "forklift-builder-ec2").inputs.associatePublicIpAddress, undefined, "the builder keeps its egress");
     const install = named(run, "forklift-forklift-fleet-1-install");
-    assert.equal(install.inputs.connection.host, "10.0.0.9", "reached at its private address");
-    assert.equal(install.inputs.connection.proxy.host, "203.0.113.10");
-    assert.equal(install.inputs.connection.proxy.user, "jump");
-    assert.equal(install.inputs.connection.proxy.hostKey, TEST_HOST_KEY, "the bastion's host key is pinned too");
-    const copy = named(run, "forklift-forklift-fleet-1-artifact");
-    assert.match(copy.inputs.create, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.9 /, "the copy goes to the private address too");
-    assert.match(copy.inputs.create, /FORKLIFT_TARGET_PROXY_ADDRESS=203\.0\.113\.10 FORKLIFT_TARGET_PROXY_HOST_KEY='ssh-ed25519 \S+' FORKLIFT_TARGET_PROXY_PORT=22 FORKLIFT_TARGET_PROXY_USER=jump /);
-    assert.match(copy.inputs.stdin, /^builder \S+\ntarget \S+\ntarget-proxy \S+\n$/);
+    assert.match(install.inputs.create, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.9 /, "reached at its private address");
+    assert.match(install.inputs.create, /FORKLIFT_TARGET_PROXY_ADDRESS=203\.0\.113\.10 FORKLIFT_TARGET_PROXY_HOST_KEY='ssh-ed25519 \S+' FORKLIFT_TARGET_PROXY_PORT=22 FORKLIFT_TARGET_PROXY_USER=jump /, "through the bastion, its host key pinned too");
+    assert.match(install.inputs.delete, /FORKLIFT_TARGET_PROXY_ADDRESS=203\.0\.113\.10 /, "the uninstall goes the same way");
+    assert.deepEqual(Object.keys(stdinOf(install)), ["builder", "target", "target-proxy", "install", "uninstall"]);
 });
 
 test("hosts mode: build, then batches in order, with uninstall on delete", () => {
@@ -138,27 +141,24 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     assert.match(build.inputs.create, /FORKLIFT_RECIPE=docker-ce /);
     assert.match(build.inputs.stdin, /build-fork\.sh/);
 
-    const copy1 = named(run, "forklift-h1-artifact");
     const install1 = named(run, "forklift-h1-install");
-    const copy2 = named(run, "forklift-10-0-0-3-artifact");
     const install2 = named(run, "forklift-10-0-0-3-install");
-    assert.deepEqual(copy1.dependsOn, [], "first batch starts right after the build");
-    assert.deepEqual(install1.dependsOn, ["forklift-h1-artifact"]);
-    assert.deepEqual(copy2.dependsOn, ["forklift-h1-install"], "second batch waits for the first");
-    assert.deepEqual(install2.dependsOn, ["forklift-10-0-0-3-artifact"]);
-    assert.equal(copy1.type, "command:local:Command", "the copy runs from the machine of `pulumi up`");
-    assert.match(copy1.inputs.create, / bash scripts\/artifact\.sh ship$/);
-    assert.match(copy1.inputs.create, /FORKLIFT_TARGET_PATH=\/var\/tmp\/forklift-docker-b{64}\.tgz/);
-    assert.match(copy1.inputs.create, /FORKLIFT_REMOTE_PATH=\/var\/lib\/forklift-build\/k\/out\/docker-18\.03\.1-ce\.tgz/, "fetched from the build's path");
-    assert.match(copy1.inputs.create, /FORKLIFT_BUILDER_HOST_KEY='ssh-ed25519 /, "the fetch pins the builder's host key");
-    assert.match(copy1.inputs.create, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.4 .*FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 /, "the copy pins the host's key");
-    assert.match(copy1.inputs.create, /FORKLIFT_CACHE_DIR=\.forklift\/artifacts /, "a project-relative cache: the same command on every checkout");
-    assert.equal(copy1.inputs.dir, undefined, "no machine-specific directory in the state");
-    assert.match(copy1.inputs.stdin, /^builder \S+\ntarget \S+\n$/, "both keys on stdin");
-    assert.match(install1.inputs.delete, /forklift-host\.sh uninstall/);
+    assert.deepEqual(install1.dependsOn, [], "first batch starts right after the build");
+    assert.deepEqual(install2.dependsOn, ["forklift-h1-install"], "second batch waits for the first");
+    assert.equal(install1.type, "command:local:Command", "the copy and install run from the machine of `pulumi up`");
+    assert.match(install1.inputs.create, / bash scripts\/artifact\.sh install$/);
+    assert.match(install1.inputs.create, /FORKLIFT_TARGET_PATH=\/var\/tmp\/forklift-docker-b{64}\.tgz/);
+    assert.match(install1.inputs.create, /FORKLIFT_REMOTE_PATH=\/var\/lib\/forklift-build\/k\/out\/docker-18\.03\.1-ce\.tgz/, "fetched from the build's path");
+    assert.match(install1.inputs.create, /FORKLIFT_BUILDER_HOST_KEY='ssh-ed25519 /, "the fetch pins the builder's host key");
+    assert.match(install1.inputs.create, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.4 .*FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 /, "the copy pins the host's key");
+    assert.match(install1.inputs.create, /FORKLIFT_CACHE_DIR=\.forklift\/artifacts /, "a project-relative cache: the same command on every checkout");
+    assert.equal(install1.inputs.dir, undefined, "no machine-specific directory in the state");
+    const stdin = stdinOf(install1);
+    assert.deepEqual(Object.keys(stdin), ["builder", "target", "install", "uninstall"], "keys and remote commands on stdin");
+    assert.match(stdin.install, /FORKLIFT_SHA256=b{64} .*bash "\$f" install;/, "installs the built sha256");
+    assert.match(stdin.uninstall, /forklift-host\.sh uninstall/);
+    assert.match(install1.inputs.delete, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.4 .* bash scripts\/artifact\.sh uninstall$/, "destroy uninstalls");
     assert.equal(install1.deletedWith, undefined, "existing hosts are cleaned up on destroy");
-    assert.equal(install1.inputs.connection.hostKey, TEST_HOST_KEY);
-    assert.match(install1.inputs.create, /FORKLIFT_SHA256=b{64}/, "installs the built sha256");
     assert.equal(run.invokes.filter((i) => i.token.startsWith("command:")).length, 0, "no command runs at preview time");
 
     assert.equal(run.outputs.artifact.sha256, "b".repeat(64));
@@ -171,8 +171,8 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
 
 test("hosts mode: batchSize 2 puts both hosts in one batch", () => {
     const run = runProgram({ ...hostsStack(), batchSize: 2 });
-    assert.deepEqual(named(run, "forklift-10-0-0-3-artifact").dependsOn, []);
-    assert.deepEqual(named(run, "forklift-h1-artifact").dependsOn, []);
+    assert.deepEqual(named(run, "forklift-10-0-0-3-install").dependsOn, []);
+    assert.deepEqual(named(run, "forklift-h1-install").dependsOn, []);
 });
 
 test("the build command changes exactly when a build input changes", () => {
@@ -189,9 +189,9 @@ test("secrets: private keys never appear in clear in registered inputs", () => {
     const keyBody = TEST_PRIVATE_KEY.split("\n")[1];
     const keyB64 = Buffer.from(TEST_PRIVATE_KEY).toString("base64").slice(0, 60);
     const withKey = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyBody));
-    assert.equal(withKey.length, 4, "the key does reach the SSH connections (as a secret)");
+    assert.equal(withKey.length, 2, "the key does reach the builder's SSH connections (as a secret)");
     const withKeyB64 = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyB64));
-    assert.equal(withKeyB64.length, 2, "and the two copies' stdin (as a secret)");
+    assert.equal(withKeyB64.length, 2, "and the two installs' stdin (as a secret)");
     for (const r of run.resources) {
         assert.ok(JSON.stringify(r.inputs).length > 2, `${r.name} has inputs`);
         assert.ok(!JSON.stringify(r.redacted).includes(keyBody), `${r.name} carries the private key in clear`);
@@ -213,26 +213,22 @@ test("a private key config for EC2 is used for the key pair, not regenerated", (
     assert.equal(named(run, "forklift-key").inputs.publicKey, "ssh-ed25519 AAAAmockpublic");
 });
 
-test("preview of a new stack: with the build still to run, every host's copy and install is planned", () => {
+test("preview of a new stack: with the build still to run, every host's install is planned", () => {
     for (const stack of [hostsStack(), ec2Stack, { ...ec2Stack, fleetBastion: { address: "203.0.113.10", user: "jump", privateKey: TEST_PRIVATE_KEY, hostKey: TEST_HOST_KEY } }]) {
         const run = runProgram(stack, "preview");
         assert.equal(run.error, undefined, "the preview registers without an error");
-        const copies = run.resources.filter((r) => r.name.endsWith("-artifact"));
         const installs = run.resources.filter((r) => r.name.endsWith("-install"));
-        assert.equal(copies.length, 2);
         assert.equal(installs.length, 2);
         assert.equal(run.invokes.filter((i) => i.token.startsWith("command:")).length, 0, "a preview runs no command");
     }
 });
 
-test("identity: a host's copy and install are replaced when its machine changes, uninstalling the old one first", () => {
+test("identity: a host's install is replaced when its machine changes, uninstalling the old one first", () => {
     const run = runProgram(hostsStack());
     for (const h of ["h1", "10-0-0-3"]) {
-        const copy = named(run, `forklift-${h}-artifact`);
         const install = named(run, `forklift-${h}-install`);
         const address = h === "h1" ? "10.0.0.4" : "10.0.0.3";
         assert.deepEqual(install.inputs.triggers, [address, 22], "the machine's address and port replace the install");
-        assert.deepEqual(copy.inputs.triggers, [address, 22]);
         assert.equal(install.deleteBeforeReplace, true, "the old machine is uninstalled before the new one is installed");
     }
     const bootstrap = named(run, "forklift-builder-bootstrap");
@@ -248,10 +244,8 @@ test("a private key stored without its final newline reaches SSH with it", () =>
     (stack.builderHost as any).privateKey = TEST_PRIVATE_KEY.replace(/\n/g, "\r\n").trimEnd();
     const run = runProgram(stack);
     assert.equal(run.error, undefined);
-    assert.equal(named(run, "forklift-h1-install").inputs.connection.privateKey, TEST_PRIVATE_KEY);
     assert.equal(named(run, "forklift-fork-build").inputs.connection.privateKey, TEST_PRIVATE_KEY);
-    const stdin = named(run, "forklift-h1-artifact").inputs.stdin as string;
-    for (const line of stdin.trim().split("\n")) {
-        assert.equal(Buffer.from(line.split(" ")[1], "base64").toString(), TEST_PRIVATE_KEY, `${line.split(" ")[0]} key ends in one newline`);
-    }
+    const stdin = stdinOf(named(run, "forklift-h1-install"));
+    assert.equal(stdin.builder, TEST_PRIVATE_KEY, "the builder's key ends in one newline");
+    assert.equal(stdin.target, TEST_PRIVATE_KEY, "the host's key ends in one newline");
 });
