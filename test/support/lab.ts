@@ -187,7 +187,7 @@ export class PulumiCli {
     }
 
     /** Runs `pulumi ARGS` (stdin from INPUT) and resolves with its exit code and output. */
-    run(args: string[], input = ""): Promise<CliResult> {
+    run(args: string[], input = "", echo = this.echo): Promise<CliResult> {
         const started = Date.now();
         return new Promise((resolve, reject) => {
             const child = spawn(this.pulumi, args, { cwd: this.projectDir, env: this.env, stdio: ["pipe", "pipe", "pipe"] });
@@ -195,11 +195,11 @@ export class PulumiCli {
             let stderr = "";
             child.stdout.on("data", (d: Buffer) => {
                 stdout += d.toString();
-                if (this.echo) process.stdout.write(d);
+                if (echo) process.stdout.write(d);
             });
             child.stderr.on("data", (d: Buffer) => {
                 stderr += d.toString();
-                if (this.echo) process.stderr.write(d);
+                if (echo) process.stderr.write(d);
             });
             child.on("error", reject);
             child.on("close", (code) => {
@@ -212,8 +212,8 @@ export class PulumiCli {
     }
 
     /** Like run(), but throws with the output's tail when the command fails. */
-    async ok(args: string[], input = ""): Promise<CliResult> {
-        const r = await this.run(args, input);
+    async ok(args: string[], input = "", echo = this.echo): Promise<CliResult> {
+        const r = await this.run(args, input, echo);
         if (r.code !== 0) {
             throw new Error(`pulumi ${args.join(" ")} exited ${r.code} after ${r.seconds}s:\n${tail(r.stdout + r.stderr, 60)}`);
         }
@@ -222,7 +222,7 @@ export class PulumiCli {
 
     /** The stack outputs as JSON. */
     async outputs(): Promise<Record<string, any>> {
-        return JSON.parse((await this.ok(["stack", "output", "--json"])).stdout);
+        return JSON.parse((await this.ok(["stack", "output", "--json"], "", false)).stdout);
     }
 }
 

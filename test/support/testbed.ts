@@ -69,6 +69,8 @@ const started = new Map<string, TestHost>();
 const attempted = new Set<string>();
 let keyDir: string | undefined;
 let handlersInstalled = false;
+/** Set by keepHostsIn(): the hosts outlive this process and the key pair lives here. */
+let keptIn: string | undefined;
 
 /** Repository root: FORKLIFT_REPO_ROOT, else the nearest directory above cwd holding testbed/host.sh. */
 export function repoRoot(): string {
@@ -170,16 +172,57 @@ function run(cmd: string, args: string[], opts: { input?: string | Buffer; timeo
   });
 }
 
-/** The run's ed25519 key pair (generated once per process). */
+/**
+ * Keeps the hosts this process starts running after it exits (`npm run demo`): no exit handlers,
+ * and the run's key pair in DIR (made once, reused), so a later process reaches them again with
+ * adoptHosts().
+ */
+export function keepHostsIn(dir: string): void {
+  if (keyDir) throw new Error('keepHostsIn() must come before any host is started');
+  keptIn = dir;
+}
+
+/**
+ * The running hosts of these specs, as started by an earlier process that called keepHostsIn()
+ * with the same directory; undefined unless every one of them is up.
+ */
+export function adoptHosts(specs: HostSpec[]): TestHost[] | undefined {
+  const key = testKey();
+  const listed = spawnSync(script('host.sh'), ['list'], { encoding: 'utf8', env: toolEnv() });
+  const running = new Map(
+    (listed.stdout ?? '').trim().split('\n').filter(Boolean).map((l) => {
+      const [name, index, address, pid] = l.split(/\s+/);
+      return [name, { index: Number(index), address, alive: pid !== '-' }] as const;
+    }),
+  );
+  const runDir = process.env.FORKLIFT_TESTBED_DIR ?? '/tmp/forklift-testbed';
+  const hosts: TestHost[] = [];
+  for (const s of specs) {
+    const r = running.get(s.name);
+    const keyFile = path.join(runDir, s.name, 'ssh_host_ed25519_key.pub');
+    if (!r?.alive || r.index !== s.index || !fs.existsSync(keyFile)) return undefined;
+    const hostKey = fs.readFileSync(keyFile, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
+    hosts.push({ name: s.name, index: s.index, address: r.address, port: 22, user: 'root', privateKeyPath: key.privateKeyPath, privateKey: key.privateKey, hostKey, debianDocker: !!s.debianDocker });
+  }
+  for (const h of hosts) started.set(h.name, h);
+  updateKnownHosts();
+  return hosts;
+}
+
+/** The run's ed25519 key pair (generated once per process, or kept in keepHostsIn()'s directory). */
 export function testKey(): { privateKeyPath: string; publicKeyPath: string; privateKey: string; publicKey: string } {
+  if (!keyDir && keptIn) {
+    fs.mkdirSync(keptIn, { recursive: true, mode: 0o700 });
+    if (!fs.existsSync(path.join(keptIn, 'id_ed25519'))) generateKey(keptIn);
+    keyDir = keptIn;
+  }
   if (!keyDir) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forklift-testbed-key-'));
-    const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'forklift-testbed', '-f', path.join(dir, 'id_ed25519')], {
-      encoding: 'utf8',
-    });
-    if (r.status !== 0) {
+    try {
+      generateKey(dir);
+    } catch (e) {
       fs.rmSync(dir, { recursive: true, force: true });
-      throw new Error(`ssh-keygen failed: ${r.error?.message ?? r.stderr}`);
+      throw e;
     }
     keyDir = dir;
     installExitHandlers();
@@ -191,6 +234,13 @@ export function testKey(): { privateKeyPath: string; publicKeyPath: string; priv
     privateKey: fs.readFileSync(privateKeyPath, 'utf8'),
     publicKey: fs.readFileSync(`${privateKeyPath}.pub`, 'utf8').trim(),
   };
+}
+
+function generateKey(dir: string): void {
+  const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'forklift-testbed', '-f', path.join(dir, 'id_ed25519')], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.error?.message ?? r.stderr}`);
 }
 
 /** known_hosts file pinning the host keys of every running test host of this process. */
