@@ -22,6 +22,7 @@
 #   /opt/forklift/releases/<sha256>/   unpacked binaries of each release (current + previous kept)
 #   /opt/forklift/current              symlink to the running release; switching it switches every binary
 #   <install dir>/<binary>             symlinks to /opt/forklift/current/<binary>
+#   <other PATH dir>/<binary>          the same, where a same-named file was there (Debian's /usr/sbin/dockerd)
 #   /var/lib/forklift/                 what was there before (backups), what forklift owns, last good files
 #   /usr/local/lib/forklift/           a copy of this script, so `pulumi destroy` can uninstall
 set -euo pipefail
@@ -34,6 +35,8 @@ HOST_NAME=${FORKLIFT_HOST:-$(hostname)}
 INSTALL_DIR=${FORKLIFT_INSTALL_DIR:-/usr/bin}
 VERIFY_TIMEOUT=${FORKLIFT_VERIFY_TIMEOUT:-60}
 STAGE=""
+# root's PATH: a same-named binary in any of these must not shadow the release's
+readonly PATH_DIRS="/usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin"
 
 # Messages must not kill the script when the SSH session that reads them is gone (see main).
 info() { printf '[forklift %s] %s\n' "$HOST_NAME" "$*" >&2 || true; }
@@ -94,6 +97,8 @@ own_path() {
     fi
     echo "$path" >>"$STATE/owned.list"
 }
+
+owns() { grep -qxF "$1" "$STATE/owned.list" 2>/dev/null; }
 
 # Drops LINE from the list file FILE.
 list_remove() {
@@ -206,9 +211,57 @@ up_to_date() {
 }
 
 links_match() {
-    local bin
+    local link
+    for link in $(release_links "$1"); do
+        [ "$(readlink "$link" 2>/dev/null || true)" = "$OPT/current/$(basename "$link")" ] || return 1
+    done
+}
+
+# The standard PATH directories other than the install dir, resolved (merged /usr: /sbin is
+# /usr/sbin) and each once.
+shadow_dirs() {
+    local dir real seen
+    seen=" $(readlink -m "$INSTALL_DIR") "
+    for dir in $PATH_DIRS; do
+        [ -d "$dir" ] || continue
+        real=$(readlink -f "$dir")
+        case "$seen" in *" $real "*) continue ;; esac
+        seen="$seen$real "
+        echo "$real"
+    done
+}
+
+# The name of BIN in the resolved directory DIR that its package uses, if any alias of DIR is the
+# one dpkg knows (a package may ship /sbin/x on a merged-/usr host); else DIR/BIN.
+shadow_path() {
+    local real=$1 bin=$2 dir
+    if ! dpkg_owned "$real/$bin"; then
+        for dir in $PATH_DIRS; do
+            [ "$dir" != "$real" ] || continue
+            [ "$(readlink -f "$dir")" = "$real" ] || continue
+            if dpkg_owned "$dir/$bin"; then
+                echo "$dir/$bin"
+                return 0
+            fi
+        done
+    fi
+    echo "$real/$bin"
+}
+
+# Every link release RELEASE needs: <install dir>/<bin>, and <dir>/<bin> for each other PATH
+# directory that has a same-named file (Debian's /usr/sbin/dockerd comes before /usr/bin in
+# root's PATH: an admin's `dockerd` must be the release's too).
+release_links() {
+    local bin dir
     for bin in $(release_binaries "$1"); do
-        [ "$(readlink "$INSTALL_DIR/$bin" 2>/dev/null || true)" = "$OPT/current/$bin" ] || return 1
+        echo "$INSTALL_DIR/$bin"
+        for dir in $(shadow_dirs); do
+            if [ -f "$dir/$bin" ] || [ -L "$dir/$bin" ]; then
+                shadow_path "$dir" "$bin"
+            elif owns "$dir/$bin"; then
+                echo "$dir/$bin"
+            fi
+        done
     done
 }
 
@@ -247,16 +300,16 @@ record_pre_state() {
 
 # Makes RELEASE_SHA the current release and links its binaries (one rename switches them all).
 switch_to() {
-    local sha=$1 release="$OPT/releases/$1" bin link
+    local sha=$1 release="$OPT/releases/$1" link
     put_link "$release" "$OPT/current"
     mkdir -p "$INSTALL_DIR"
-    for bin in $(release_binaries "$release"); do
-        own_path "$INSTALL_DIR/$bin"
-        put_link "$OPT/current/$bin" "$INSTALL_DIR/$bin"
+    for link in $(release_links "$release"); do
+        own_path "$link"
+        put_link "$OPT/current/$(basename "$link")" "$link"
     done
     # binaries of an older release that this one no longer has go back to what was there
     while read -r link; do
-        case "$link" in "$INSTALL_DIR"/*) ;; *) continue ;; esac
+        case "$link" in /etc/*) continue ;; esac
         [ -e "$release/$(basename "$link")" ] || release_path "$link"
     done < <(cat "$STATE/owned.list" 2>/dev/null || true)
     info "switched to release $sha"
@@ -281,9 +334,11 @@ apply_files() {
 
 # Links in an install dir used by an earlier run (installDir changed) go back to what was there.
 release_stale_links() {
-    local path
+    local path wanted
+    wanted=$(release_links "$OPT/releases/$FORKLIFT_SHA256")
     while read -r path; do
         case "$path" in "$INSTALL_DIR"/* | /etc/*) continue ;; esac
+        ! grep -qxF "$path" <<<"$wanted" || continue
         case "$(readlink "$path" 2>/dev/null || true)" in "$OPT/current/"*) release_path "$path" ;; esac
     done < <(cat "$STATE/owned.list" 2>/dev/null || true)
 }

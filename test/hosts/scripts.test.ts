@@ -87,6 +87,8 @@ const out = (host: TestHost, cmd: string) => {
 };
 const sha256Of = (host: TestHost, file: string) => out(host, `sha256sum ${file} | cut -d' ' -f1`);
 const dockerdPid = (host: TestHost) => out(host, "systemctl show -p MainPID --value docker.service");
+/** What an admin's shell finds: root's PATH as sshd sets it, then the file the name resolves to. */
+const resolvedBinary = (host: TestHost, bin: string) => out(host, `echo "$PATH" >&2; readlink -f "$(command -v ${bin})"`);
 
 describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
     before(async () => {
@@ -315,6 +317,39 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         assert.equal(out(distro, "systemctl is-enabled docker.socket"), "enabled");
         assert.equal(out(distro, "dpkg -V docker.io containerd 2>&1 | grep -c . || true"), "0", "Debian's files are intact");
         assert.equal(out(distro, "dpkg-divert --list | grep -c forklift || true"), "0", "no diversion left");
+    });
+
+    test("on a host with Debian's Docker: an admin's dockerd and runc are the release's, not Debian's in /usr/sbin; uninstall gives them back", async () => {
+        for (const bin of ["dockerd", "runc", "docker-proxy"]) {
+            assert.equal(resolvedBinary(distro, bin), `/usr/sbin/${bin}`, `Debian ships ${bin} in /usr/sbin`);
+        }
+        const v1 = await artifact("v1");
+        const release = `/opt/forklift/releases/${v1.sha256}`;
+        const r = install(distro, v1);
+        assert.equal(r.code, 0, r.stderr);
+        for (const bin of ["dockerd", "runc", "docker-proxy", "docker", "containerd"]) {
+            assert.equal(resolvedBinary(distro, bin), `${release}/${bin}`, `${bin} on root's PATH is the release's`);
+        }
+        // (the fixture packs Debian's own binaries: the resolved paths above are what tells them apart)
+        for (const bin of ["dockerd", "runc"]) {
+            assert.equal(out(distro, `${bin} --version`), out(distro, `${release}/${bin} --version`));
+        }
+        assert.match(out(distro, "dpkg-divert --list /usr/sbin/dockerd"), /^local diversion of \/usr\/sbin\/dockerd to \/usr\/sbin\/dockerd\.forklift-distrib$/);
+        const again = install(distro, v1);
+        assert.equal(again.code, 0, again.stderr);
+        assert.equal(parseHostStatus(again.stdout).changed, false, "a rerun changes nothing");
+
+        const u = uninstall(distro);
+        assert.equal(u.code, 0, u.stderr);
+        assert.equal(out(distro, "dpkg -V docker.io runc containerd 2>&1 | grep -c . || true"), "0", "Debian's files are intact");
+        assert.equal(out(distro, "dpkg-divert --list | grep -c forklift || true"), "0", "no diversion left");
+        for (const bin of ["dockerd", "runc", "docker-proxy"]) {
+            assert.equal(resolvedBinary(distro, bin), `/usr/sbin/${bin}`);
+            assert.equal(on(distro, `test -L /usr/sbin/${bin}`).code, 1, `/usr/sbin/${bin} is Debian's file again`);
+        }
+        // /var/lib/docker held the distro daemon's data before: it keeps its image and containers
+        assert.equal(out(distro, "docker image inspect -f '{{.Id}}' busybox:local >/dev/null && echo kept"), "kept");
+        assert.equal(out(distro, "docker inspect -f '{{.Name}}' keeper"), "/keeper");
     });
 
     test("destroy on an existing build host removes the builds and bootstrap's traces", () => {
