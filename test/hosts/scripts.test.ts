@@ -90,6 +90,35 @@ const dockerdPid = (host: TestHost) => out(host, "systemctl show -p MainPID --va
 /** What an admin's shell finds: root's PATH as sshd sets it, then the file the name resolves to. */
 const resolvedBinary = (host: TestHost, bin: string) => out(host, `echo "$PATH" >&2; readlink -f "$(command -v ${bin})"`);
 
+/**
+ * Everything a Docker daemon can leave on a host, as one text: the files under the directories it
+ * writes (type, mode, owner, size of regular files, link target), mounts, network links, iptables
+ * rules (without counters), the docker group, diversions and ip_forward. Two things are left out:
+ * /run/systemd/transient, which systemd creates for the first transient unit (the daemon's
+ * container scopes) and keeps, and the size of /var/lib/dpkg/diversions-old, dpkg's copy of the
+ * diversion list before its last change (the list itself is compared).
+ */
+function traceSnapshot(host: TestHost): string {
+    const script = String.raw`
+        for d in /etc /var/lib /var/lib/docker /run /run/lock /opt /usr/local /usr/bin /usr/sbin; do
+            find "$d" -xdev -path /run/systemd/transient -prune -o \
+                -type f -printf '%p file %m %u:%g size=%s\n' -o -printf '%p %y %m %u:%g %l\n'
+        done | sed 's|^\(/var/lib/dpkg/diversions-old file .*\) size=.*|\1|' | sort -u
+        findmnt -rn -o TARGET,FSTYPE | sort
+        ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print "link " $2}' | sort
+        for c in iptables ip6tables; do
+            for t in filter nat mangle raw; do "$c" -t "$t" -S 2>&1 | sed "s/^/$c $t: /"; done
+        done
+        echo "group: $(getent group docker)"
+        dpkg-divert --list | sort
+        echo "ip_forward: $(cat /proc/sys/net/ipv4/ip_forward)"
+    `;
+    const r = ssh(host, "bash -s", { input: script });
+    assert.equal(r.code, 0, `trace snapshot failed on ${host.name}: ${r.stderr}`);
+    return r.stdout;
+}
+let plainBeforeFirstInstall = "";
+
 describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
     before(async () => {
         [builder, plain, distro] = await startHosts([
@@ -177,6 +206,7 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
 
     test("install: socket activation, the artifact's dockerd, docker run; a rerun changes nothing", async () => {
         const a = await artifact("v1");
+        plainBeforeFirstInstall = traceSnapshot(plain);
         const r = install(plain, a);
         assert.equal(r.code, 0, r.stderr);
         assert.equal(parseHostStatus(r.stdout).changed, true);
@@ -280,6 +310,16 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         const again = uninstall(plain);
         assert.equal(again.code, 0);
         assert.match(again.stdout, /nothing installed/);
+    });
+
+    test("uninstall leaves no trace of the daemon on a host where Docker never ran: files, mounts, links, iptables, group as before", () => {
+        assert.ok(plainBeforeFirstInstall, "the install test recorded the host before the first install");
+        const before = plainBeforeFirstInstall.split("\n");
+        const after = traceSnapshot(plain).split("\n");
+        const left = after.filter((l) => !before.includes(l));
+        const lost = before.filter((l) => !after.includes(l));
+        assert.deepEqual({ left, lost }, { left: [], lost: [] }, "the host differs from before the first install");
+        assert.equal(out(plain, "ls -l /proc/[0-9]*/exe 2>/dev/null | grep -c /opt/forklift || true"), "0", "no process of the release runs on");
     });
 
     test("on a host with Debian's Docker: a failed first install puts Debian's Docker back", async () => {
