@@ -340,6 +340,9 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         const debianVersion = out(distro, "docker version --format '{{.Server.Version}}'");
         out(distro, `docker import ${HOST_BUSYBOX_TARBALL} busybox:local >/dev/null`);
         out(distro, "docker run -d --name keeper busybox:local /bin/busybox sleep 100000 >/dev/null");
+        out(distro, "docker run -d --restart always --name restarter busybox:local /bin/busybox sleep 100000 >/dev/null");
+        out(distro, "docker run -d --restart on-failure --name onfailure busybox:local /bin/busybox sleep 100000 >/dev/null");
+        out(distro, "docker run -d --restart unless-stopped --name unless busybox:local /bin/busybox sleep 100000 >/dev/null");
         const keeper = out(distro, "docker inspect -f '{{.State.Pid}}' keeper");
         const v1 = await artifact("v1");
         const r = install(distro, v1);
@@ -357,6 +360,14 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         assert.equal(out(distro, "systemctl is-enabled docker.socket"), "enabled");
         assert.equal(out(distro, "dpkg -V docker.io containerd 2>&1 | grep -c . || true"), "0", "Debian's files are intact");
         assert.equal(out(distro, "dpkg-divert --list | grep -c forklift || true"), "0", "no diversion left");
+        // Debian's daemon runs without live-restore: it stops what forklift's daemon left running,
+        // and starts again only the containers whose restart policy says so (README)
+        const running = (name: string) => out(distro, `docker inspect -f '{{.State.Running}}' ${name}`);
+        for (let i = 0; i < 20 && (running("restarter") !== "true" || running("onfailure") !== "true"); i++) await new Promise((r) => setTimeout(r, 500));
+        assert.equal(running("restarter"), "true", "--restart always: started again");
+        assert.equal(running("onfailure"), "true", "--restart on-failure: started again (it was killed)");
+        assert.equal(running("keeper"), "false", "no restart policy: stopped");
+        assert.equal(running("unless"), "false", "--restart unless-stopped: stopped too (Debian 12's Docker 20.10)");
     });
 
     test("on a host with Debian's Docker: an admin's dockerd and runc are the release's, not Debian's in /usr/sbin; uninstall gives them back", async () => {
