@@ -104,13 +104,20 @@ test("Pulumi.yaml declares every key the program reads, with the same defaults",
     }
 });
 
-test("Pulumi.dev.yaml is a valid stack", () => {
-    const stack = yaml.load(readFileSync(path.join(__dirname, "..", "..", "Pulumi.dev.yaml"), "utf8")) as { config: Record<string, unknown> };
-    const values: Record<string, string> = {};
-    for (const [k, v] of Object.entries(stack.config)) {
-        if (!k.startsWith("forklift:")) continue;
-        values[k] = typeof v === "string" ? v : JSON.stringify(v);
-    }
-    const cfg = parseConfig(values);
-    assert.ok(cfg.fork.repo);
-});
+for (const [file, mode] of [["Pulumi.dev.yaml", "EC2"], ["Pulumi.hosts.yaml", "hosts"]] as const) {
+    test(`${file} is a valid stack (${mode} mode)`, () => {
+        const stack = yaml.load(readFileSync(path.join(__dirname, "..", "..", file), "utf8")) as { config: Record<string, unknown> };
+        const values: Record<string, string> = {};
+        for (const [k, v] of Object.entries(stack.config)) {
+            if (!k.startsWith("forklift:")) continue;
+            values[k] = typeof v === "string" ? v : JSON.stringify(v);
+        }
+        const cfg = parseConfig(values);
+        assert.ok(cfg.fork.repo);
+        assert.equal(cfg.builderHost === undefined, mode === "EC2", "EC2 mode launches the builder; hosts mode names one");
+        if (mode === "hosts") {
+            assert.equal(cfg.fleetEc2.count, 0, "hosts mode launches nothing");
+            assert.ok(cfg.fleetHosts.length >= 2 && cfg.fleetHosts.some((h) => h.proxy), "an example of a host behind a bastion");
+        }
+    });
+}
