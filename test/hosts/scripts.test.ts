@@ -18,6 +18,7 @@ import { parseBuildResult, BuildResult } from "../../components/fork-build";
 import { parseHostStatus } from "../../components/fleet-host";
 import { FixtureFork } from "./fixture-fork";
 import { HOST_BUSYBOX_TARBALL, TestHost, scp, ssh, startHosts, stopHosts } from "../support/testbed";
+import { traceSnapshot } from "../support/trace";
 
 let builder: TestHost;
 let plain: TestHost;
@@ -90,33 +91,6 @@ const dockerdPid = (host: TestHost) => out(host, "systemctl show -p MainPID --va
 /** What an admin's shell finds: root's PATH as sshd sets it, then the file the name resolves to. */
 const resolvedBinary = (host: TestHost, bin: string) => out(host, `echo "$PATH" >&2; readlink -f "$(command -v ${bin})"`);
 
-/**
- * Everything a Docker daemon can leave on a host, as one text: the files under the directories it
- * writes (type, mode, owner, size of regular files, link target), mounts, network links, iptables
- * rules (without counters), the docker group, diversions and ip_forward. Two things are left out:
- * /run/systemd/transient, which systemd creates for the first transient unit (the daemon's
- * container scopes) and keeps, and the size of /var/lib/dpkg/diversions-old, dpkg's copy of the
- * diversion list before its last change (the list itself is compared).
- */
-function traceSnapshot(host: TestHost): string {
-    const script = String.raw`
-        for d in /etc /var/lib /var/lib/docker /run /run/lock /opt /usr/local /usr/bin /usr/sbin; do
-            find "$d" -xdev -path /run/systemd/transient -prune -o \
-                -type f -printf '%p file %m %u:%g size=%s\n' -o -printf '%p %y %m %u:%g %l\n'
-        done | sed 's|^\(/var/lib/dpkg/diversions-old file .*\) size=.*|\1|' | sort -u
-        findmnt -rn -o TARGET,FSTYPE | sort
-        ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print "link " $2}' | sort
-        for c in iptables ip6tables; do
-            for t in filter nat mangle raw; do "$c" -t "$t" -S 2>&1 | sed "s/^/$c $t: /"; done
-        done
-        echo "group: $(getent group docker)"
-        dpkg-divert --list | sort
-        echo "ip_forward: $(cat /proc/sys/net/ipv4/ip_forward)"
-    `;
-    const r = ssh(host, "bash -s", { input: script });
-    assert.equal(r.code, 0, `trace snapshot failed on ${host.name}: ${r.stderr}`);
-    return r.stdout;
-}
 let plainBeforeFirstInstall = "";
 
 describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {

@@ -5,9 +5,11 @@
  * the docker group, dpkg diversions and ip_forward.
  *
  * Left out, because they change by themselves while a host runs: the journal and logs (/var/log),
- * systemd's runtime state (/run/systemd, /run/user), login records (/run/utmp), sshd's per-session
- * files (/run/sshd*), systemd timers' stamps and the random seed (/var/lib/systemd/timers,
- * /var/lib/systemd/random-seed).
+ * systemd's runtime state (/run/systemd, /run/user; it keeps /run/systemd/transient once the
+ * daemon's container scopes made it), login records (/run/utmp), sshd's per-session files
+ * (/run/sshd*), systemd timers' stamps and the random seed (/var/lib/systemd/timers,
+ * /var/lib/systemd/random-seed). And the size of /var/lib/dpkg/diversions-old, dpkg's copy of the
+ * diversion list before its last change (the list itself is compared).
  */
 import { TestHost, ssh } from "./testbed";
 
@@ -29,7 +31,7 @@ export function traceSnapshot(host: TestHost, opts: TraceOptions = {}): string {
     const script = String.raw`
         for d in ${dirs.join(" ")}; do
             find "$d" -xdev \( ${prune} \) -prune -o -type f -printf '%p file %m %u:%g size=%s\n' -o -printf '%p %y %m %u:%g %l\n'
-        done | sort -u
+        done | sed 's|^\(/var/lib/dpkg/diversions-old file .*\) size=.*|\1|' | sort -u
         findmnt -rn -o TARGET,FSTYPE | grep -Ev '${mountFilter}' | sort
         ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print "link " $2}' | ${opts.daemonData ? "grep -v '^link veth'" : "cat"} | sort
         for c in iptables ip6tables; do
