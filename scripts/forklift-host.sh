@@ -169,7 +169,7 @@ verify_artifact() {
     got=$(sha256sum "$FORKLIFT_ARTIFACT" | cut -d' ' -f1)
     if [ "$got" != "$FORKLIFT_SHA256" ]; then
         rm -f "$FORKLIFT_ARTIFACT"
-        fatal "artifact $FORKLIFT_ARTIFACT has sha256 $got, expected $FORKLIFT_SHA256 (corrupted in transfer?); nothing was changed. The bad copy was removed: run \`pulumi up --replace <URN of this host's -artifact resource>\` to copy it again"
+        fatal "artifact $FORKLIFT_ARTIFACT has sha256 $got, expected $FORKLIFT_SHA256 (corrupted in transfer?); nothing was changed. The bad copy was removed: run \`pulumi up\` again to copy it anew"
     fi
     info "artifact sha256 verified ($got)"
 }
@@ -641,6 +641,21 @@ $log"
 $log"
 }
 
+# A release without containerd replacing one with it, on a host with no containerd of its own:
+# forklift's containerd stops, dockerd starts one of its own, and the containers of the old one
+# would run on with nothing managing them (live-restore cannot carry them across). Refuses while
+# there are any, before anything changes.
+check_containerd_handover() {
+    grep -qxF /etc/systemd/system/containerd.service "$STATE/owned.list" 2>/dev/null || return 0
+    [ ! -f "$STAGE/files/containerd.service" ] || return 0
+    ! unit_was containerd.service active || return 0
+    systemctl is-active --quiet containerd.service || return 0
+    local ctr=$OPT/current/ctr running
+    [ -x "$ctr" ] || ctr=ctr
+    running=$("$ctr" -n moby tasks ls -q 2>/dev/null | grep -c . || true)
+    [ "$running" -eq 0 ] || fatal "the new release ships no containerd and this host has none of its own: the $running running container(s) of forklift's containerd would be left running with nothing managing them. Stop them (docker stop), then run \`pulumi up\` again; nothing was changed"
+}
+
 do_install() {
     preflight
     verify_artifact
@@ -653,6 +668,7 @@ do_install() {
         status_json false
         return 0
     fi
+    check_containerd_handover
     local prev reason
     # the last release that verified, not whatever an interrupted run left in `current`
     prev=$(sed -n 's/^sha256=//p' "$STATE/installed" 2>/dev/null || true)

@@ -149,8 +149,17 @@ describe("pulumi up, as a user types it, on real hosts", { timeout: 60 * 60_000 
         for (const h of [a, b, c]) await assertOnRelease(h, out.artifact.sha256);
     });
 
-    test("recipe moby: the daemon alone, on hosts that have containerd and runc", async () => {
+    test("recipe moby: refused while forklift's containerd runs containers nothing would manage; then the daemon alone", async () => {
+        const before = (await cli.outputs()).artifact.sha256;
         await setConfig(cli, forkSettings(lab, { recipe: "moby", ref: "v1" }));
+        const refused = await cli.run(["up", "--yes"]);
+        allOutput += refused.stdout + refused.stderr;
+        assert.notEqual(refused.code, 0, "the switch is refused on a");
+        assert.match(refused.stdout + refused.stderr, /\[forklift a\] ERROR: the new release ships no containerd and this host has none of its own: the 1 running container/);
+        assert.equal(sh(a, "readlink /opt/forklift/current"), `/opt/forklift/releases/${before}`, "a is untouched");
+        assert.equal(sh(b, "readlink /opt/forklift/current"), `/opt/forklift/releases/${before}`, "the batches after a did not start");
+        assert.equal(sh(a, "docker inspect -f '{{.State.Running}}' live"), "true");
+        sh(a, "docker rm -f live >/dev/null");
         await up();
         const out = await cli.outputs();
         assert.equal(out.artifact.recipe, "moby");

@@ -17,14 +17,14 @@ export interface TraceOptions {
     /**
      * The host runs a Docker daemon of its own before and after (Debian's docker.io): leave out its
      * data and runtime state (/var/lib/docker, /var/lib/containerd, /run/docker, /run/containerd,
-     * their mounts) and container veths, which a running daemon changes by itself.
+     * their mounts, its PID file) and container veths, which a running daemon changes by itself.
      */
     daemonData?: boolean;
 }
 
 export function traceSnapshot(host: TestHost, opts: TraceOptions = {}): string {
     const volatile = ["/var/log", "/run/systemd", "/run/user", "/run/utmp", "/run/sshd", "/run/sshd.pid", "/var/lib/systemd/timers", "/var/lib/systemd/random-seed"];
-    const daemon = ["/var/lib/docker", "/var/lib/containerd", "/run/docker", "/run/containerd"];
+    const daemon = ["/var/lib/docker", "/var/lib/containerd", "/run/docker", "/run/containerd", "/run/docker.pid"];
     const prune = [...volatile, ...(opts.daemonData ? daemon : [])].map((p) => `-path ${p}`).join(" -o ");
     const dirs = ["/etc", "/var/lib", ...(opts.daemonData ? [] : ["/var/lib/docker"]), "/run", "/run/lock", "/opt", "/usr/local", "/usr/bin", "/usr/sbin"];
     const mountFilter = opts.daemonData ? "^/(run/(user|systemd|docker|containerd)|var/lib/(docker|containerd))/" : "^/run/(user|systemd)/";
