@@ -107,6 +107,21 @@ export const DEFAULTS = {
 export type ConfigKey = keyof typeof DEFAULTS;
 export const CONFIG_KEYS = Object.keys(DEFAULTS) as ConfigKey[];
 const SECRET_KEYS = new Set<string>(["sshPrivateKey"]);
+const SECRET_FIELD = /privateKey|password|secret|token/i;
+
+/**
+ * The value with every field that holds a secret (by its name, or a PEM private key by its text)
+ * replaced, at any depth: an error message shows the value it complains about, and must not show
+ * a key's first bytes when it is nested in a host entry.
+ */
+export function redactSecrets(value: unknown): unknown {
+    if (typeof value === "string") return /PRIVATE KEY/.test(value) ? "(secret value)" : value;
+    if (Array.isArray(value)) return value.map(redactSecrets);
+    if (value !== null && typeof value === "object") {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, SECRET_FIELD.test(k) ? "(secret value)" : redactSecrets(v)]));
+    }
+    return value;
+}
 
 export class ConfigError extends Error {
     constructor(readonly problems: string[]) {
@@ -149,8 +164,9 @@ export function isOpenCidr(v: string): boolean {
 export function checkGitUrl(v: string): string | null {
     const expected = "a git URL (https://, ssh://, git://, file:// or user@host:path)";
     if (/\s/.test(v) || v.startsWith("-")) return expected;
-    // a token in the URL would land in the state, the build log and the artifact
-    if (/^(https?|git):\/\/[^/]*@/.test(v)) return "a git URL without credentials (give the build host a deploy key or credential helper instead)";
+    // a token or password in the URL would land in the state, the build log and the artifact
+    const credentials = "a git URL without credentials (give the build host a deploy key or credential helper instead)";
+    if (/^(https?|git|file):\/\/[^/]*@/.test(v) || /^[a-z+]+:\/\/[^/@]*:[^/@]*@/i.test(v) || /^[^/@:]*:[^/@]*@[^:/]+:/.test(v)) return credentials;
     if (/^(https?|ssh|git|file):\/\/[^/]*\/?\S*$/.test(v)) {
         return /^(https?|ssh|git):\/\/[^/]+\/\S+/.test(v) || /^file:\/\/\/\S+/.test(v) ? null : expected;
     }
@@ -226,8 +242,8 @@ class Reader {
     constructor(private readonly raw: Raw) {}
 
     private show(key: string, value: unknown): string {
-        if (SECRET_KEYS.has(key) || /privateKey|password/i.test(key)) return "(secret value)";
-        const s = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value);
+        if (SECRET_KEYS.has(key) || SECRET_FIELD.test(key)) return "(secret value)";
+        const s = JSON.stringify(redactSecrets(value)) ?? String(value);
         return s.length > 80 ? s.slice(0, 77) + "..." : s;
     }
 
@@ -270,8 +286,9 @@ class Reader {
     }
 
     requireString(key: ConfigKey, check: (v: string) => string | null): string {
-        if (!this.has(key) && DEFAULTS[key] === undefined) {
-            this.fail(key, undefined, check("\u0000") ?? "a value");
+        const v = this.value(key);
+        if (v === undefined || v === "" || (typeof v === "string" && v.trim() === "")) {
+            this.fail(key, v, check("\u0000") ?? "a value");
             return "";
         }
         return this.string(key, check) ?? "";
@@ -432,10 +449,15 @@ export function parseConfig(raw: Raw): ForkliftConfig {
 
     const hostsRaw = r.value("fleetHosts");
     const fleetHosts: SshTarget[] = [];
+    /** fleetHosts[i] of the stack file for each parsed entry: an invalid entry shifts no index. */
+    const fleetIndex = new Map<SshTarget, number>();
     if (!Array.isArray(hostsRaw)) r.fail("fleetHosts", hostsRaw, "a list of host objects");
     else hostsRaw.forEach((h, i) => {
         const t = readTarget(r, `fleetHosts[${i}]`, h, true);
-        if (t) fleetHosts.push(t);
+        if (t) {
+            fleetHosts.push(t);
+            fleetIndex.set(t, i);
+        }
     });
 
     const fleetEc2 = {
@@ -470,7 +492,7 @@ export function parseConfig(raw: Raw): ForkliftConfig {
         artifactCacheDir: r.string("artifactCacheDir") ?? DEFAULTS.artifactCacheDir,
     };
 
-    crossCheck(r, cfg);
+    crossCheck(r, cfg, (h) => fleetIndex.get(h) ?? -1);
     if (r.problems.length > 0) throw new ConfigError(r.problems);
     return cfg;
 }
@@ -481,11 +503,16 @@ function readDaemonJson(r: Reader): Record<string, unknown> | null {
         r.fail("daemonJson", v, "a map of daemon.json settings (manageDaemonJson: false leaves the host's file alone)");
         return null;
     }
+    // docker.service starts dockerd with -H fd:// (socket activation): dockerd refuses to start
+    // when daemon.json names hosts too, so every host would roll back
+    if ("hosts" in v) {
+        r.fail("daemonJson.hosts", (v as Record<string, unknown>).hosts, "no hosts in daemonJson: docker.service passes -H fd:// (socket activation) and dockerd refuses both; add a TCP listener with a systemd drop-in instead");
+    }
     return v as Record<string, unknown>;
 }
 
 /** Rules that involve more than one key. */
-function crossCheck(r: Reader, cfg: ForkliftConfig): void {
+function crossCheck(r: Reader, cfg: ForkliftConfig, indexOf: (h: SshTarget) => number): void {
     const fleetSize = cfg.fleetHosts.length + cfg.fleetEc2.count;
     if (fleetSize === 0 && !r.problems.some((p) => p.startsWith(`${PROJECT}:fleet`))) {
         r.fail("fleetHosts", r.value("fleetHosts"), "at least one fleet host (fleetHosts entries or fleetCount > 0)");
@@ -496,10 +523,11 @@ function crossCheck(r: Reader, cfg: ForkliftConfig): void {
 
     const seen = new Map<string, string>();
     const names = new Map<string, number>();
-    cfg.fleetHosts.forEach((h, i) => {
-        const id = `${h.address}:${h.port}`;
+    cfg.fleetHosts.forEach((h) => {
+        const i = indexOf(h);
+        const id = `${h.address.toLowerCase()}:${h.port}`;
         if (seen.has(id)) r.fail(`fleetHosts[${i}].address`, h.address, `an address not already used by ${seen.get(id)}`);
-        else seen.set(id, `fleetHosts[${cfg.fleetHosts.indexOf(h)}]`);
+        else seen.set(id, `fleetHosts[${i}]`);
         if (names.has(h.name)) r.fail(`fleetHosts[${i}].name`, h.name, `a name not already used by fleetHosts[${names.get(h.name)}]`);
         else if (launchedFleetNames(cfg.fleetEc2.count).includes(h.name)) {
             r.fail(`fleetHosts[${i}].name`, h.name, `a name other than those of the ${cfg.fleetEc2.count} launched fleet instances (forklift-fleet-N)`);

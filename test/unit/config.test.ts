@@ -83,6 +83,28 @@ test("the error message lists every problem and says nothing was created", () =>
     }
 });
 
+test("no byte of a private key is echoed, however deep the bad value holds it", () => {
+    const cases: [string, Record<string, unknown>][] = [
+        ["fleetHosts given as one object", { fleetHosts: host() }],
+        ["a fleet entry that is a key", { fleetHosts: [TEST_PRIVATE_KEY] }],
+        ["a key in an unknown field", { fleetHosts: [host({ sshKey: TEST_PRIVATE_KEY })] }],
+        ["a key as the proxy", { fleetHosts: [host({ proxy: TEST_PRIVATE_KEY })] }],
+        ["a bastion that is a list", { fleetBastion: [host()] }],
+        ["builderHost with a bad port", { builderHost: host({ port: "x" }) }],
+        ["a key as daemonJson", { daemonJson: TEST_PRIVATE_KEY }],
+        ["a key in makeVars", { makeVars: { KEY: TEST_PRIVATE_KEY } }],
+    ];
+    const body = TEST_PRIVATE_KEY.split("\n").filter((l) => l && !l.startsWith("-----")).join("");
+    for (const [what, values] of cases) {
+        const all = problems({ ...base, ...values }).join("\n");
+        assert.ok(all.length > 0, `${what}: refused`);
+        assert.doesNotMatch(all, /PRIVATE KEY/, `${what}: the key's header is echoed`);
+        for (let i = 0; i + 8 <= body.length; i += 4) {
+            assert.ok(!all.includes(body.slice(i, i + 8)), `${what}: key bytes at ${i} echoed in:\n${all}`);
+        }
+    }
+});
+
 test("secret values are never echoed in errors", () => {
     const found = problems({ ...base, sshPrivateKey: "hunter2", fleetHosts: [host({ privateKey: "topsecret" })] });
     const all = found.join("\n");
