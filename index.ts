@@ -40,6 +40,7 @@ const builder = new BuildHost("forklift-builder", {
     ec2User: cfg.sshUser,
     swapGiB: cfg.builderEc2.swapGiB,
     insecure: cfg.insecureSkipHostKeyCheck,
+    connectTimeout: cfg.sshConnectTimeout,
 });
 
 const build = new ForkBuild("forklift-fork", {
@@ -50,7 +51,7 @@ const build = new ForkBuild("forklift-fork", {
 
 const hostKeyScript = readScript("bootstrap-builder.sh");
 const fleetBastion = cfg.fleetBastion
-    ? configuredHop({ ...cfg.fleetBastion, hostKey: cfg.insecureSkipHostKeyCheck ? undefined : cfg.fleetBastion.hostKey })
+    ? configuredHop({ ...cfg.fleetBastion, hostKey: cfg.insecureSkipHostKeyCheck ? undefined : cfg.fleetBastion.hostKey }, cfg.sshConnectTimeout)
     : undefined;
 const launchedFleet: ReachableHost[] = launchedFleetNames(cfg.fleetEc2.count).map((name) => {
     return new Ec2Host(name, {
@@ -68,12 +69,13 @@ const launchedFleet: ReachableHost[] = launchedFleetNames(cfg.fleetEc2.count).ma
 });
 
 const rollout = new Rollout("forklift", {
-    hosts: [...cfg.fleetHosts.map((h) => configuredHost(h, cfg.insecureSkipHostKeyCheck)), ...launchedFleet],
+    hosts: [...cfg.fleetHosts.map((h) => configuredHost(h, cfg.insecureSkipHostKeyCheck, cfg.sshConnectTimeout)), ...launchedFleet],
     batchSize: cfg.batchSize,
     artifact: {
         builder: builder.host,
         remotePath: build.result.artifact,
         sha256: build.result.sha256,
+        size: build.result.size,
         version: build.result.version,
         binaries: build.result.binaries,
     },

@@ -23,6 +23,8 @@ export interface BuildHostArgs {
     swapGiB: number;
     /** Skip host key checks (explicit opt-in, warned). @default false */
     insecure: boolean;
+    /** Seconds an SSH connection to an existing build host may take (sshConnectTimeout). @default 10 */
+    connectTimeout: number;
 }
 
 /**
@@ -39,7 +41,7 @@ export class BuildHost extends pulumi.ComponentResource {
         const parent = this;
         const script = readScript("bootstrap-builder.sh");
 
-        this.host = args.existing ? configuredHost(args.existing, args.insecure) : launchedHost();
+        this.host = args.existing ? configuredHost(args.existing, args.insecure, args.connectTimeout) : launchedHost();
         const sudo = this.host.user !== "root";
         this.ready = new command.remote.Command(
             `${name}-bootstrap`,

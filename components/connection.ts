@@ -10,8 +10,8 @@ import { SshTarget } from "../lib/config";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
 
-/** How long to keep dialing a host that is still booting (EC2) or briefly unreachable. */
-export const DIAL = { dialErrorLimit: 30, perDialTimeout: 10 };
+/** How long to keep dialing a launched instance that is still booting. */
+export const BOOTING_DIAL = { dialErrorLimit: 30, perDialTimeout: 10 };
 
 /** One SSH hop: a host, or the bastion in front of it. */
 export interface SshHop {
@@ -22,6 +22,12 @@ export interface SshHop {
     hostKey?: pulumi.Input<string>;
     /** Private key (secret); absent means the SSH agent. */
     privateKey?: pulumi.Input<string>;
+    /**
+     * Seconds one connection attempt may take (sshConnectTimeout): an existing host that does
+     * not answer is reported at once instead of being dialed again and again.
+     * @default a launched instance's boot: 30 attempts of 10 s
+     */
+    connectTimeout?: number;
 }
 
 /** A host forklift talks to: how to reach it, and what to say about it in outputs. */
@@ -44,7 +50,7 @@ function hopConnection(h: SshHop, insecure: boolean): Connection {
         // socket path would make every command look changed (and break deletes later)
         privateKey: h.privateKey ? pulumi.secret(h.privateKey) : undefined,
         hostKey: insecure ? undefined : h.hostKey,
-        ...DIAL,
+        ...(h.connectTimeout ? { dialErrorLimit: 2, perDialTimeout: h.connectTimeout } : BOOTING_DIAL),
     };
 }
 
@@ -54,20 +60,21 @@ export function providerConnection(h: SshHop & { proxy?: SshHop }, insecure: boo
 }
 
 /** A host (or bastion) hop from validated config; the private key becomes a secret. */
-export function configuredHop(t: Omit<SshTarget, "name" | "proxy">): SshHop {
+export function configuredHop(t: Omit<SshTarget, "name" | "proxy">, connectTimeout: number): SshHop {
     return {
         address: t.address,
         port: t.port,
         user: t.user,
         hostKey: t.hostKey,
         privateKey: t.privateKey ? pulumi.secret(t.privateKey) : undefined,
+        connectTimeout,
     };
 }
 
 /** A host listed in the stack config (builderHost, fleetHosts). */
-export function configuredHost(t: SshTarget, insecure: boolean): ReachableHost {
-    const hop = configuredHop(t);
-    const proxy = t.proxy ? configuredHop(t.proxy) : undefined;
+export function configuredHost(t: SshTarget, insecure: boolean, connectTimeout: number): ReachableHost {
+    const hop = configuredHop(t, connectTimeout);
+    const proxy = t.proxy ? configuredHop(t.proxy, connectTimeout) : undefined;
     return { name: t.name, ...hop, proxy, connection: providerConnection({ ...hop, proxy }, insecure) };
 }
 
@@ -83,8 +90,11 @@ export function routeVars(role: "BUILDER" | "TARGET", h: SshHop & { proxy?: SshH
             [`${prefix}_USER`]: x.user,
             ...(insecure || !hostKey ? {} : { [`${prefix}_HOST_KEY`]: hostKey.trim() }),
         }));
+    const timeout = { FORKLIFT_CONNECT_TIMEOUT: String(h.connectTimeout ?? BOOTING_DIAL.perDialTimeout) };
     const own = hop(`FORKLIFT_${role}`, h);
-    return h.proxy ? pulumi.all([own, hop(`FORKLIFT_${role}_PROXY`, h.proxy)]).apply(([a, b]) => ({ ...a, ...b })) : own;
+    return h.proxy
+        ? pulumi.all([own, hop(`FORKLIFT_${role}_PROXY`, h.proxy)]).apply(([a, b]): Record<string, string> => ({ ...a, ...b, ...timeout }))
+        : own.apply((a): Record<string, string> => ({ ...a, ...timeout }));
 }
 
 /** The private keys of a route by hop name ("builder", "builder-proxy", ...), for artifactStdin. */

@@ -12,6 +12,8 @@ export interface Artifact {
     /** Its path on the build host. */
     remotePath: pulumi.Input<string>;
     sha256: pulumi.Input<string>;
+    /** Bytes of the tgz (the check asks for room to stage and unpack it). */
+    size: pulumi.Input<number>;
     version: pulumi.Input<string>;
     binaries: pulumi.Input<string[]>;
 }
@@ -50,8 +52,11 @@ export interface FleetHostArgs {
      * @default { "live-restore": true }
      */
     daemonJson: Record<string, unknown> | null;
-    /** Install commands of the previous batch: this host starts only after they verified. */
-    after: pulumi.Resource[];
+    /**
+     * What the install waits for: the installs of the previous batch (it starts only after they
+     * verified), or, for the first batch, every host's check.
+     */
+    after: pulumi.Resource[] | Promise<pulumi.Resource[]>;
     /**
      * Local directory of the content-addressed artifact cache (relative to the project).
      * @default ".forklift/artifacts"
@@ -64,11 +69,14 @@ export interface FleetHostArgs {
 /**
  * One fleet host on the release: the artifact copied over from the local cache (fetched from the
  * build host once, sha256-checked on the host), units rendered for it, installed and verified by
- * forklift-host.sh, rolled back there if the new daemon does not answer. Destroy runs the uninstall that the install left on the host, except
- * on instances forklift launched (terminating them is the cleanup).
+ * forklift-host.sh, rolled back there if the new daemon does not answer. Destroy runs the
+ * uninstall that the install left on the host, except on instances forklift launched (terminating
+ * them is the cleanup). Its `check` runs, before the first batch of the rollout, whenever its
+ * install is about to run: reachable, host key, login, sudo, systemd, disk space.
  */
 export class FleetHost extends pulumi.ComponentResource {
     readonly install: command.local.Command;
+    readonly check: command.local.Command;
     readonly status: pulumi.Output<HostStatus>;
 
     constructor(name: string, args: FleetHostArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -115,6 +123,28 @@ export class FleetHost extends pulumi.ComponentResource {
                 artifactStdin({ ...builderKeys, ...targetKeys, install, uninstall: uninstallCommand(args.host.name, owner, sudo) }),
             );
 
+        const checkVars = pulumi.all([target, create, args.artifact.size]).apply(([vars, install, size]) => ({
+            ...vars,
+            FORKLIFT_HOST: args.host.name,
+            FORKLIFT_INSECURE: args.insecure ? "1" : "0",
+            // staged tgz, unpacked release, and the previous release kept for rollback
+            FORKLIFT_NEED_KIB: String(Math.ceil((size * 4) / 1024)),
+            FORKLIFT_CHECK_KEY: sha256Of(install).slice(0, 32),
+        }));
+        this.check = new command.local.Command(
+            `${name}-check`,
+            {
+                create: checkVars.apply((vars) => artifactCommand("check", vars)),
+                stdin: pulumi.secret(routeKeys("target", args.host).apply((keys) => artifactStdin(keys))),
+                addPreviousOutputInEnv: false,
+                triggers: [args.host.address, args.host.port],
+            },
+            { parent, deletedWith },
+        );
+
+        const check = this.check;
+        const waitsFor: Promise<pulumi.Resource[]> = Promise.resolve(args.after).then((after) => [...new Set([check, ...after])]);
+
         // A local command on the machine of `pulumi up` that copies the artifact and installs,
         // and whose delete uninstalls. Its inputs are plain strings, so a preview with the build
         // still to run shows the plan (CopyToRemote refuses an asset unknown at preview). Copy and
@@ -133,7 +163,7 @@ export class FleetHost extends pulumi.ComponentResource {
                 // from uninstalling what its create just installed.
                 triggers: [args.host.address, args.host.port],
             },
-            { parent, dependsOn: args.after, deletedWith, deleteBeforeReplace: true },
+            { parent, dependsOn: waitsFor, deletedWith, deleteBeforeReplace: true },
         );
         this.status = this.install.stdout.apply(parseHostStatus);
         this.registerOutputs({ status: this.status });

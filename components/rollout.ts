@@ -30,6 +30,10 @@ export class Rollout extends pulumi.ComponentResource {
 
     constructor(name: string, args: RolloutArgs, opts?: pulumi.ComponentResourceOptions) {
         super("forklift:index:Rollout", name, {}, opts);
+        // the first batch waits for every host's check: a host that is down or has a wrong key
+        // stops the rollout before any host changes
+        let checked!: (checks: pulumi.Resource[]) => void;
+        const allChecks = new Promise<pulumi.Resource[]>((resolve) => (checked = resolve));
         let previous: FleetHost[] = [];
         for (const batch of planBatches(args.hosts, args.batchSize)) {
             const current = batch.map(
@@ -41,7 +45,7 @@ export class Rollout extends pulumi.ComponentResource {
                             artifact: args.artifact,
                             installDir: args.installDir,
                             daemonJson: args.daemonJson,
-                            after: previous.map((p) => p.install),
+                            after: previous.length > 0 ? previous.map((p) => p.install) : allChecks,
                             cacheDir: args.cacheDir,
                             insecure: args.insecure,
                         },
@@ -51,6 +55,7 @@ export class Rollout extends pulumi.ComponentResource {
             this.hosts.push(...current);
             previous = current;
         }
+        checked(this.hosts.map((h) => h.check));
         this.statuses = pulumi.all(
             this.hosts.map((h, i) => pulumi.all([h.status, args.hosts[i].address]).apply(([s, address]) => ({ ...s, address }))),
         );

@@ -76,10 +76,11 @@ function runLeftScript(script: string, vars: Record<string, string>, arg: string
 
 /**
  * The local command (scripts/artifact.sh MODE) that brings the release onto one fleet host
- * (`install`) or takes it off (`uninstall`), run by the command provider in the project directory.
+ * (`install`), takes it off (`uninstall`) or checks the host first (`check`), run by the command
+ * provider in the project directory.
  * Keys and the remote commands travel on its stdin (artifactStdin).
  */
-export function artifactCommand(mode: "install" | "uninstall", vars: Record<string, string>): string {
+export function artifactCommand(mode: "install" | "uninstall" | "check", vars: Record<string, string>): string {
     return `${envPrefix(vars)} bash scripts/artifact.sh ${mode}`;
 }
 

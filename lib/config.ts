@@ -62,6 +62,8 @@ export interface ForkliftConfig {
     /** The managed /etc/docker/daemon.json; null (manageDaemonJson: false) leaves the host's file alone. */
     daemonJson: Record<string, unknown> | null;
     insecureSkipHostKeyCheck: boolean;
+    /** Seconds an SSH connection to an existing host may take before the host counts as unreachable. */
+    sshConnectTimeout: number;
     artifactCacheDir: string;
 }
 
@@ -101,6 +103,7 @@ export const DEFAULTS = {
     daemonJson: { "live-restore": true },
     manageDaemonJson: true,
     insecureSkipHostKeyCheck: false,
+    sshConnectTimeout: 10,
     artifactCacheDir: ".forklift/artifacts",
 } as const;
 
@@ -489,6 +492,7 @@ export function parseConfig(raw: Raw): ForkliftConfig {
         installDir: r.string("installDir", checkAbsPath) ?? DEFAULTS.installDir,
         daemonJson: r.bool("manageDaemonJson") ? readDaemonJson(r) : null,
         insecureSkipHostKeyCheck: r.bool("insecureSkipHostKeyCheck"),
+        sshConnectTimeout: r.int("sshConnectTimeout", 1, 300),
         artifactCacheDir: r.string("artifactCacheDir") ?? DEFAULTS.artifactCacheDir,
     };
 

@@ -14,6 +14,8 @@
 #                                  the release), then run the install command there with
 #                                  scripts/forklift-host.sh on its stdin; print what it prints
 #   artifact.sh uninstall < stdin  run the uninstall command on the fleet host
+#   artifact.sh check < stdin      check the fleet host before a rollout: reachable, host key,
+#                                  login, passwordless sudo, systemd, free disk space
 #
 # stdin: lines "<name> <base64>":
 #   builder, builder-proxy, target, target-proxy   private key of that SSH hop (a hop without a
@@ -35,6 +37,9 @@
 #   FORKLIFT_HOST             install, uninstall: the fleet host's name, for messages
 #   FORKLIFT_INSTALL_KEY      install: hash of what is installed (only there so that a change of
 #                             it runs the install again)
+#   FORKLIFT_NEED_KIB         check: free space (KiB) the release needs in /opt and /var/tmp
+#   FORKLIFT_CHECK_KEY        check: hash of what the rollout will do there (only there so that a
+#                             change of it runs the check again)
 #   FORKLIFT_CONNECT_TIMEOUT  seconds per SSH connection attempt (default 15)
 set -euo pipefail
 
@@ -190,6 +195,36 @@ install() {
     run_remote install
 }
 
+# Says why ssh could not get a session, from its stderr (FILE), naming the host and what to check.
+explain_ssh_failure() {
+    local err where
+    err=$(grep -v '^Warning: Permanently added' "$1" | tail -n 3 | tr '\n' ' ')
+    where=$(target_name)
+    case "$err" in
+        *"Host key verification failed"* | *"IDENTIFICATION HAS CHANGED"* | *"host key for"*"has changed"*)
+            fatal "$where: its SSH host key is not the pinned hostKey; check hostKey (ssh-keyscan -t ed25519 ${FORKLIFT_TARGET_ADDRESS:-}) and that the address is the machine you mean. ssh said: $err" ;;
+        *"Permission denied"* | *"Too many authentication failures"*)
+            fatal "$where: the login as ${FORKLIFT_TARGET_USER:-root} was refused; check user and privateKey (or the agent's keys). ssh said: $err" ;;
+        *"timed out"* | *"No route to host"* | *"Network is unreachable"* | *"Connection refused"* | *"Could not resolve"* | *"Name or service not known"*)
+            fatal "$where: unreachable; check that it is up, the address and port, and the network path (sshConnectTimeout is ${FORKLIFT_CONNECT_TIMEOUT:-15}s). ssh said: $err" ;;
+        *) fatal "$where: SSH failed: $err" ;;
+    esac
+}
+
+check() {
+    add_route target TARGET
+    local out rc=0
+    # shellcheck disable=SC2016 # expanded by the remote shell
+    local script='if [ "$(id -u)" != 0 ] && ! sudo -n true 2>/dev/null; then echo "the login user $(id -un) cannot sudo without a password (forklift needs root or passwordless sudo)"; exit 3; fi
+[ -d /run/systemd/system ] || { echo "systemd is not running as init (forklift runs Docker under systemd)"; exit 3; }
+for d in /opt /var/tmp; do a=$(df -Pk "$d" | awk "NR==2 {print \$4}"); if [ "$a" -lt "$1" ]; then echo "only $((a / 1024)) MiB free in $d, the release needs about $(($1 / 1024)) MiB"; exit 3; fi; done
+echo ok'
+    out=$(remote target "sh -c '$script' sh ${FORKLIFT_NEED_KIB:-0}" 2>"$WORK/ssh.err" </dev/null) || rc=$?
+    [ "$rc" != 255 ] || explain_ssh_failure "$WORK/ssh.err"
+    [ "$rc" = 0 ] || fatal "$(target_name): ${out:-$(tail -n 3 "$WORK/ssh.err")}"
+    info "$(target_name): reachable, host key as pinned, login, sudo, systemd and disk space checked"
+}
+
 uninstall() {
     add_route target TARGET
     run_remote uninstall
@@ -197,7 +232,7 @@ uninstall() {
 
 main() {
     local mode=${1:-}
-    case "$mode" in fetch | install | uninstall) ;; *) fatal "usage: $0 fetch|install|uninstall < stdin" ;; esac
+    case "$mode" in fetch | install | uninstall | check) ;; *) fatal "usage: $0 fetch|install|uninstall|check < stdin" ;; esac
     read_stdin
     "$mode"
 }

@@ -245,7 +245,7 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         const r = install(plain, v1, { skipCopy: true });
         assert.notEqual(r.code, 0);
         assert.match(r.stderr, /has sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(corrupted in transfer\?\); nothing was changed/);
-        assert.match(r.stderr, /The bad copy was removed: run `pulumi up --replace/);
+        assert.match(r.stderr, /The bad copy was removed: run `pulumi up` again to copy it anew/);
         assert.equal(out(plain, "readlink /opt/forklift/current"), current);
         assert.equal(dockerdPid(plain), pid);
         assert.equal(on(plain, `test -e ${remoteArtifactPath(v1.sha256)}`).code, 1, "the bad copy is gone");

@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
 import { checkProviderContract } from "./provider-contract";
 
-const resources: { type: string; name: string; inputs: unknown; dependsOn: string[]; deletedWith?: string; deleteBeforeReplace?: boolean }[] = [];
+const resources: { type: string; name: string; inputs: unknown; dependsOn: unknown; deletedWith?: string; deleteBeforeReplace?: boolean }[] = [];
 const invokes: { token: string; args: unknown }[] = [];
 const names = new Map<pulumi.Resource, string>();
 
@@ -97,12 +97,13 @@ async function main(): Promise<void> {
         const exported = await pulumi.runtime.runInPulumiStack(async () => {
             pulumi.runtime.registerStackTransformation((t) => {
                 names.set(t.resource, t.name);
-                const deps = ([] as pulumi.Resource[]).concat((t.opts.dependsOn as pulumi.Resource[] | undefined) ?? []);
+                // dependsOn may be a promise (the first batch waits for every host's check)
+                const deps = depNames(t.opts.dependsOn);
                 resources.push({
                     type: t.type,
                     name: t.name,
                     inputs: t.props,
-                    dependsOn: deps.map((d) => names.get(d) ?? "?"),
+                    dependsOn: deps,
                     deletedWith: t.opts.deletedWith ? (names.get(t.opts.deletedWith) ?? "?") : undefined,
                     deleteBeforeReplace: (t.opts as pulumi.CustomResourceOptions).deleteBeforeReplace,
                 });
@@ -146,8 +147,16 @@ function redact(value: any): any {
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
 
+/** Names of the resources in a dependsOn, which may be a promise or an output of them. */
+async function depNames(deps: unknown): Promise<string[]> {
+    if (deps instanceof Promise) return depNames(await deps);
+    if (pulumi.Output.isInstance(deps)) return depNames(await new Promise((r) => (deps as pulumi.Output<unknown>).apply(r)));
+    return ([] as unknown[]).concat(deps ?? []).map((r) => names.get(r as pulumi.Resource) ?? "?");
+}
+
 /** Resolves nested Outputs (secrets unwrapped) into plain JSON. */
 async function resolve(value: any): Promise<any> {
+    if (value instanceof Promise) return resolve(await value);
     if (pulumi.Output.isInstance(value)) return resolve(await new Promise((r) => pulumi.unsecret(value).apply(r)));
     if (pulumi.asset.Asset.isInstance?.(value)) return { asset: await (value as any).path };
     if (Array.isArray(value)) return Promise.all(value.map(resolve));

@@ -96,7 +96,7 @@ test("EC2 mode: every connection pins the host key, and launched hosts skip unin
         assert.match(c.inputs.connection.hostKey, /^ssh-ed25519 /, `${c.name} pins the host key`);
         assert.ok(c.deletedWith, `${c.name} is deleted with its instance`);
     }
-    const installs = run.resources.filter((r) => r.type === "command:local:Command");
+    const installs = run.resources.filter((r) => r.name.endsWith("-install"));
     assert.equal(installs.length, 2, "one install per fleet instance");
     for (const c of installs) {
         assert.match(c.inputs.create, /FORKLIFT_BUILDER_HOST_KEY='ssh-ed25519 /, `${c.name} pins the builder's key`);
@@ -143,8 +143,16 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
 
     const install1 = named(run, "forklift-h1-install");
     const install2 = named(run, "forklift-10-0-0-3-install");
-    assert.deepEqual(install1.dependsOn, [], "first batch starts right after the build");
-    assert.deepEqual(install2.dependsOn, ["forklift-h1-install"], "second batch waits for the first");
+    assert.deepEqual(install1.dependsOn, ["forklift-h1-check", "forklift-10-0-0-3-check"], "the first batch waits for every host's check");
+    assert.deepEqual(install2.dependsOn, ["forklift-10-0-0-3-check", "forklift-h1-install"], "second batch waits for the first");
+    const check1 = named(run, "forklift-h1-check");
+    assert.equal(check1.type, "command:local:Command");
+    assert.deepEqual(check1.dependsOn, [], "checks wait for nothing but the build's result");
+    assert.match(check1.inputs.create, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.4 .*FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 .* bash scripts\/artifact\.sh check$/);
+    assert.match(check1.inputs.create, /FORKLIFT_NEED_KIB=5 /, "room for the 1234-byte artifact four times over");
+    assert.match(check1.inputs.create, /FORKLIFT_CONNECT_TIMEOUT=10 /, "sshConnectTimeout's default");
+    assert.deepEqual(Object.keys(stdinOf(check1)), ["target"], "only the host's key");
+    assert.equal(check1.inputs.delete, undefined, "nothing to undo");
     assert.equal(install1.type, "command:local:Command", "the copy and install run from the machine of `pulumi up`");
     assert.match(install1.inputs.create, / bash scripts\/artifact\.sh install$/);
     assert.match(install1.inputs.create, /FORKLIFT_TARGET_PATH=\/var\/tmp\/forklift-docker-b{64}\.tgz/);
@@ -171,8 +179,29 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
 
 test("hosts mode: batchSize 2 puts both hosts in one batch", () => {
     const run = runProgram({ ...hostsStack(), batchSize: 2 });
-    assert.deepEqual(named(run, "forklift-10-0-0-3-install").dependsOn, []);
-    assert.deepEqual(named(run, "forklift-h1-install").dependsOn, []);
+    assert.deepEqual(named(run, "forklift-10-0-0-3-install").dependsOn, ["forklift-10-0-0-3-check", "forklift-h1-check"]);
+    assert.deepEqual(named(run, "forklift-h1-install").dependsOn, ["forklift-h1-check", "forklift-10-0-0-3-check"]);
+});
+
+test("a host's check runs again exactly when its install would", () => {
+    const key = (stack: Record<string, unknown>, host = "h1") => /FORKLIFT_CHECK_KEY=(\w+)/.exec(named(runProgram(stack), `forklift-${host}-check`).inputs.create)?.[1];
+    const base = key(hostsStack());
+    assert.ok(base);
+    assert.equal(key({ ...hostsStack(), batchSize: 2 }), base, "a rollout setting changes no install");
+    assert.notEqual(key({ ...hostsStack(), daemonJson: { "live-restore": true, debug: true } }), base, "daemon.json changes the install");
+    assert.notEqual(key({ ...hostsStack(), installDir: "/usr/local/bin" }), base, "so does the install dir");
+    assert.equal(key({ ...hostsStack(), fleetHosts: [(hostsStack().fleetHosts as any[])[0]] }), base, "another host's removal changes nothing here");
+});
+
+test("sshConnectTimeout reaches the provider's dial and OpenSSH", () => {
+    const run = runProgram({ ...hostsStack(), sshConnectTimeout: 4 });
+    const build = named(run, "forklift-fork-build");
+    assert.equal(build.inputs.connection.perDialTimeout, 4);
+    assert.equal(build.inputs.connection.dialErrorLimit, 2, "an existing host is not dialed for minutes");
+    assert.match(named(run, "forklift-h1-install").inputs.create, /FORKLIFT_CONNECT_TIMEOUT=4 /);
+    assert.match(named(run, "forklift-h1-check").inputs.create, /FORKLIFT_CONNECT_TIMEOUT=4 /);
+    const ec2 = runProgram(ec2Stack);
+    assert.equal(named(ec2, "forklift-fork-build").inputs.connection.dialErrorLimit, 30, "a launched instance gets its boot time");
 });
 
 test("the build command changes exactly when a build input changes", () => {
@@ -191,7 +220,7 @@ test("secrets: private keys never appear in clear in registered inputs", () => {
     const withKey = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyBody));
     assert.equal(withKey.length, 2, "the key does reach the builder's SSH connections (as a secret)");
     const withKeyB64 = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyB64));
-    assert.equal(withKeyB64.length, 2, "and the two installs' stdin (as a secret)");
+    assert.equal(withKeyB64.length, 4, "and the stdin of the two installs and two checks (as a secret)");
     for (const r of run.resources) {
         assert.ok(JSON.stringify(r.inputs).length > 2, `${r.name} has inputs`);
         assert.ok(!JSON.stringify(r.redacted).includes(keyBody), `${r.name} carries the private key in clear`);

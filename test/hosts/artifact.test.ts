@@ -1,0 +1,164 @@
+/**
+ * scripts/artifact.sh on real hosts, driven exactly as the program's local commands run it
+ * (artifactCommand + artifactStdin): the check before a rollout, with one message per cause
+ * (host key, login, key, unreachable, no answer, sudo, disk), and install/uninstall through it
+ * (copy over SSH, sha256 checked on the host, no copy where the release is unpacked already).
+ * What `pulumi up` adds on top runs in test/e2e, which CI cannot run.
+ */
+import { after, before, describe, test } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { artifactCommand, artifactStdin, installCommand, remoteArtifactPath, uninstallCommand } from "../../lib/commands";
+import { sha256 } from "../../lib/hash";
+import { needsContainerdUnit, renderManagedFiles } from "../../lib/units";
+import { parseHostStatus } from "../../components/fleet-host";
+import { TestHost, copyFrom, repoRoot, ssh, startHosts, stopHosts } from "../support/testbed";
+
+let host: TestHost;
+let work: string;
+let tgz: string;
+let sha: string;
+const BINARIES = ["containerd", "containerd-shim-runc-v2", "ctr", "docker", "docker-init", "docker-proxy", "dockerd", "runc"];
+
+const targetVars = (h: TestHost, over: Record<string, string> = {}) => ({
+    FORKLIFT_TARGET_ADDRESS: h.address,
+    FORKLIFT_TARGET_PORT: String(h.port),
+    FORKLIFT_TARGET_USER: "root",
+    FORKLIFT_TARGET_HOST_KEY: h.hostKey,
+    FORKLIFT_CONNECT_TIMEOUT: "3",
+    FORKLIFT_HOST: "web",
+    FORKLIFT_INSECURE: "0",
+    ...over,
+});
+
+/** Runs `bash scripts/artifact.sh MODE` as the provider would: command line and stdin. */
+function run(mode: "check" | "install" | "uninstall", vars: Record<string, string>, stdin: Record<string, string | undefined>) {
+    const started = Date.now();
+    const r = spawnSync("bash", ["-c", artifactCommand(mode, vars)], { input: artifactStdin(stdin), encoding: "utf8", cwd: repoRoot(), timeout: 120_000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr, seconds: (Date.now() - started) / 1000 };
+}
+
+describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
+    before(async () => {
+        [host] = await startHosts([{ name: "ar-web", index: 71 }]);
+        work = fs.mkdtempSync(path.join(os.tmpdir(), "forklift-artifact-"));
+        // a release made of the host's own Debian binaries, in the layout of a static build
+        const pack = [
+            "set -e; d=$(mktemp -d); mkdir $d/docker",
+            ...BINARIES.map((b) => `cp "$(readlink -f "$(command -v ${b})")" $d/docker/${b}`),
+            "tar -C $d -czf /tmp/release.tgz docker; rm -rf $d",
+        ].join("; ");
+        const r = ssh(host, `PATH=$PATH:/usr/sbin:/sbin; ${pack}`);
+        assert.equal(r.code, 0, r.stderr);
+        tgz = path.join(work, "release.tgz");
+        copyFrom(host, "/tmp/release.tgz", tgz);
+        ssh(host, "rm -f /tmp/release.tgz");
+        sha = sha256(fs.readFileSync(tgz));
+        // the cache is content-addressed: an entry there needs no build host
+        fs.mkdirSync(path.join(work, "cache"));
+        fs.copyFileSync(tgz, path.join(work, "cache", `${sha}.tgz`));
+    });
+
+    after(async () => {
+        await stopHosts();
+        if (work) fs.rmSync(work, { recursive: true, force: true });
+    });
+
+    test("check: a good host passes", () => {
+        const r = run("check", targetVars(host, { FORKLIFT_NEED_KIB: "1024" }), { target: host.privateKey });
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, /web \(10\.78\.71\.2:22\): reachable, host key as pinned, login, sudo, systemd and disk space checked/);
+    });
+
+    const failures: [string, () => { vars: Record<string, string>; key?: string }, RegExp][] = [
+        ["a wrong host key", () => ({ vars: targetVars(host, { FORKLIFT_TARGET_HOST_KEY: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE13Mx9w3k99vWlCJXURrSYBWBucTfvv3XrE8dCTUoOn" }) }), /web \(10\.78\.71\.2:22\): its SSH host key is not the pinned hostKey; check hostKey/],
+        ["a wrong user", () => ({ vars: targetVars(host, { FORKLIFT_TARGET_USER: "nobody" }) }), /web \(10\.78\.71\.2:22\): the login as nobody was refused; check user and privateKey/],
+        ["a wrong private key", () => ({ vars: targetVars(host), key: otherKey() }), /the login as root was refused; check user and privateKey/],
+        ["nothing listening", () => ({ vars: targetVars(host, { FORKLIFT_TARGET_ADDRESS: "127.0.0.1", FORKLIFT_TARGET_PORT: "1" }) }), /web \(127\.0\.0\.1:1\): unreachable; check that it is up/],
+        ["no sudo for the login user", () => ({ vars: targetVars(host, { FORKLIFT_TARGET_USER: "plainuser" }) }), /the login user plainuser cannot sudo without a password/],
+        ["too little disk", () => ({ vars: targetVars(host, { FORKLIFT_NEED_KIB: String(1024 ** 4) }) }), /web \(10\.78\.71\.2:22\): only \d+ MiB free in \/opt, the release needs about 1073741824 MiB/],
+    ];
+    for (const [what, setup, message] of failures) {
+        test(`check: ${what} fails at once with one message naming the host and what to check`, () => {
+            if (what === "no sudo for the login user") {
+                const u = ssh(host, "id plainuser >/dev/null 2>&1 || (useradd -m plainuser && install -d -m 700 -o plainuser /home/plainuser/.ssh && install -m 600 -o plainuser /root/.ssh/authorized_keys /home/plainuser/.ssh/)");
+                assert.equal(u.code, 0, u.stderr);
+            }
+            const { vars, key } = setup();
+            const r = run("check", vars, { target: key ?? host.privateKey });
+            assert.notEqual(r.code, 0);
+            assert.match(r.stderr, message);
+            assert.equal(r.stderr.trim().split("\n").filter((l) => l.includes("ERROR")).length, 1, "one message");
+        });
+    }
+
+    test("check: a host that does not answer is reported after the connect timeout, not retried", () => {
+        const drop = spawnSync(path.join(repoRoot(), "testbed", "host.sh"), ["exec", host.name, "iptables", "-I", "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"], { encoding: "utf8" });
+        assert.equal(drop.status, 0, drop.stderr);
+        try {
+            const r = run("check", targetVars(host), { target: host.privateKey });
+            assert.notEqual(r.code, 0);
+            assert.match(r.stderr, /web \(10\.78\.71\.2:22\): unreachable; check that it is up, the address and port, and the network path \(sshConnectTimeout is 3s\)/);
+            assert.match(r.stderr, /timed out/);
+        } finally {
+            spawnSync(path.join(repoRoot(), "testbed", "host.sh"), ["exec", host.name, "iptables", "-D", "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"]);
+        }
+    });
+
+    test("install copies, checks the sha256 there and installs; a rerun copies nothing; uninstall gives the host back", () => {
+        const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(BINARIES) }, { "live-restore": true });
+        const install = installCommand({ hostName: "web", owner: "forklift/test/web", sha256: sha, version: "test", installDir: "/usr/bin", files, sudo: false });
+        const vars = {
+            ...targetVars(host),
+            FORKLIFT_SHA256: sha,
+            FORKLIFT_REMOTE_PATH: "/nonexistent/on/a/builder/that/is/never/asked.tgz",
+            FORKLIFT_CACHE_DIR: path.join(work, "cache"),
+            FORKLIFT_TARGET_PATH: remoteArtifactPath(sha),
+        };
+        const stdin = { target: host.privateKey, install, uninstall: uninstallCommand("web", "forklift/test/web", false) };
+        const first = run("install", vars, stdin);
+        assert.equal(first.code, 0, first.stderr);
+        assert.match(first.stderr, /copied \d+ bytes to web \(10\.78\.71\.2:22\):\/var\/tmp\/forklift-docker-[0-9a-f]{64}\.tgz \(sha256 checked there\)/);
+        const status = parseHostStatus(first.stdout);
+        assert.equal(status.sha256, sha);
+        assert.equal(status.changed, true);
+
+        const again = run("install", vars, stdin);
+        assert.equal(again.code, 0, again.stderr);
+        assert.match(again.stderr, /has release [0-9a-f]{64} unpacked already: nothing to copy/);
+        assert.equal(parseHostStatus(again.stdout).changed, false);
+
+        const gone = run("uninstall", targetVars(host), stdin);
+        assert.equal(gone.code, 0, gone.stderr);
+        assert.match(gone.stderr, /uninstalled/);
+        assert.equal(ssh(host, "test -e /opt/forklift").code, 1, "the release is gone");
+    });
+
+    test("install refuses a copy that arrives corrupted, and a corrupt cache entry is dropped", () => {
+        const cache = path.join(work, "bad-cache");
+        fs.mkdirSync(cache);
+        const bad = Buffer.from(fs.readFileSync(tgz));
+        bad[bad.length >> 1] ^= 0xff;
+        fs.writeFileSync(path.join(cache, `${sha}.tgz`), bad);
+        const r = run("install", { ...targetVars(host), FORKLIFT_SHA256: sha, FORKLIFT_REMOTE_PATH: "/x.tgz", FORKLIFT_CACHE_DIR: cache, FORKLIFT_TARGET_PATH: remoteArtifactPath(sha) }, { target: host.privateKey, install: "false" });
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /the cached artifact .* was corrupt; it is removed: run `pulumi up` again to fetch it anew/);
+        assert.equal(fs.existsSync(path.join(cache, `${sha}.tgz`)), false);
+        assert.equal(ssh(host, `ls /var/tmp/forklift-docker-* 2>/dev/null | wc -l`).stdout.trim(), "0", "nothing left on the host");
+    });
+});
+
+let other: string | undefined;
+/** A private key the host does not accept. */
+function otherKey(): string {
+    if (!other) {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "forklift-otherkey-"));
+        spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "k")]);
+        other = fs.readFileSync(path.join(dir, "k"), "utf8");
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+    return other;
+}
