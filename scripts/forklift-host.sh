@@ -513,11 +513,24 @@ ensure_group() {
     getent group docker >/dev/null || groupadd --system docker
 }
 
+# True when the running daemon started after the daemon.json this install puts in place was
+# written, with the same bytes: it runs with that file's live-restore already, and needs no HUP.
+# (Times in nanoseconds: the daemon often starts within the second its file was written.)
+daemon_read_config() {
+    local file=/etc/docker/daemon.json started written
+    [ -f "$STAGE/files/daemon.json" ] && cmp -s "$STAGE/files/daemon.json" "$file" || return 1
+    started=$(systemctl show --timestamp=us+utc -p ExecMainStartTimestamp --value docker.service 2>/dev/null) || return 1
+    started=$(date -d "$started" +%s%N 2>/dev/null) || return 1
+    written=$(stat -c %.9Y "$file" 2>/dev/null) || return 1
+    [[ "$written" =~ ^[0-9]+\.[0-9]{9}$ ]] && [ "${written/./}" -lt "$started" ]
+}
+
 # Restarts containerd (when shipped) and Docker on the files now in place, within VERIFY_TIMEOUT.
+# With "reload", a running daemon is told to re-read daemon.json first.
 restart_docker() {
     # a running daemon re-reads daemon.json on HUP: with live-restore on, stopping it below
     # leaves the containers running (a distro daemon started without live-restore included)
-    if systemctl is-active --quiet docker.service; then
+    if [ "${1:-reload}" = reload ] && systemctl is-active --quiet docker.service; then
         if systemctl reload docker.service 2>/dev/null; then sleep 1; fi
     fi
     systemctl daemon-reload
@@ -528,8 +541,11 @@ restart_docker() {
         # back on the host's own containerd (the release ships none)
         timeout "$VERIFY_TIMEOUT" systemctl start containerd.service
     fi
-    # shellcheck disable=SC2086 # word splitting of the unit list is intended
-    systemctl enable $units >/dev/null 2>&1
+    # `systemctl enable` costs a unit-file scan even when there is nothing to do
+    local unit
+    for unit in $units; do
+        systemctl is-enabled --quiet "$unit" 2>/dev/null || systemctl enable "$unit" >/dev/null 2>&1
+    done
     systemctl stop docker.service docker.socket
     case "$units" in containerd.service*) timeout "$VERIFY_TIMEOUT" systemctl restart containerd.service ;; esac
     # Type=notify with TimeoutStartSec=0 would wait forever for a daemon that never gets ready
@@ -545,10 +561,13 @@ unit_was() {
     esac
 }
 
+# True when docker.service runs RELEASE's dockerd: that very file (device and inode), else one
+# with the same bytes.
 running_dockerd_matches() {
     local pid
     pid=$(systemctl show -p MainPID --value docker.service)
     [ -n "$pid" ] && [ "$pid" != 0 ] || return 1
+    [ "$(stat -L -c %d:%i "/proc/$pid/exe" 2>/dev/null)" != "$(stat -L -c %d:%i "$1/dockerd")" ] || return 0
     [ "$(sha256sum "/proc/$pid/exe" | cut -d' ' -f1)" = "$(sha256sum "$1/dockerd" | cut -d' ' -f1)" ]
 }
 
@@ -672,12 +691,15 @@ do_install() {
     local prev reason
     # the last release that verified, not whatever an interrupted run left in `current`
     prev=$(sed -n 's/^sha256=//p' "$STATE/installed" 2>/dev/null || true)
+    # the HUP (and the second it waits) only where the daemon may lack the file's settings
+    local reload=reload
+    if systemctl is-active --quiet docker.service && daemon_read_config; then reload=no-reload; fi
     unpack_release
     record_pre_state
     switch_to "$FORKLIFT_SHA256"
     apply_files "$STAGE/files"
     ensure_group
-    if ! reason=$(restart_docker 2>&1); then
+    if ! reason=$(restart_docker "$reload" 2>&1); then
         roll_back "$prev" "systemd could not start the new daemon: ${reason:-no output}"
     fi
     if ! reason=$(verify_release "$FORKLIFT_SHA256"); then
