@@ -138,6 +138,33 @@ describe("pulumi up, as a user types it, on real hosts", { timeout: 60 * 60_000 
         assert.equal(sh(a, "docker inspect -f '{{.State.Running}} {{.State.Pid}}' live"), `true ${livePid}`, "the container lived through the upgrade");
     });
 
+    test("a wrong host key and a host that does not answer stop the rollout before any host changes; fixed, up converges", async () => {
+        const v2 = (await cli.outputs()).artifact.sha256;
+        await setConfig(cli, { forkRef: "v1" });
+        await setHost(cli, "fleetHosts[1]", { ...b, hostKey: d.hostKey });
+        const hostSh = path.join(__dirname, "..", "..", "testbed", "host.sh");
+        const drop = (op: "-I" | "-D") => execFileSync(hostSh, ["exec", c.name, "iptables", op, "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"]);
+        drop("-I");
+        try {
+            const r = await cli.run(["up", "--yes"]);
+            allOutput += r.stdout + r.stderr;
+            note(`pulumi up with b's key wrong and c silent: exit ${r.code} after ${r.seconds.toFixed(1)} s`);
+            assert.notEqual(r.code, 0);
+            const text = r.stdout + r.stderr;
+            assert.match(text, /b \(10\.78\.103\.2:22\): its SSH host key is not the pinned hostKey; check hostKey/);
+            assert.match(text, /c \(10\.78\.104\.2:22\): unreachable; check that it is up, the address and port, and the network path \(sshConnectTimeout is 10s\)/);
+            for (const h of [a, b]) assert.equal(sh(h, "readlink /opt/forklift/current"), `/opt/forklift/releases/${v2}`, `${h.name} was not changed`);
+        } finally {
+            drop("-D");
+        }
+        assert.equal(sh(c, "readlink /opt/forklift/current"), `/opt/forklift/releases/${v2}`, "c was not changed");
+        await setHost(cli, "fleetHosts[1]", b);
+        await up();
+        const out = await cli.outputs();
+        assert.equal(out.artifact.commit, lab.forks.dockerCe.commitOf("v1"));
+        for (const h of [a, b, c]) await assertOnRelease(h, out.artifact.sha256);
+    });
+
     test("recipe docker-ce-packaging: engine and cli forks built and rolled out", async () => {
         await setConfig(cli, forkSettings(lab, { recipe: "docker-ce-packaging", ref: "v1" }));
         await preview();
