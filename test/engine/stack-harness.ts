@@ -74,8 +74,8 @@ async function main(): Promise<void> {
     } finally {
         rmSync(work, { recursive: true, force: true });
     }
-    process.stdout.write(JSON.stringify(results) + "\n");
-    process.exit(0);
+    // exit only once the line is flushed: past the pipe's buffer a plain exit cuts it short
+    process.stdout.write(JSON.stringify(results) + "\n", () => process.exit(0));
 }
 
 main().catch((e) => {
