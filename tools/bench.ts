@@ -368,6 +368,24 @@ async function repetition(b: Bench, n: number, figures: SizeFigures): Promise<Pr
     return profile;
 }
 
+/** After a failed rollout: an untimed `pulumi up` finishes it, so the next one goes to every host again. */
+async function converge(b: Bench, n: number): Promise<void> {
+    const stack = stackOf(n);
+    const ref = (await b.cli.ok(["config", "get", "forkRef", "--stack", stack], "", false)).stdout.trim() as Ref;
+    await clearStartLimits(b.lab.fleet.slice(0, n));
+    await b.cli.timedOk(["up", "--yes", "--stack", stack]);
+    b.stackRef.set(n, ref);
+}
+
+/** The Docker and containerd journal of each fleet host, next to the work directory, after a failed repetition. */
+async function saveDockerLogs(b: Bench, n: number, attempt: number): Promise<void> {
+    const hosts = b.lab.fleet.slice(0, n);
+    const logs = await Promise.all(hosts.map((h) => sshAsync(h, "journalctl -u docker.service -u containerd.service -u docker.socket -n 60 --no-pager")));
+    const file = path.join(b.work, "..", `forklift-bench-failure-${attempt}.log`);
+    fs.writeFileSync(file, logs.map((r, i) => `==== ${hosts[i].name}\n${r.stdout}`).join("\n"));
+    note(`the hosts' Docker logs: ${file}`);
+}
+
 // ---- the profile ----
 
 /** Seconds from the CLI's start to the first output line matching RE (after line index FROM). */
@@ -508,12 +526,27 @@ async function main(): Promise<void> {
     const b = await setUp(opts);
     const figs = new Map<number, SizeFigures>();
     const profiles = new Map<number, Profile>();
+    const failures: string[] = [];
     let last = "";
     try {
         for (const n of opts.sizes) {
             const f: SizeFigures = { rollout: [], noop: [], ansible: [], ansibleNoop: [], floor: [] };
             figs.set(n, f);
-            for (let rep = 0; rep < opts.reps; rep++) profiles.set(n, await repetition(b, n, f));
+            for (let rep = 0; rep < opts.reps; rep++) {
+                try {
+                    profiles.set(n, await repetition(b, n, f));
+                } catch (e) {
+                    // a daemon that fails to start under the load of 8 hosts on 2 cores: say so, keep
+                    // the hosts' Docker logs, and run the repetition again (at most twice per size)
+                    failures.push(`N=${n}: ${(e as Error).message.split("\n").slice(0, 3).join(" / ")}`);
+                    await saveDockerLogs(b, n, failures.length);
+                    if (failures.filter((x) => x.startsWith(`N=${n}:`)).length > 2) throw e;
+                    note(`repetition failed, run again: ${failures.at(-1)}`);
+                    await converge(b, n);
+                    for (const xs of Object.values(f) as number[][]) xs.length = rep;
+                    rep--;
+                }
+            }
         }
         const big = Math.max(...opts.sizes);
         const prof = breakdown(profiles.get(big)!);
@@ -538,6 +571,7 @@ async function main(): Promise<void> {
             "| phase | s |",
             "|---|---:|",
             ...prof.rows.map(([k, v]) => `| ${k} | ${v} |`),
+            ...(failures.length ? ["", `Repetitions that failed and were run again (${failures.length}):`, "", ...failures.map((x) => `- ${x.replace(/\|/g, "\\|")}`)] : []),
             ...(extra.length ? ["", "Single runs for the profile:", "", "| what | s |", "|---|---:|", ...extra.map(([k, v]) => `| ${k} | ${v} |`)] : []),
         ].join("\n");
         console.log(`\n${report}\n`);
