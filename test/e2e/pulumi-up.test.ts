@@ -16,8 +16,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { FIXTURE_BINARIES } from "../hosts/fixture-fork";
-import { Lab, LabHost, PulumiCli, bootLab, ensureBusybox, configureStack, findPulumi, forkSettings, note, projectCheckout, setConfig, setHost, sh } from "../support/lab";
+import { Lab, LabHost, PulumiCli, bootLab, configureStack, findPulumi, forkSettings, note, projectCheckout, setConfig, setHost, sh } from "../support/lab";
 import { traceSnapshot } from "../support/trace";
+import * as checks from "./checks";
 import { TestHost, ssh, stopHosts } from "../support/testbed";
 
 const STACK = "e2e";
@@ -43,30 +44,11 @@ const preview = async () => {
     return r;
 };
 
-/** sha256 of the dockerd the host's docker.service runs, and that service's main PID. */
-const runningDockerd = (h: TestHost) => {
-    const [pid, sha] = sh(h, `pid=$(systemctl show -p MainPID --value docker.service); echo "$pid"; sha256sum /proc/$pid/exe | cut -d' ' -f1`).split("\n");
-    return { pid, sha };
-};
-/** sha256 of docker/dockerd inside the cached artifact the stack says it rolled out. */
-const artifactDockerd = (sha256: string) => {
-    const tgz = path.join(work, "project", ".forklift", "artifacts", `${sha256}.tgz`);
-    return execFileSync("bash", ["-c", `tar -xzOf "$1" docker/dockerd | sha256sum | cut -d' ' -f1`, "_", tgz], { encoding: "utf8" }).trim();
-};
 const started = (h: TestHost) => Number(sh(h, "systemctl show -p ExecMainStartTimestampMonotonic --value docker.service"));
-
-/** Everything a rolled-out host must show: units, socket activation, the artifact's dockerd, docker run. */
-async function assertOnRelease(h: TestHost, sha256: string) {
-    const dockerd = artifactDockerd(sha256);
-    assert.match(sh(h, "head -n 1 /etc/systemd/system/docker.service"), /Managed by forklift/, `${h.name}: forklift's docker.service`);
-    assert.match(sh(h, "head -n 1 /etc/systemd/system/docker.socket"), /Managed by forklift/, `${h.name}: forklift's docker.socket`);
-    assert.equal(sh(h, "systemctl is-enabled docker.socket; systemctl is-active docker.socket"), "enabled\nactive", `${h.name}: socket activation`);
-    assert.equal(sh(h, "stat -c '%a %U:%G' /run/docker.sock"), "660 root:docker", `${h.name}: the socket's mode and owner`);
-    assert.equal(runningDockerd(h).sha, dockerd, `${h.name}: the running dockerd is the artifact's`);
-    assert.equal(sh(h, "readlink /opt/forklift/current"), `/opt/forklift/releases/${sha256}`);
-    ensureBusybox(h);
-    assert.equal(sh(h, "docker run --rm busybox:local echo ok"), "ok", `${h.name}: docker run`);
-}
+const projectDir = () => path.join(work, "project");
+const assertOnRelease = (h: TestHost, sha256: string) => checks.assertOnRelease(projectDir(), h, sha256);
+const artifactDockerd = (sha256: string) => checks.artifactDockerd(projectDir(), sha256);
+const runningDockerd = checks.runningDockerd;
 
 describe("pulumi up, as a user types it, on real hosts", { timeout: 60 * 60_000 }, () => {
     before(async () => {
