@@ -547,6 +547,10 @@ restart_docker() {
         systemctl is-enabled --quiet "$unit" 2>/dev/null || systemctl enable "$unit" >/dev/null 2>&1
     done
     systemctl stop docker.service docker.socket
+    # StartLimitBurst=3 per 60 s counts a rollback's restarts too: a retry right after one must
+    # not be refused as "start request repeated too quickly"
+    # shellcheck disable=SC2086 # word splitting of the unit list is intended
+    systemctl reset-failed $units 2>/dev/null || true
     case "$units" in containerd.service*) timeout "$VERIFY_TIMEOUT" systemctl restart containerd.service ;; esac
     # Type=notify with TimeoutStartSec=0 would wait forever for a daemon that never gets ready
     timeout "$VERIFY_TIMEOUT" systemctl start docker.socket docker.service

@@ -137,6 +137,36 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
         assert.equal(ssh(host, "test -e /opt/forklift").code, 1, "the release is gone");
     });
 
+    test("an upgrade right after Docker hit systemd's start limit still restarts it", () => {
+        const cache = path.join(work, "cache");
+        const release = (tgzPath: string) => {
+            const s = sha256(fs.readFileSync(tgzPath));
+            fs.copyFileSync(tgzPath, path.join(cache, `${s}.tgz`));
+            return s;
+        };
+        // a second release: the same binaries plus a note, so another sha256
+        const second = path.join(work, "second.tgz");
+        const x = spawnSync("bash", ["-c", `set -e; d=$(mktemp -d); tar -xzf "$1" -C $d; echo second > $d/docker/NOTE; tar -C $d -czf "$2" docker; rm -rf $d`, "_", tgz, second], { encoding: "utf8" });
+        assert.equal(x.status, 0, x.stderr);
+        const installAs = (s: string) => {
+            const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: true }, { "live-restore": true });
+            const install = installCommand({ hostName: "web", owner: "forklift/test/web", sha256: s, version: "test", installDir: "/usr/bin", files, sudo: false });
+            const vars = { ...targetVars(host), FORKLIFT_SHA256: s, FORKLIFT_REMOTE_PATH: "/never/asked.tgz", FORKLIFT_CACHE_DIR: cache, FORKLIFT_TARGET_PATH: remoteArtifactPath(s) };
+            return run("install", vars, { target: host.privateKey, install, uninstall: uninstallCommand("web", "forklift/test/web", false) });
+        };
+        const first = installAs(release(tgz));
+        assert.equal(first.code, 0, first.stderr);
+        // four quick restarts: the fourth is refused ("start request repeated too quickly")
+        const trip = ssh(host, "for i in 1 2 3 4; do systemctl restart docker.service || echo refused; done");
+        assert.match(trip.stdout, /refused/, "the start limit was hit");
+        const upgrade = installAs(release(second));
+        assert.equal(upgrade.code, 0, upgrade.stderr);
+        assert.equal(parseHostStatus(upgrade.stdout).changed, true);
+        assert.equal(ssh(host, "systemctl is-active docker.service").stdout.trim(), "active");
+        const gone = run("uninstall", targetVars(host), { target: host.privateKey, uninstall: uninstallCommand("web", "forklift/test/web", false) });
+        assert.equal(gone.code, 0, gone.stderr);
+    });
+
     test("install refuses a copy that arrives corrupted, and a corrupt cache entry is dropped", () => {
         const cache = path.join(work, "bad-cache");
         fs.mkdirSync(cache);
