@@ -45,6 +45,7 @@ const builder = new BuildHost("forklift-builder", {
 
 const build = new ForkBuild("forklift-fork", {
     host: builder.host,
+    connection: builder.connection,
     after: builder.ready,
     fork: cfg.fork,
 });
@@ -69,7 +70,7 @@ const launchedFleet: ReachableHost[] = launchedFleetNames(cfg.fleetEc2.count).ma
 });
 
 const rollout = new Rollout("forklift", {
-    hosts: [...cfg.fleetHosts.map((h) => configuredHost(h, cfg.insecureSkipHostKeyCheck, cfg.sshConnectTimeout)), ...launchedFleet],
+    hosts: [...cfg.fleetHosts.map((h) => configuredHost(h, cfg.sshConnectTimeout)), ...launchedFleet],
     batchSize: cfg.batchSize,
     artifact: {
         builder: builder.host,

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { SshTarget } from "../lib/config";
 import { bootstrapCommand, builderCleanupCommand, readScript, renderUserData } from "../lib/commands";
-import { ReachableHost, configuredHost, sshCommand } from "./connection";
+import { Connection, ReachableHost, configuredHost, providerConnection, sshCommand } from "./connection";
 import { Ec2Host } from "./ec2-host";
 import { SshAccess } from "./ssh-access";
 
@@ -33,6 +33,8 @@ export interface BuildHostArgs {
  */
 export class BuildHost extends pulumi.ComponentResource {
     readonly host: ReachableHost;
+    /** The provider's connection to it (host keys pinned; a launched host's always). */
+    readonly connection: Connection;
     readonly ready: command.remote.Command;
     readonly sshCommand: pulumi.Output<string>;
 
@@ -41,12 +43,13 @@ export class BuildHost extends pulumi.ComponentResource {
         const parent = this;
         const script = readScript("bootstrap-builder.sh");
 
-        this.host = args.existing ? configuredHost(args.existing, args.insecure, args.connectTimeout) : launchedHost();
+        this.host = args.existing ? configuredHost(args.existing, args.connectTimeout) : launchedHost();
+        this.connection = providerConnection(this.host, args.existing ? args.insecure : false);
         const sudo = this.host.user !== "root";
         this.ready = new command.remote.Command(
             `${name}-bootstrap`,
             {
-                connection: this.host.connection,
+                connection: this.connection,
                 create: bootstrapCommand(args.existing ? "bootstrap" : "wait", args.swapGiB, sudo),
                 delete: builderCleanupCommand(sudo),
                 stdin: script,

@@ -35,8 +35,6 @@ export interface ReachableHost extends SshHop {
     name: string;
     /** One bastion hop in front of the host. */
     proxy?: SshHop;
-    /** The provider's connection, rendered from the fields above. */
-    connection: pulumi.Input<Connection>;
     /** Launched by forklift: its teardown is the instance's termination. */
     instance?: pulumi.Resource;
 }
@@ -72,10 +70,9 @@ export function configuredHop(t: Omit<SshTarget, "name" | "proxy">, connectTimeo
 }
 
 /** A host listed in the stack config (builderHost, fleetHosts). */
-export function configuredHost(t: SshTarget, insecure: boolean, connectTimeout: number): ReachableHost {
-    const hop = configuredHop(t, connectTimeout);
+export function configuredHost(t: SshTarget, connectTimeout: number): ReachableHost {
     const proxy = t.proxy ? configuredHop(t.proxy, connectTimeout) : undefined;
-    return { name: t.name, ...hop, proxy, connection: providerConnection({ ...hop, proxy }, insecure) };
+    return { name: t.name, ...configuredHop(t, connectTimeout), proxy };
 }
 
 /**

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import * as tls from "@pulumi/tls";
-import { ReachableHost, SshHop, providerConnection } from "./connection";
+import { ReachableHost, SshHop } from "./connection";
 
 /** Ubuntu 24.04 LTS (Canonical's account), used when the stack names no AMI. */
 export const UBUNTU_OWNER = "099720109477";
@@ -89,7 +89,7 @@ export class Ec2Host extends pulumi.ComponentResource {
             : pulumi.all([this.instance.publicIp, this.instance.privateIp]).apply(([pub, priv]) => pub || priv);
         const publicHostKey = hostKey.publicKeyOpenssh.apply((k) => k.trim());
         const route = { address, port: 22, user: args.user, hostKey: publicHostKey, privateKey: args.privateKey, proxy: args.bastion };
-        this.host = { name, ...route, instance: this.instance, connection: providerConnection(route, false) };
+        this.host = { name, ...route, instance: this.instance };
         this.registerOutputs({ instanceId: this.instance.id, address: address });
     }
 }

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { ForkConfig } from "../lib/config";
 import { buildCommand, buildKey, readScript } from "../lib/commands";
-import { ReachableHost } from "./connection";
+import { Connection, ReachableHost } from "./connection";
 
 /** What a finished build reports (the last line of build-fork.sh's stdout). */
 export interface BuildResult {
@@ -34,6 +34,8 @@ export function parseBuildResult(stdout: string): BuildResult {
 export interface ForkBuildArgs {
     /** The build host, bootstrapped. */
     host: ReachableHost;
+    /** The provider's connection to it. */
+    connection: pulumi.Input<Connection>;
     /** Resource that must finish before the build starts (the host's bootstrap). */
     after: pulumi.Resource;
     /** Recipe, repositories, refs, version and make variables of the fork. */
@@ -58,7 +60,7 @@ export class ForkBuild extends pulumi.ComponentResource {
         const build = new command.remote.Command(
             `${name}-build`,
             {
-                connection: args.host.connection,
+                connection: args.connection,
                 create: buildCommand(args.fork, this.key, args.host.user !== "root"),
                 stdin: script,
                 addPreviousOutputInEnv: false,
