@@ -4,6 +4,7 @@
  * wires: SSH access (when launching) → build host → fork build → rollout over the fleet.
  */
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import { ConfigError, ForkliftConfig, launchedFleetNames, parseConfig } from "./lib/config";
 import { renderUserData, readScript } from "./lib/commands";
 import { BuildHost } from "./components/build-host";
@@ -69,6 +70,10 @@ const launchedFleet: ReachableHost[] = launchedFleetNames(cfg.fleetEc2.count).ma
     }).host;
 });
 
+// Who this stack is on the hosts: two stacks of the same project and stack name (two engineers'
+// local `dev` stacks) must not take over each other's hosts.
+const identity = new random.RandomId("forklift-stack-identity", { byteLength: 8 });
+
 const rollout = new Rollout("forklift", {
     hosts: [...cfg.fleetHosts.map((h) => configuredHost(h, cfg.sshConnectTimeout)), ...launchedFleet],
     batchSize: cfg.batchSize,
@@ -84,8 +89,10 @@ const rollout = new Rollout("forklift", {
     daemonJson: cfg.daemonJson,
     cacheDir: cfg.artifactCacheDir,
     insecure: cfg.insecureSkipHostKeyCheck,
+    stackId: identity.hex,
 });
 
+export const stackIdentity = identity.hex;
 export const builderAddress = builder.host.address;
 export const builderSshCommand = builder.sshCommand;
 export const artifact = build.result.apply((r) => ({

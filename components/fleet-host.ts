@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { artifactCommand, artifactStdin, installCommand, readScript, remoteArtifactPath, uninstallCommand } from "../lib/commands";
+import { artifactCommand, artifactStdin, installCommand, ownerVars, readScript, remoteArtifactPath, uninstallCommand } from "../lib/commands";
 import { hashInputs, sha256 as sha256Of } from "../lib/hash";
 import { needsContainerdUnit, renderManagedFiles } from "../lib/units";
 import { ReachableHost, routeKeys, routeVars } from "./connection";
@@ -64,6 +64,11 @@ export interface FleetHostArgs {
     cacheDir: string;
     /** Skip host key checks (explicit opt-in, warned). @default false */
     insecure: boolean;
+    /**
+     * The stack's random identity (hex, kept in its state). Recorded on the host as its owner:
+     * another stack's install is refused there, and its uninstall leaves the host alone.
+     */
+    stackId: pulumi.Input<string>;
 }
 
 /**
@@ -72,7 +77,8 @@ export interface FleetHostArgs {
  * forklift-host.sh, rolled back there if the new daemon does not answer. Destroy runs the
  * uninstall that the install left on the host, except on instances forklift launched (terminating
  * them is the cleanup). Its `check` runs, before the first batch of the rollout, whenever its
- * install is about to run: reachable, host key, login, sudo, systemd, disk space.
+ * install is about to run: reachable, host key, login, sudo, systemd, disk space, and that no
+ * other stack owns the host.
  */
 export class FleetHost extends pulumi.ComponentResource {
     readonly install: command.local.Command;
@@ -84,11 +90,11 @@ export class FleetHost extends pulumi.ComponentResource {
         const parent = this;
         const sudo = args.host.user !== "root";
         const deletedWith = args.host.instance;
-        const owner = `${pulumi.getProject()}/${pulumi.getStack()}/${args.host.name}`;
+        const owner = pulumi.output(args.stackId).apply((stackId) => ({ stack: `${pulumi.getProject()}/${pulumi.getStack()}`, stackId, host: args.host.name }));
 
         const remoteInstall = pulumi
-            .all([args.artifact.sha256, args.artifact.version, args.artifact.binaries])
-            .apply(([sha256, version, binaries]) =>
+            .all([args.artifact.sha256, args.artifact.version, args.artifact.binaries, owner])
+            .apply(([sha256, version, binaries, owner]) =>
                 installCommand({
                     hostName: args.host.name,
                     owner,
@@ -118,13 +124,14 @@ export class FleetHost extends pulumi.ComponentResource {
                 }),
             );
         const stdin = pulumi
-            .all([routeKeys("builder", args.artifact.builder), routeKeys("target", args.host), remoteInstall])
-            .apply(([builderKeys, targetKeys, install]) =>
+            .all([routeKeys("builder", args.artifact.builder), routeKeys("target", args.host), remoteInstall, owner])
+            .apply(([builderKeys, targetKeys, install, owner]) =>
                 artifactStdin({ ...builderKeys, ...targetKeys, install, uninstall: uninstallCommand(args.host.name, owner, sudo) }),
             );
 
-        const checkVars = pulumi.all([target, create, args.artifact.size]).apply(([vars, install, size]) => ({
+        const checkVars = pulumi.all([target, create, args.artifact.size, owner]).apply(([vars, install, size, owner]) => ({
             ...vars,
+            ...ownerVars(owner),
             FORKLIFT_HOST: args.host.name,
             FORKLIFT_INSECURE: args.insecure ? "1" : "0",
             // staged tgz, unpacked release, and the previous release kept for rollback

@@ -21,6 +21,8 @@ export interface RolloutArgs {
     cacheDir: string;
     /** @default false */
     insecure: boolean;
+    /** The stack's random identity, recorded on every host as its owner (see FleetHostArgs). */
+    stackId: pulumi.Input<string>;
 }
 
 /** The release rolled out over the fleet, batch by batch. */
@@ -48,6 +50,7 @@ export class Rollout extends pulumi.ComponentResource {
                             after: previous.length > 0 ? previous.map((p) => p.install) : allChecks,
                             cacheDir: args.cacheDir,
                             insecure: args.insecure,
+                            stackId: args.stackId,
                         },
                         { parent: this },
                     ),

@@ -97,10 +97,27 @@ export function remoteArtifactPath(sha: string): string {
     return `/var/tmp/forklift-docker-${sha}.tgz`;
 }
 
+/**
+ * Who installs on a host. The stack's random identity (kept in its state) tells apart stacks of
+ * the same project and stack name on different backends; the entry's name tells apart two
+ * resources of one stack (a renamed entry's delete leaves its successor's install alone).
+ */
+export interface Owner {
+    /** project/stack */
+    stack: string;
+    /** hex of the stack's random identity */
+    stackId: string;
+    /** the entry's name in the stack config */
+    host: string;
+}
+
+export function ownerVars(o: Owner): Record<string, string> {
+    return { FORKLIFT_OWNER: `${o.stack}/${o.host}`, FORKLIFT_STACK_ID: o.stackId };
+}
+
 export interface InstallInputs {
     hostName: string;
-    /** project/stack/host: the uninstall of another resource leaves this install alone. */
-    owner: string;
+    owner: Owner;
     sha256: string;
     version: string;
     installDir: string;
@@ -112,7 +129,7 @@ export function installCommand(i: InstallInputs): string {
     return runScriptFromStdin(
         {
             FORKLIFT_HOST: i.hostName,
-            FORKLIFT_OWNER: i.owner,
+            ...ownerVars(i.owner),
             FORKLIFT_ARTIFACT: remoteArtifactPath(i.sha256),
             FORKLIFT_SHA256: i.sha256,
             FORKLIFT_VERSION: i.version,
@@ -128,8 +145,8 @@ export function installCommand(i: InstallInputs): string {
 }
 
 /** Runs the copy of forklift-host.sh that the install left on the host; a no-op where none is. */
-export function uninstallCommand(hostName: string, owner: string, sudo: boolean): string {
-    const vars = { FORKLIFT_HOST: hostName, FORKLIFT_OWNER: owner };
+export function uninstallCommand(hostName: string, owner: Owner, sudo: boolean): string {
+    const vars = { FORKLIFT_HOST: hostName, ...ownerVars(owner) };
     return runLeftScript(HOST_SCRIPT_PATH, vars, "uninstall", sudo, `forklift: nothing installed on ${hostName}`);
 }
 

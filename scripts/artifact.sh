@@ -15,7 +15,8 @@
 #                                  scripts/forklift-host.sh on its stdin; print what it prints
 #   artifact.sh uninstall < stdin  run the uninstall command on the fleet host
 #   artifact.sh check < stdin      check the fleet host before a rollout: reachable, host key,
-#                                  login, passwordless sudo, systemd, free disk space
+#                                  login, passwordless sudo, systemd, free disk space, and that
+#                                  no other stack owns it
 #
 # stdin: lines "<name> <base64>":
 #   builder, builder-proxy, target, target-proxy   private key of that SSH hop (a hop without a
@@ -38,6 +39,8 @@
 #   FORKLIFT_INSTALL_KEY      install: hash of what is installed (only there so that a change of
 #                             it runs the install again)
 #   FORKLIFT_NEED_KIB         check: free space (KiB) the release needs in /opt and /var/tmp
+#   FORKLIFT_OWNER, FORKLIFT_STACK_ID   check: who rolls out (project/stack/host, the stack's
+#                             random identity); a host another stack owns fails the check
 #   FORKLIFT_CHECK_KEY        check: hash of what the rollout will do there (only there so that a
 #                             change of it runs the check again)
 #   FORKLIFT_CONNECT_TIMEOUT  seconds per SSH connection attempt (default 15)
@@ -218,11 +221,28 @@ check() {
     local script='if [ "$(id -u)" != 0 ] && ! sudo -n true 2>/dev/null; then echo "the login user $(id -un) cannot sudo without a password (forklift needs root or passwordless sudo)"; exit 3; fi
 [ -d /run/systemd/system ] || { echo "systemd is not running as init (forklift runs Docker under systemd)"; exit 3; }
 for d in /opt /var/tmp; do a=$(df -Pk "$d" | awk "NR==2 {print \$4}"); if [ "$a" -lt "$1" ]; then echo "only $((a / 1024)) MiB free in $d, the release needs about $(($1 / 1024)) MiB"; exit 3; fi; done
-echo ok'
+echo "ok $(cat /var/lib/forklift/stack-id 2>/dev/null) $(cat /var/lib/forklift/owner 2>/dev/null)"'
     out=$(remote target "sh -c '$script' sh ${FORKLIFT_NEED_KIB:-0}" 2>"$WORK/ssh.err" </dev/null) || rc=$?
     [ "$rc" != 255 ] || explain_ssh_failure "$WORK/ssh.err"
     [ "$rc" = 0 ] || fatal "$(target_name): ${out:-$(tail -n 3 "$WORK/ssh.err")}"
-    info "$(target_name): reachable, host key as pinned, login, sudo, systemd and disk space checked"
+    check_owner "$out"
+    info "$(target_name): reachable, host key as pinned, login, sudo, systemd, disk space and owner checked"
+}
+
+# Fails when the check's answer ("ok <stack id> <owner>") names another stack as the host's owner:
+# the same rule as forklift-host.sh's other_owner, which enforces it at install.
+check_owner() {
+    local id owner
+    read -r _ id owner <<<"$1"
+    # a release from before stacks had an identity records only its owner (one word, no id)
+    if [ -z "$owner" ] && [[ "$id" == */* ]]; then owner=$id id=""; fi
+    [ -n "${FORKLIFT_STACK_ID:-}" ] && [ -n "$owner$id" ] || return 0
+    if [ -n "$id" ]; then
+        [ "$id" != "$FORKLIFT_STACK_ID" ] || return 0
+    else
+        [ "${owner%/*}" != "${FORKLIFT_OWNER%/*}" ] || return 0
+    fi
+    fatal "$(target_name) is managed by another stack: ${owner%/*} (stack identity ${id:-none}); this stack is ${FORKLIFT_OWNER%/*} (stack identity $FORKLIFT_STACK_ID). No host was changed. Take the host out of one stack's config, or run \`pulumi destroy\` in the owning stack; if that stack is gone for good, hand the host over with \`sudo rm /var/lib/forklift/owner /var/lib/forklift/stack-id\` on it"
 }
 
 uninstall() {

@@ -17,6 +17,8 @@
 #   FORKLIFT_DAEMON_JSON_B64  base64 of /etc/docker/daemon.json, empty to leave the host's file alone
 #   FORKLIFT_VERIFY_TIMEOUT   seconds to wait for the new daemon to start and answer (default 60)
 #   FORKLIFT_OWNER            who installs (project/stack/host); uninstall only acts for the same owner
+#   FORKLIFT_STACK_ID         the installing stack's random identity; a host owned by another stack
+#                             is refused by install and left alone by uninstall
 #
 # Layout on the host:
 #   /opt/forklift/releases/<sha256>/   unpacked binaries of each release (current + previous kept)
@@ -615,9 +617,34 @@ install_self() {
 }
 
 # Remembers which stack resource installed here: a renamed or duplicated entry's delete must not
-# uninstall what another resource now owns.
+# uninstall what another resource now owns, and another stack must not take the host over.
 record_owner() {
     [ -z "${FORKLIFT_OWNER:-}" ] || printf '%s\n' "$FORKLIFT_OWNER" >"$STATE/owner"
+    [ -z "${FORKLIFT_STACK_ID:-}" ] || printf '%s\n' "$FORKLIFT_STACK_ID" >"$STATE/stack-id"
+}
+
+# Prints who owns this host when it is another stack than the caller's (nothing otherwise). A
+# release recorded without a stack identity (installed before forklift had one) belongs to the
+# stack of the same project/stack name.
+other_owner() {
+    [ -n "${FORKLIFT_STACK_ID:-}" ] || return 0
+    local owner id
+    owner=$(cat "$STATE/owner" 2>/dev/null || true)
+    id=$(cat "$STATE/stack-id" 2>/dev/null || true)
+    [ -n "$owner$id" ] || return 0
+    if [ -n "$id" ]; then
+        [ "$id" != "$FORKLIFT_STACK_ID" ] || return 0
+    else
+        [ "${owner%/*}" != "${FORKLIFT_OWNER%/*}" ] || return 0
+    fi
+    printf '%s (stack identity %s)' "${owner%/*}" "${id:-none}"
+}
+
+# Refuses, before anything changes, a host that another stack rolled a release out to.
+check_owner() {
+    local other
+    other=$(other_owner)
+    [ -z "$other" ] || fatal "this host is managed by another stack: $other; this stack is ${FORKLIFT_OWNER%/*} (stack identity $FORKLIFT_STACK_ID). Nothing was changed. Take the host out of one stack's config, or run \`pulumi destroy\` in the owning stack; if that stack is gone for good, hand the host over with \`sudo rm $STATE/owner $STATE/stack-id\` on it"
 }
 
 # Keeps the current and previous releases, removes older ones.
@@ -681,6 +708,7 @@ check_containerd_handover() {
 
 do_install() {
     preflight
+    check_owner
     verify_artifact
     stage_files
     if up_to_date; then
@@ -761,8 +789,13 @@ main() {
         install) do_install ;;
         uninstall)
             preflight
-            local owner
+            local owner other
             owner=$(cat "$STATE/owner" 2>/dev/null || true)
+            other=$(other_owner)
+            if [ -n "$other" ]; then
+                info "not uninstalling: the release here belongs to another stack: $other"
+                return 0
+            fi
             if [ -n "${FORKLIFT_OWNER:-}" ] && [ -n "$owner" ] && [ "$owner" != "$FORKLIFT_OWNER" ]; then
                 info "not uninstalling: the release here now belongs to $owner"
                 return 0

@@ -21,6 +21,8 @@ let host: TestHost;
 let work: string;
 let tgz: string;
 let sha: string;
+/** The installing stack as the program describes it (see Owner in lib/commands.ts). */
+const OWNER = { stack: "forklift/test", stackId: "a1a1a1a1a1a1a1a1", host: "web" };
 const BINARIES = ["containerd", "containerd-shim-runc-v2", "ctr", "docker", "docker-init", "docker-proxy", "dockerd", "runc"];
 
 const targetVars = (h: TestHost, over: Record<string, string> = {}) => ({
@@ -70,7 +72,7 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
     test("check: a good host passes", () => {
         const r = run("check", targetVars(host, { FORKLIFT_NEED_KIB: "1024" }), { target: host.privateKey });
         assert.equal(r.code, 0, r.stderr);
-        assert.match(r.stderr, /web \(10\.78\.71\.2:22\): reachable, host key as pinned, login, sudo, systemd and disk space checked/);
+        assert.match(r.stderr, /web \(10\.78\.71\.2:22\): reachable, host key as pinned, login, sudo, systemd, disk space and owner checked/);
     });
 
     const failures: [string, () => { vars: Record<string, string>; key?: string }, RegExp][] = [
@@ -110,7 +112,7 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
 
     test("install copies, checks the sha256 there and installs; a rerun copies nothing; uninstall gives the host back", () => {
         const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(BINARIES) }, { "live-restore": true });
-        const install = installCommand({ hostName: "web", owner: "forklift/test/web", sha256: sha, version: "test", installDir: "/usr/bin", files, sudo: false });
+        const install = installCommand({ hostName: "web", owner: OWNER, sha256: sha, version: "test", installDir: "/usr/bin", files, sudo: false });
         const vars = {
             ...targetVars(host),
             FORKLIFT_SHA256: sha,
@@ -118,7 +120,7 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
             FORKLIFT_CACHE_DIR: path.join(work, "cache"),
             FORKLIFT_TARGET_PATH: remoteArtifactPath(sha),
         };
-        const stdin = { target: host.privateKey, install, uninstall: uninstallCommand("web", "forklift/test/web", false) };
+        const stdin = { target: host.privateKey, install, uninstall: uninstallCommand("web", OWNER, false) };
         const first = run("install", vars, stdin);
         assert.equal(first.code, 0, first.stderr);
         assert.match(first.stderr, /copied \d+ bytes to web \(10\.78\.71\.2:22\):\/var\/tmp\/forklift-docker-[0-9a-f]{64}\.tgz \(sha256 checked there\)/);
@@ -137,6 +139,55 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
         assert.equal(ssh(host, "test -e /opt/forklift").code, 1, "the release is gone");
     });
 
+    test("a host another stack owns: check and install refuse it naming the owner, nothing changes; that stack's uninstall leaves it", () => {
+        const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(BINARIES) }, { "live-restore": true });
+        const as = (owner: typeof OWNER) => ({
+            vars: { ...targetVars(host), FORKLIFT_OWNER: `${owner.stack}/${owner.host}`, FORKLIFT_STACK_ID: owner.stackId, FORKLIFT_SHA256: sha, FORKLIFT_REMOTE_PATH: "/never/asked.tgz", FORKLIFT_CACHE_DIR: path.join(work, "cache"), FORKLIFT_TARGET_PATH: remoteArtifactPath(sha) },
+            stdin: {
+                target: host.privateKey,
+                install: installCommand({ hostName: "web", owner, sha256: sha, version: "test", installDir: "/usr/bin", files, sudo: false }),
+                uninstall: uninstallCommand("web", owner, false),
+            },
+        });
+        const mine = as(OWNER);
+        // the same project and stack name on another backend: only the identity differs
+        const twin = as({ ...OWNER, stackId: "b2b2b2b2b2b2b2b2" });
+        const first = run("install", mine.vars, mine.stdin);
+        assert.equal(first.code, 0, first.stderr);
+        const pid = ssh(host, "systemctl show -p MainPID --value docker.service").stdout.trim();
+        const owned = /is managed by another stack: forklift\/test \(stack identity a1a1a1a1a1a1a1a1\); this stack is forklift\/test \(stack identity b2b2b2b2b2b2b2b2\)/;
+
+        const check = run("check", twin.vars, { target: host.privateKey });
+        assert.notEqual(check.code, 0);
+        assert.match(check.stderr, /web \(10\.78\.71\.2:22\) is managed by another stack/);
+        assert.match(check.stderr, owned);
+        const install = run("install", twin.vars, twin.stdin);
+        assert.notEqual(install.code, 0, "the install refuses too, when it runs without the check");
+        assert.match(install.stderr, owned);
+        assert.match(install.stderr, /Nothing was changed/);
+        const uninstall = run("uninstall", twin.vars, twin.stdin);
+        assert.equal(uninstall.code, 0, uninstall.stderr);
+        assert.match(uninstall.stderr, /not uninstalling: the release here belongs to another stack: forklift\/test \(stack identity a1a1a1a1a1a1a1a1\)/);
+        assert.equal(ssh(host, "systemctl show -p MainPID --value docker.service").stdout.trim(), pid, "Docker was not restarted");
+        assert.equal(ssh(host, "readlink /opt/forklift/current").stdout.trim(), `/opt/forklift/releases/${sha}`);
+
+        // a release installed before stacks had an identity records only project/stack/host:
+        // its own stack adopts it, another stack name is refused
+        assert.equal(ssh(host, "rm /var/lib/forklift/stack-id").code, 0);
+        const other = as({ ...OWNER, stack: "forklift/prod" });
+        const refused = run("check", other.vars, { target: host.privateKey });
+        assert.notEqual(refused.code, 0);
+        assert.match(refused.stderr, /is managed by another stack: forklift\/test \(stack identity none\)/);
+        assert.equal(run("check", mine.vars, { target: host.privateKey }).code, 0);
+        const adopt = run("install", mine.vars, mine.stdin);
+        assert.equal(adopt.code, 0, adopt.stderr);
+        assert.equal(ssh(host, "cat /var/lib/forklift/stack-id").stdout.trim(), OWNER.stackId, "the identity is recorded from then on");
+
+        const gone = run("uninstall", mine.vars, mine.stdin);
+        assert.equal(gone.code, 0, gone.stderr);
+        assert.equal(ssh(host, "test -e /opt/forklift").code, 1, "its owner's uninstall gives the host back");
+    });
+
     test("an upgrade right after Docker hit systemd's start limit still restarts it", () => {
         const cache = path.join(work, "cache");
         const release = (tgzPath: string) => {
@@ -150,9 +201,9 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
         assert.equal(x.status, 0, x.stderr);
         const installAs = (s: string) => {
             const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: true }, { "live-restore": true });
-            const install = installCommand({ hostName: "web", owner: "forklift/test/web", sha256: s, version: "test", installDir: "/usr/bin", files, sudo: false });
+            const install = installCommand({ hostName: "web", owner: OWNER, sha256: s, version: "test", installDir: "/usr/bin", files, sudo: false });
             const vars = { ...targetVars(host), FORKLIFT_SHA256: s, FORKLIFT_REMOTE_PATH: "/never/asked.tgz", FORKLIFT_CACHE_DIR: cache, FORKLIFT_TARGET_PATH: remoteArtifactPath(s) };
-            return run("install", vars, { target: host.privateKey, install, uninstall: uninstallCommand("web", "forklift/test/web", false) });
+            return run("install", vars, { target: host.privateKey, install, uninstall: uninstallCommand("web", OWNER, false) });
         };
         const first = installAs(release(tgz));
         assert.equal(first.code, 0, first.stderr);
@@ -163,7 +214,7 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
         assert.equal(upgrade.code, 0, upgrade.stderr);
         assert.equal(parseHostStatus(upgrade.stdout).changed, true);
         assert.equal(ssh(host, "systemctl is-active docker.service").stdout.trim(), "active");
-        const gone = run("uninstall", targetVars(host), { target: host.privateKey, uninstall: uninstallCommand("web", "forklift/test/web", false) });
+        const gone = run("uninstall", targetVars(host), { target: host.privateKey, uninstall: uninstallCommand("web", OWNER, false) });
         assert.equal(gone.code, 0, gone.stderr);
     });
 

@@ -78,7 +78,7 @@ function install(host: TestHost, a: BuildResult & { local: string }, opts: { ski
     return ssh(host, cmd, { input: readScript("forklift-host.sh"), timeoutMs: opts.timeoutMs });
 }
 
-const owner = (host: TestHost) => `forklift/test/${host.name}`;
+const owner = (host: TestHost, entry = host.name) => ({ stack: "forklift/test", stackId: "5c0ffee5c0ffee00", host: entry });
 const uninstall = (host: TestHost, who = owner(host)) => ssh(host, uninstallCommand(host.name, who, false));
 const on = (host: TestHost, cmd: string) => ssh(host, cmd);
 const out = (host: TestHost, cmd: string) => {
@@ -268,7 +268,7 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
     });
 
     test("uninstall leaves a host without Docker as it was", () => {
-        const other = uninstall(plain, "forklift/test/renamed-entry");
+        const other = uninstall(plain, owner(plain, "renamed-entry"));
         assert.equal(other.code, 0, other.stderr);
         assert.match(other.stderr, /not uninstalling: the release here now belongs to forklift\/test\/plain/);
         assert.equal(on(plain, "test -d /opt/forklift").code, 0, "another resource's delete left the install alone");

@@ -93,16 +93,17 @@ test("build command passes every input and the make variables", () => {
 
 test("install command carries the units and the artifact path", () => {
     const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: true }, { "live-restore": true });
-    const cmd = installCommand({ hostName: "h1", owner: "forklift/dev/h1", sha256: "a".repeat(64), version: "1.0", installDir: "/usr/bin", files, sudo: false });
+    const cmd = installCommand({ hostName: "h1", owner: { stack: "forklift/dev", stackId: "0123456789abcdef", host: "h1" }, sha256: "a".repeat(64), version: "1.0", installDir: "/usr/bin", files, sudo: false });
     assert.match(cmd, new RegExp(`FORKLIFT_ARTIFACT=/var/tmp/forklift-docker-${"a".repeat(64)}.tgz`));
     const unit = /FORKLIFT_DOCKER_SERVICE_B64=(\S+)/.exec(cmd)![1];
     assert.equal(Buffer.from(unit, "base64").toString(), files["docker.service"]);
     assert.match(cmd, /FORKLIFT_DAEMON_JSON_B64=\S+/);
-    assert.match(cmd, /FORKLIFT_OWNER=forklift\/dev\/h1/);
+    assert.match(cmd, /FORKLIFT_OWNER=forklift\/dev\/h1 /);
+    assert.match(cmd, /FORKLIFT_STACK_ID=0123456789abcdef /);
 });
 
 test("uninstall command is a no-op where nothing was installed", () => {
-    const r = spawnSync("bash", ["-c", uninstallCommand("h1", "forklift/dev/h1", false)], { encoding: "utf8" });
+    const r = spawnSync("bash", ["-c", uninstallCommand("h1", { stack: "forklift/dev", stackId: "0123456789abcdef", host: "h1" }, false)], { encoding: "utf8" });
     assert.equal(r.status, 0);
     assert.equal(r.stdout, "forklift: nothing installed on h1\n");
 });

@@ -31,6 +31,8 @@ function mockState(type: string, name: string, inputs: any): Record<string, unkn
             return { ...inputs, publicKeyOpenssh: `ssh-ed25519 AAAA${name.replace(/[^A-Za-z0-9]/g, "")}\n`, privateKeyOpenssh: "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n" };
         case "aws:ec2/instance:Instance":
             return { ...inputs, publicIp: `198.51.100.${resources.length}`, privateIp: "10.0.0.9" };
+        case "random:index/randomId:RandomId":
+            return { ...inputs, hex: "5eed5eed5eed5eed" };
         case "aws:ec2/keyPair:KeyPair":
             return { ...inputs, keyName: `${name}-mock` };
         case "command:remote:Command":

@@ -165,6 +165,15 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     assert.deepEqual(Object.keys(stdin), ["builder", "target", "install", "uninstall"], "keys and remote commands on stdin");
     assert.match(stdin.install, /FORKLIFT_SHA256=b{64} .*bash "\$f" install;/, "installs the built sha256");
     assert.match(stdin.uninstall, /forklift-host\.sh uninstall/);
+    // the stack's random identity, kept in its state, is the owner recorded on every host
+    const identity = named(run, "forklift-stack-identity");
+    assert.equal(identity.type, "random:index/randomId:RandomId");
+    assert.equal(identity.inputs.byteLength, 8);
+    for (const cmd of [stdin.install, stdin.uninstall, check1.inputs.create]) {
+        assert.match(cmd, /FORKLIFT_OWNER=forklift\/test\/h1 /);
+        assert.match(cmd, /FORKLIFT_STACK_ID=5eed5eed5eed5eed /);
+    }
+    assert.equal(run.outputs.stackIdentity, "5eed5eed5eed5eed");
     assert.match(install1.inputs.delete, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.4 .* bash scripts\/artifact\.sh uninstall$/, "destroy uninstalls");
     assert.equal(install1.deletedWith, undefined, "existing hosts are cleaned up on destroy");
     assert.equal(run.invokes.filter((i) => i.token.startsWith("command:")).length, 0, "no command runs at preview time");
