@@ -34,6 +34,10 @@ const access = launches
     ? new SshAccess("forklift", { allowedCidrs: cfg.sshAllowedCidrs, subnetId: cfg.subnetId, privateKey: cfg.sshPrivateKey })
     : undefined;
 
+// Who this stack is on the hosts: two stacks of the same project and stack name (two engineers'
+// local `dev` stacks) must not take over each other's hosts.
+const identity = new random.RandomId("forklift-stack-identity", { byteLength: 8 });
+
 const builder = new BuildHost("forklift-builder", {
     existing: cfg.builderHost,
     ec2: { instanceType: cfg.builderEc2.instanceType, ami: cfg.builderEc2.ami, volumeGiB: cfg.builderEc2.volumeGiB, subnetId: cfg.subnetId },
@@ -42,6 +46,7 @@ const builder = new BuildHost("forklift-builder", {
     swapGiB: cfg.builderEc2.swapGiB,
     insecure: cfg.insecureSkipHostKeyCheck,
     connectTimeout: cfg.sshConnectTimeout,
+    stackId: identity.hex,
 });
 
 const build = new ForkBuild("forklift-fork", {
@@ -69,10 +74,6 @@ const launchedFleet: ReachableHost[] = launchedFleetNames(cfg.fleetEc2.count).ma
         userData: (hostKeyB64) => hostKeyB64.apply((k) => renderUserData(hostKeyScript, { FORKLIFT_SSH_HOST_KEY_B64: k }, ["host-key"])),
     }).host;
 });
-
-// Who this stack is on the hosts: two stacks of the same project and stack name (two engineers'
-// local `dev` stacks) must not take over each other's hosts.
-const identity = new random.RandomId("forklift-stack-identity", { byteLength: 8 });
 
 const rollout = new Rollout("forklift", {
     hosts: [...cfg.fleetHosts.map((h) => configuredHost(h, cfg.sshConnectTimeout)), ...launchedFleet],

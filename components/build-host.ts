@@ -25,6 +25,11 @@ export interface BuildHostArgs {
     insecure: boolean;
     /** Seconds an SSH connection to an existing build host may take (sshConnectTimeout). @default 10 */
     connectTimeout: number;
+    /**
+     * The stack's random identity: an existing build host records the stacks that use it, and
+     * the destroy of one cleans the host up only when no other stack uses it.
+     */
+    stackId: pulumi.Input<string>;
 }
 
 /**
@@ -50,8 +55,12 @@ export class BuildHost extends pulumi.ComponentResource {
             `${name}-bootstrap`,
             {
                 connection: this.connection,
-                create: bootstrapCommand(args.existing ? "bootstrap" : "wait", args.swapGiB, sudo),
-                delete: builderCleanupCommand(sudo),
+                // an existing build host records the stacks that use it: the destroy of one
+                // leaves it to the others
+                create: args.existing
+                    ? pulumi.output(args.stackId).apply((id) => bootstrapCommand("bootstrap", args.swapGiB, sudo, id))
+                    : bootstrapCommand("wait", args.swapGiB, sudo),
+                delete: args.existing ? pulumi.output(args.stackId).apply((id) => builderCleanupCommand(sudo, id)) : builderCleanupCommand(sudo),
                 stdin: script,
                 addPreviousOutputInEnv: false,
                 // another machine is another build host: clean the old one up, then bootstrap the new

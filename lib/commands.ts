@@ -59,17 +59,21 @@ export function buildCommand(fork: ForkConfig, key: string, sudo: boolean): stri
     );
 }
 
-export function bootstrapCommand(mode: "bootstrap" | "wait", swapGiB: number, sudo: boolean): string {
-    return runScriptFromStdin({ FORKLIFT_SWAP_GIB: swapGiB }, [mode], sudo);
+/** STACK_ID (an existing build host's): the stack recorded as a user of the build host. */
+export function bootstrapCommand(mode: "bootstrap" | "wait", swapGiB: number, sudo: boolean, stackId?: string): string {
+    return runScriptFromStdin({ FORKLIFT_SWAP_GIB: swapGiB, FORKLIFT_STACK_ID: stackId }, [mode], sudo);
 }
 
-/** Undoes the bootstrap of an existing build host with the copy bootstrap left there. */
-export function builderCleanupCommand(sudo: boolean): string {
-    return runLeftScript("/var/lib/forklift-bootstrap/bootstrap-builder.sh", {}, "cleanup", sudo, "forklift: build host was not bootstrapped");
+/**
+ * Undoes the bootstrap of an existing build host with the copy bootstrap left there, unless
+ * another stack than STACK_ID still uses the host.
+ */
+export function builderCleanupCommand(sudo: boolean, stackId?: string): string {
+    return runLeftScript("/var/lib/forklift-bootstrap/bootstrap-builder.sh", { FORKLIFT_STACK_ID: stackId }, "cleanup", sudo, "forklift: build host was not bootstrapped");
 }
 
 /** Runs a script an earlier run left on the host (for deletes, which get no stdin); else says so. */
-function runLeftScript(script: string, vars: Record<string, string>, arg: string, sudo: boolean, absent: string): string {
+function runLeftScript(script: string, vars: Record<string, string | undefined>, arg: string, sudo: boolean, absent: string): string {
     const run = [sudo ? "sudo -n" : "", "env", envPrefix(vars), "bash", script, arg].filter(Boolean).join(" ");
     return `if [ -f ${script} ]; then ${run}; else echo ${shq(absent)}; fi`;
 }

@@ -20,6 +20,9 @@
 #   FORKLIFT_SWAP_GIB          size of /swapfile to add when the host has no swap (default 4; 0 = none)
 #   FORKLIFT_SSH_HOST_KEY_B64  base64 of an ed25519 private host key to install for sshd (optional)
 #   FORKLIFT_BOOTSTRAP_TIMEOUT seconds `wait` waits (default 1800)
+#   FORKLIFT_STACK_ID          bootstrap: the stack to record as a user of this build host;
+#                              cleanup: the stack that leaves it (the host is cleaned up only
+#                              when no other recorded stack uses it)
 set -euo pipefail
 
 readonly MARK_DIR=/var/lib/forklift-bootstrap
@@ -177,9 +180,25 @@ add_swap() {
     fi
 }
 
+# The stack identity in FORKLIFT_STACK_ID, checked (it names a file), or nothing.
+stack_id() {
+    [ -n "${FORKLIFT_STACK_ID:-}" ] || return 0
+    [[ "$FORKLIFT_STACK_ID" =~ ^[0-9a-f]{1,64}$ ]] || fatal "FORKLIFT_STACK_ID is not a hex identity"
+    printf '%s' "$FORKLIFT_STACK_ID"
+}
+
 # Gives an existing build host back: build directory, swap file and the packages bootstrap added.
+# A host that other stacks still use (recorded by their bootstrap) is left to them.
 do_cleanup() {
     [ "$(id -u)" = 0 ] || fatal "must run as root"
+    local id others
+    id=$(stack_id)
+    [ -z "$id" ] || rm -f "$MARK_DIR/stacks/$id"
+    others=$(find "$MARK_DIR/stacks" -type f 2>/dev/null | wc -l)
+    if [ "$others" -gt 0 ]; then
+        info "build host left as it is: $others other stack(s) still build here"
+        return 0
+    fi
     systemctl stop 'forklift-build-*' 2>/dev/null || true
     rm -rf /var/lib/forklift-build
     if [ -f "$MARK_DIR/swapfile-created" ]; then
@@ -213,7 +232,10 @@ do_bootstrap() {
     install_tools
     start_docker
     add_swap
-    mkdir -p "$MARK_DIR"
+    mkdir -p "$MARK_DIR/stacks"
+    local id
+    id=$(stack_id)
+    [ -z "$id" ] || : >"$MARK_DIR/stacks/$id"
     # kept for `cleanup`, which `pulumi destroy` runs on an existing build host
     # (as user data the script carries the private host key in an export line: leave it out)
     grep -v '^export FORKLIFT_SSH_HOST_KEY_B64=' "${BASH_SOURCE[0]}" >"$MARK_DIR/bootstrap-builder.sh.tmp" || true

@@ -78,6 +78,8 @@ function install(host: TestHost, a: BuildResult & { local: string }, opts: { ski
     return ssh(host, cmd, { input: readScript("forklift-host.sh"), timeoutMs: opts.timeoutMs });
 }
 
+/** Two stacks' random identities. */
+const STACKS = ["0a0a0a0a0a0a0a0a", "0b0b0b0b0b0b0b0b"];
 const owner = (host: TestHost, entry = host.name) => ({ stack: "forklift/test", stackId: "5c0ffee5c0ffee00", host: entry });
 const uninstall = (host: TestHost, who = owner(host)) => ssh(host, uninstallCommand(host.name, who, false));
 const on = (host: TestHost, cmd: string) => ssh(host, cmd);
@@ -109,15 +111,17 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         await stopHosts();
     });
 
-    test("bootstrap prepares the build host and is idempotent", () => {
+    test("bootstrap prepares the build host and is idempotent; it records each stack that uses the host", () => {
         const script = readScript("bootstrap-builder.sh");
-        for (let i = 0; i < 2; i++) {
-            const r = ssh(builder, bootstrapCommand("bootstrap", 0, false), { input: script });
+        // two stacks bootstrap the same build host
+        for (const stackId of STACKS) {
+            const r = ssh(builder, bootstrapCommand("bootstrap", 0, false, stackId), { input: script });
             assert.equal(r.code, 0, r.stderr);
             const summary = JSON.parse(r.stdout.trim().split("\n").pop()!);
             assert.match(summary.docker, /^\d+\.\d+/, "Docker engine answers");
         }
         assert.equal(out(builder, "systemctl is-active docker.service"), "active");
+        assert.equal(out(builder, "ls /var/lib/forklift-bootstrap/stacks | sort | tr '\\n' ' '"), `${STACKS.join(" ")} `);
         const wait = ssh(builder, bootstrapCommand("wait", 0, false), { input: script });
         assert.equal(wait.code, 0, wait.stderr);
     });
@@ -377,9 +381,13 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         assert.equal(out(distro, "docker inspect -f '{{.Name}}' keeper"), "/keeper");
     });
 
-    test("destroy on an existing build host removes the builds and bootstrap's traces", () => {
+    test("destroy on an existing build host removes the builds and bootstrap's traces, once no other stack uses it", () => {
         assert.equal(on(builder, "test -d /var/lib/forklift-build").code, 0);
-        const r = ssh(builder, builderCleanupCommand(false));
+        const first = ssh(builder, builderCleanupCommand(false, STACKS[1]));
+        assert.equal(first.code, 0, first.stderr);
+        assert.match(first.stderr, /build host left as it is: 1 other stack\(s\) still build here/);
+        assert.equal(on(builder, "test -d /var/lib/forklift-build").code, 0, "the other stack's builds stay");
+        const r = ssh(builder, builderCleanupCommand(false, STACKS[0]));
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stderr, /build host cleaned up/);
         for (const p of ["/var/lib/forklift-build", "/var/lib/forklift-bootstrap"]) {

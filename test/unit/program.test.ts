@@ -133,6 +133,8 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     const bootstrap = named(run, "forklift-builder-bootstrap");
     assert.match(bootstrap.inputs.create, /bash "\$f" bootstrap;/);
     assert.match(bootstrap.inputs.delete, /bootstrap-builder\.sh cleanup/, "destroy cleans the existing build host");
+    assert.match(bootstrap.inputs.create, /FORKLIFT_STACK_ID=5eed5eed5eed5eed /, "the bootstrap records the stack as a user of the build host");
+    assert.match(bootstrap.inputs.delete, /FORKLIFT_STACK_ID=5eed5eed5eed5eed /, "the cleanup leaves a host other stacks use");
     assert.equal(bootstrap.deletedWith, undefined);
     assert.match(bootstrap.inputs.stdin, /bootstrap-builder\.sh/);
 
