@@ -96,6 +96,9 @@ add_hop() {
         printf 'Host %s\n' "$hop"
         printf '  HostName %s\n  Port %s\n  User %s\n' "${!address_var}" "${!port_var:-22}" "${!user_var:-root}"
         printf '  BatchMode yes\n  ConnectTimeout %s\n  HostKeyAlias %s\n  LogLevel ERROR\n' "${FORKLIFT_CONNECT_TIMEOUT:-15}" "$hop"
+        # a session whose host went away (network cut, machine gone) ends after 3 unanswered
+        # keepalives instead of hanging until TCP gives up, hours later
+        printf '  ServerAliveInterval %s\n  ServerAliveCountMax 3\n' "${FORKLIFT_CONNECT_TIMEOUT:-15}"
         [ ! -f "$WORK/$hop.key" ] || printf '  IdentityFile %s\n  IdentitiesOnly yes\n' "$WORK/$hop.key"
         [ -z "$jump" ] || printf '  ProxyJump %s\n' "$jump"
         if [ "${FORKLIFT_INSECURE:-0}" = 1 ]; then
@@ -136,7 +139,7 @@ fetch() {
         part=$(mktemp "$FORKLIFT_CACHE_DIR/.$FORKLIFT_SHA256.XXXXXX")
         if ! remote builder "cat -- '$FORKLIFT_REMOTE_PATH'" >"$part"; then
             rm -f "$part"
-            fatal "could not copy $FORKLIFT_REMOTE_PATH from the build host $FORKLIFT_BUILDER_ADDRESS (if it lost its builds, rebuild with \`pulumi up --replace <URN of forklift-fork-build>\`)"
+            fatal "could not copy $FORKLIFT_REMOTE_PATH from the build host $FORKLIFT_BUILDER_ADDRESS, and the local cache $FORKLIFT_CACHE_DIR does not have it. If the build host lost its builds (or was replaced), build again: pulumi up --replace \"\$(pulumi stack --show-urns | grep -o 'urn:pulumi:[^ ]*::forklift-fork-build\$')\""
         fi
         got=$(sha_of "$part")
         [ "$got" = "$FORKLIFT_SHA256" ] || { rm -f "$part"; fatal "the artifact fetched from the build host has sha256 $got, expected $FORKLIFT_SHA256"; }
@@ -161,8 +164,18 @@ ship() {
     require FORKLIFT_TARGET_PATH FORKLIFT_SHA256
     [[ "$FORKLIFT_TARGET_PATH" =~ ^/[A-Za-z0-9._/-]+$ ]] || fatal "FORKLIFT_TARGET_PATH must be a plain absolute path"
     local src got
-    src=$(fetch)
     add_route target TARGET
+    if ! src=$(fetch 2>"$WORK/fetch.err"); then
+        # neither the local cache nor the build host has it (a fresh checkout, a build host that
+        # lost its builds): a host that has the release unpacked needs no copy
+        if remote target "test -d /opt/forklift/releases/$FORKLIFT_SHA256" </dev/null 2>/dev/null; then
+            info "$(target_name) has release $FORKLIFT_SHA256 unpacked already: nothing to copy"
+            return 0
+        fi
+        cat "$WORK/fetch.err" >&2
+        exit 1
+    fi
+    cat "$WORK/fetch.err" >&2
     # shellcheck disable=SC2016 # expanded by the remote shell
     local script='if [ -d "/opt/forklift/releases/$2" ]; then echo unpacked; exit 0; fi; p="$1.part.$$"; umask 022; cat >"$p" || { rm -f "$p"; exit 1; }; s=$(sha256sum "$p" | cut -d" " -f1); if [ "$s" = "$2" ]; then mv -f "$p" "$1"; else rm -f "$p"; fi; echo "$s"'
     got=$(remote target "sh -c '$script' sh $FORKLIFT_TARGET_PATH $FORKLIFT_SHA256" <"$src") || unreachable

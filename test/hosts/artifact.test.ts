@@ -132,11 +132,20 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
         assert.equal(again.code, 0, again.stderr);
         assert.match(again.stderr, /has release [0-9a-f]{64} unpacked already: nothing to copy/);
         assert.equal(parseHostStatus(again.stdout).changed, false);
+        // a fresh checkout (empty cache) whose build host lost the artifact: the host has it
+        const emptyCache = { ...vars, FORKLIFT_CACHE_DIR: path.join(work, "empty-cache") };
+        const fresh = run("install", emptyCache, stdin);
+        assert.equal(fresh.code, 0, fresh.stderr);
+        assert.match(fresh.stderr, /has release [0-9a-f]{64} unpacked already: nothing to copy/);
+        assert.doesNotMatch(fresh.stderr, /ERROR/, "the failed fetch is not reported when nothing needed it");
 
         const gone = run("uninstall", targetVars(host), stdin);
         assert.equal(gone.code, 0, gone.stderr);
         assert.match(gone.stderr, /uninstalled/);
         assert.equal(ssh(host, "test -e /opt/forklift").code, 1, "the release is gone");
+        const nowhere = run("install", emptyCache, stdin);
+        assert.notEqual(nowhere.code, 0, "neither the cache, the build host nor the host has it");
+        assert.match(nowhere.stderr, /ERROR: FORKLIFT_BUILDER_ADDRESS is not set/, "the fetch's own error");
     });
 
     test("a host another stack owns: check and install refuse it naming the owner, nothing changes; that stack's uninstall leaves it", () => {
