@@ -20,7 +20,7 @@
  * `rollout8_vs_ansible=<r> noop8_vs_ansible=<r> rollout8_vs_floor=<r>` (with the largest N run).
  *
  * Needs what `npm run test:e2e` needs (root, the test bed, the pulumi CLI with the Node.js language
- * host and the command plugin; it fails at once naming a missing one), plus python3 with venv
+ * host and the command and random plugins; it fails at once naming a missing one), plus python3 with venv
  * (Ansible is installed from PyPI into ~/.cache/forklift/bench-venv) and Debian's apt (Python for
  * the test hosts). Test hosts bench-builder and bench-f1..f8 (indices 141-149).
  */

@@ -10,7 +10,7 @@
  *   npm run demo -- --down                pulumi destroy, then stop and remove the hosts
  *
  * Linux, root, the test bed's Debian packages (testbed/deps.sh), the pulumi CLI with the Node.js
- * language host and the command plugin. State: .forklift/demo/ (local backend, passphrase
+ * language host and the command and random plugins. State: .forklift/demo/ (local backend, passphrase
  * "demo", the hosts' SSH key) and Pulumi.demo.yaml, both gitignored and removed by --down.
  */
 import * as fs from "node:fs";

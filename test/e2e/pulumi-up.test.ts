@@ -5,7 +5,7 @@
  * user with passwordless sudo) and `c` (Debian's docker.io running a container) — plus a spare
  * machine `d`. Every recipe's fixture fork is built and rolled out; the hosts are checked over SSH.
  *
- * Needs root, the test bed (testbed/deps.sh) and the two Pulumi plugins, which no registry serves
+ * Needs root, the test bed (testbed/deps.sh) and the Pulumi plugins, which no registry serves
  * here: it fails at once naming a missing one (see test/support/lab.ts, findPulumi). Not part of
  * `npm test` / CI for that reason: `npm run test:e2e`.
  */

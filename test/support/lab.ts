@@ -19,8 +19,11 @@ import { FixtureForks, serveFixtureForks } from "../hosts/fixture-fork";
 import { installBuildx } from "./buildx";
 import { HOST_BUSYBOX_TARBALL, HostSpec, TestHost, repoRoot, ssh, startHosts } from "./testbed";
 
-/** The pulumi and command versions forklift is built against (package.json). */
-export const COMMAND_PLUGIN_VERSION = "1.2.1";
+/** The resource plugins a hosts-mode stack loads, at the versions of package.json. */
+export const RESOURCE_PLUGINS = [
+    { name: "command", version: "1.2.1" },
+    { name: "random", version: "4.21.2" },
+];
 
 /** Which test hosts a lab boots, and how the fleet logs in. */
 export interface LabLayout {
@@ -118,9 +121,9 @@ function onPath(name: string): string | undefined {
 }
 
 /**
- * The pulumi CLI: `pulumi` on PATH, else the one tools/pulumi-toolchain.sh built. Then the two
+ * The pulumi CLI: `pulumi` on PATH, else the one tools/pulumi-toolchain.sh built. Then the
  * plugins a hosts-mode `pulumi up` needs, looked for where the engine looks: the Node.js language
- * host next to `pulumi` or on PATH, the command provider on PATH or in the plugin cache. Throws
+ * host next to `pulumi` or on PATH, the command and random providers on PATH or in the plugin cache. Throws
  * one message naming each missing piece and how a user installs it.
  */
 export function findPulumi(): string {
@@ -139,11 +142,11 @@ export function findPulumi(): string {
             "the Node.js language host pulumi-language-nodejs (it comes with Pulumi's CLI install; put it next to `pulumi` or on PATH)",
         );
     }
-    const cached = path.join(home, "plugins", `resource-command-v${COMMAND_PLUGIN_VERSION}`, "pulumi-resource-command");
-    if (!onPath("pulumi-resource-command") && !fs.existsSync(cached)) {
-        missing.push(
-            `the resource plugin command ${COMMAND_PLUGIN_VERSION} (pulumi-resource-command; install it with \`pulumi plugin install resource command ${COMMAND_PLUGIN_VERSION}\`)`,
-        );
+    for (const { name, version } of RESOURCE_PLUGINS) {
+        const cached = path.join(home, "plugins", `resource-${name}-v${version}`, `pulumi-resource-${name}`);
+        if (!onPath(`pulumi-resource-${name}`) && !fs.existsSync(cached)) {
+            missing.push(`the resource plugin ${name} ${version} (pulumi-resource-${name}; install it with \`pulumi plugin install resource ${name} ${version}\`)`);
+        }
     }
     if (missing.length > 0) {
         throw new Error(`forklift end-to-end runs need real Pulumi plugins, and these are missing:\n  - ${missing.join("\n  - ")}`);
@@ -188,11 +191,20 @@ export class PulumiCli {
 
     /** Runs `pulumi ARGS` (stdin from INPUT) and resolves with its exit code and output. */
     run(args: string[], input = "", echo = this.echo): Promise<CliResult> {
+        return this.start(args, input, echo).done;
+    }
+
+    /**
+     * Starts `pulumi ARGS` and returns at once: its output so far, its PID and its end. With
+     * OWN_GROUP it leads a process group of its own: `process.kill(-pid, "SIGKILL")` then stops
+     * the engine and its plugins at once, as a crash of the machine running them would.
+     */
+    start(args: string[], input = "", echo = this.echo, ownGroup = false): { pid: number; output: () => string; done: Promise<CliResult> } {
         const started = Date.now();
-        return new Promise((resolve, reject) => {
-            const child = spawn(this.pulumi, args, { cwd: this.projectDir, env: this.env, stdio: ["pipe", "pipe", "pipe"] });
-            let stdout = "";
-            let stderr = "";
+        const child = spawn(this.pulumi, args, { cwd: this.projectDir, env: this.env, stdio: ["pipe", "pipe", "pipe"], detached: ownGroup });
+        let stdout = "";
+        let stderr = "";
+        const done = new Promise<CliResult>((resolve, reject) => {
             child.stdout.on("data", (d: Buffer) => {
                 stdout += d.toString();
                 if (echo) process.stdout.write(d);
@@ -202,13 +214,15 @@ export class PulumiCli {
                 if (echo) process.stderr.write(d);
             });
             child.on("error", reject);
-            child.on("close", (code) => {
+            child.on("close", (code, signal) => {
                 const seconds = (Date.now() - started) / 1000;
-                this.log.push({ args, code: code ?? -1, seconds });
-                resolve({ code: code ?? -1, stdout, stderr, seconds });
+                const exit = code ?? (signal ? 128 : -1);
+                this.log.push({ args, code: exit, seconds });
+                resolve({ code: exit, stdout, stderr, seconds });
             });
             child.stdin.end(input);
         });
+        return { pid: child.pid!, output: () => stdout + stderr, done };
     }
 
     /** Like run(), but throws with the output's tail when the command fails. */
