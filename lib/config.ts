@@ -136,21 +136,20 @@ export class ConfigError extends Error {
     }
 }
 
-// ---- pure validators: each returns null when fine, else the expected form ----
+// ---- validators: what one string value must look like, and how to say so ----
+
+/**
+ * A rule for one string value, and the form a problem line names when a value breaks it
+ * (`forklift:<key>: got <value>; expected <expected>`).
+ */
+export interface Validator {
+    /** The good form, as it follows "expected" in a problem line (also for a value that is not a string). */
+    readonly expected: string;
+    /** true when `v` is good, false when not, or the words for a rule that `expected` does not say. */
+    test(v: string): boolean | string;
+}
 
 const CIDR4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
-export function checkCidr(v: string): string | null {
-    const m = CIDR4.exec(v);
-    if (m) {
-        const octets = m.slice(1, 5).map(Number);
-        const bits = Number(m[5]);
-        if (octets.every((o) => o <= 255) && bits <= 32) return null;
-    } else if (/^[0-9a-fA-F:]+\/\d{1,3}$/.test(v) && v.includes(":")) {
-        const [addr, bits] = v.split("/");
-        if (Number(bits) <= 128 && isIpv6(addr)) return null;
-    }
-    return "a CIDR block such as 203.0.113.7/32 or 2001:db8::/64";
-}
 
 function isIpv6(a: string): boolean {
     const parts = a.split("::");
@@ -160,55 +159,96 @@ function isIpv6(a: string): boolean {
     return parts.length === 2 ? groups.length < 8 : groups.length === 8;
 }
 
+/** A login name; `example` is the user the key's default or usual value suggests. */
+function loginName(example: string): Validator {
+    return { expected: `a login name such as ${example}`, test: (v) => /^[a-z_][a-z0-9_-]*$/.test(v) };
+}
+
+/** Every validator, by the kind of value it checks. */
+export const valid = {
+    recipe: {
+        expected: `one of ${RECIPES.join(", ")}`,
+        test: (v) => (RECIPES as readonly string[]).includes(v),
+    },
+    gitUrl: {
+        expected: "a git URL (https://, ssh://, git://, file:// or user@host:path)",
+        test(v) {
+            if (/\s/.test(v) || v.startsWith("-")) return false;
+            // a token or password in the URL would land in the state, the build log and the artifact
+            if (/^(https?|git|file):\/\/[^/]*@/.test(v) || /^[a-z+]+:\/\/[^/@]*:[^/@]*@/i.test(v) || /^[^/@:]*:[^/@]*@[^:/]+:/.test(v)) {
+                return "a git URL without credentials (give the build host a deploy key or credential helper instead)";
+            }
+            if (/^(https?|ssh|git|file):\/\/[^/]*\/?\S*$/.test(v)) return /^(https?|ssh|git):\/\/[^/]+\/\S+/.test(v) || /^file:\/\/\/\S+/.test(v);
+            return /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:\S+$/.test(v);
+        },
+    },
+    /** `git check-ref-format` rules, plus plain commit ids. */
+    gitRef: {
+        expected: "a git branch, tag or commit (no spaces, '..', '~', '^', ':', '?', '*', '[', '\\')",
+        test(v) {
+            if (v === "" || v === "@" || v.startsWith("-") || v.startsWith("/") || v.endsWith("/") || v.endsWith(".")) return false;
+            if (/[\s~^:?*[\\\x00-\x1f\x7f]/.test(v) || v.includes("..") || v.includes("@{") || v.includes("//")) return false;
+            return !v.split("/").some((c) => c.startsWith(".") || c.endsWith(".lock"));
+        },
+    },
+    version: {
+        expected: "a version such as 28.0.1 or 0.0.0-myfork",
+        test: (v) => /^[0-9A-Za-z][0-9A-Za-z.+~-]{0,63}$/.test(v),
+    },
+    instanceType: {
+        expected: "an EC2 instance type such as t2.medium",
+        test: (v) => /^[a-z][a-z0-9-]*\d[a-z0-9-]*\.(nano|micro|small|medium|large|xlarge|\d+xlarge|metal(-\d+xl)?)$/.test(v),
+    },
+    ami: {
+        expected: "an AMI id such as ami-0123456789abcdef0",
+        test: (v) => /^ami-[0-9a-f]{8}([0-9a-f]{9})?$/.test(v),
+    },
+    subnetId: {
+        expected: "a subnet id such as subnet-0123456789abcdef0",
+        test: (v) => /^subnet-[0-9a-f]{8}([0-9a-f]{9})?$/.test(v),
+    },
+    cidr: {
+        expected: "a CIDR block such as 203.0.113.7/32 or 2001:db8::/64",
+        test(v) {
+            const m = CIDR4.exec(v);
+            if (m) return m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) <= 32;
+            if (!/^[0-9a-fA-F:]+\/\d{1,3}$/.test(v) || !v.includes(":")) return false;
+            const [addr, bits] = v.split("/");
+            return Number(bits) <= 128 && isIpv6(addr);
+        },
+    },
+    sshUser: loginName("ubuntu"),
+    privateKey: {
+        expected: "a PEM or OpenSSH private key (-----BEGIN ... PRIVATE KEY-----)",
+        test: (v) =>
+            /^-----BEGIN ((RSA|EC|DSA|OPENSSH) )?PRIVATE KEY-----\r?\n[\s\S]+\r?\n-----END ((RSA|EC|DSA|OPENSSH) )?PRIVATE KEY-----\s*$/.test(v.trim() + "\n"),
+    },
+    hostKey: {
+        expected: "a public host key line such as 'ssh-ed25519 AAAAC3Nz...'",
+        test: (v) => /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( \S.*)?$/.test(v.trim()),
+    },
+    hostAddress: {
+        expected: "a host name or IP address",
+        test: (v) => /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(v) || /^[0-9a-fA-F:]+$/.test(v),
+    },
+    hostName: {
+        expected: "a short name of a-z, 0-9 and -",
+        test: (v) => /^[a-z0-9][a-z0-9-]{0,40}$/.test(v),
+    },
+    hostUser: loginName("root"),
+    absPath: {
+        expected: "an absolute path like /usr/bin",
+        test: (v) => /^\/[A-Za-z0-9._/-]*$/.test(v) && !v.split("/").includes(".."),
+    },
+    /** Any text, for a key whose value forklift only passes on (artifactCacheDir). */
+    nonEmptyString: {
+        expected: "a non-empty string",
+        test: (v) => v !== "",
+    },
+} satisfies Record<string, Validator>;
+
 export function isOpenCidr(v: string): boolean {
     return v === "0.0.0.0/0" || v === "::/0";
-}
-
-export function checkGitUrl(v: string): string | null {
-    const expected = "a git URL (https://, ssh://, git://, file:// or user@host:path)";
-    if (/\s/.test(v) || v.startsWith("-")) return expected;
-    // a token or password in the URL would land in the state, the build log and the artifact
-    const credentials = "a git URL without credentials (give the build host a deploy key or credential helper instead)";
-    if (/^(https?|git|file):\/\/[^/]*@/.test(v) || /^[a-z+]+:\/\/[^/@]*:[^/@]*@/i.test(v) || /^[^/@:]*:[^/@]*@[^:/]+:/.test(v)) return credentials;
-    if (/^(https?|ssh|git|file):\/\/[^/]*\/?\S*$/.test(v)) {
-        return /^(https?|ssh|git):\/\/[^/]+\/\S+/.test(v) || /^file:\/\/\/\S+/.test(v) ? null : expected;
-    }
-    return /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:\S+$/.test(v) ? null : expected;
-}
-
-/** `git check-ref-format` rules, plus plain commit ids. */
-export function checkGitRef(v: string): string | null {
-    const expected = "a git branch, tag or commit (no spaces, '..', '~', '^', ':', '?', '*', '[', '\\')";
-    if (v === "" || v === "@" || v.startsWith("-") || v.startsWith("/") || v.endsWith("/") || v.endsWith(".")) {
-        return expected;
-    }
-    if (/[\s~^:?*[\\\x00-\x1f\x7f]/.test(v) || v.includes("..") || v.includes("@{") || v.includes("//")) {
-        return expected;
-    }
-    if (v.split("/").some((c) => c.startsWith(".") || c.endsWith(".lock"))) return expected;
-    return null;
-}
-
-export function checkInstanceType(v: string): string | null {
-    return /^[a-z][a-z0-9-]*\d[a-z0-9-]*\.(nano|micro|small|medium|large|xlarge|\d+xlarge|metal(-\d+xl)?)$/.test(v)
-        ? null
-        : "an EC2 instance type such as t2.medium";
-}
-
-export function checkAmi(v: string): string | null {
-    return /^ami-[0-9a-f]{8}([0-9a-f]{9})?$/.test(v) ? null : "an AMI id such as ami-0123456789abcdef0";
-}
-
-export function checkSubnet(v: string): string | null {
-    return /^subnet-[0-9a-f]{8}([0-9a-f]{9})?$/.test(v) ? null : "a subnet id such as subnet-0123456789abcdef0";
-}
-
-export function checkPrivateKey(v: string): string | null {
-    return /^-----BEGIN ((RSA|EC|DSA|OPENSSH) )?PRIVATE KEY-----\r?\n[\s\S]+\r?\n-----END ((RSA|EC|DSA|OPENSSH) )?PRIVATE KEY-----\s*$/.test(
-        v.trim() + "\n",
-    )
-        ? null
-        : "a PEM or OpenSSH private key (-----BEGIN ... PRIVATE KEY-----)";
 }
 
 /**
@@ -218,22 +258,6 @@ export function checkPrivateKey(v: string): string | null {
  */
 export function normalizePrivateKey(v: string): string {
     return v.replace(/\r\n/g, "\n").trim() + "\n";
-}
-
-export function checkHostKey(v: string): string | null {
-    return /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( \S.*)?$/.test(v.trim())
-        ? null
-        : "a public host key line such as 'ssh-ed25519 AAAAC3Nz...'";
-}
-
-export function checkHostAddress(v: string): string | null {
-    return /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(v) || /^[0-9a-fA-F:]+$/.test(v)
-        ? null
-        : "a host name or IP address";
-}
-
-export function checkAbsPath(v: string): string | null {
-    return /^\/[A-Za-z0-9._/-]*$/.test(v) && !v.split("/").includes("..") ? null : "an absolute path like /usr/bin";
 }
 
 // ---- parsing ----
@@ -273,28 +297,28 @@ class Reader {
         return s;
     }
 
-    string(key: ConfigKey, check?: (v: string) => string | null, expected = "a string"): string | undefined {
-        const v = this.value(key);
-        if (v === undefined || v === "") return undefined;
-        if (typeof v !== "string") {
-            this.fail(key, v, check ? (check("\u0000") ?? expected) : "a non-empty string");
-            return undefined;
-        }
-        const bad = check?.(v);
-        if (bad) {
-            this.fail(key, v, bad);
-            return undefined;
-        }
-        return v;
+    /** `v` when it is a string that `validator` passes; otherwise a problem for `key`, and undefined. */
+    checked(key: string, v: unknown, validator: Validator, notAString = validator.expected): string | undefined {
+        const verdict = typeof v === "string" ? validator.test(v) : notAString;
+        if (verdict === true) return v as string;
+        this.fail(key, v, verdict === false ? validator.expected : verdict);
+        return undefined;
     }
 
-    requireString(key: ConfigKey, check: (v: string) => string | null): string {
+    /** An optional string key: undefined when unset or "". */
+    string(key: ConfigKey, validator: Validator = valid.nonEmptyString): string | undefined {
+        const v = this.value(key);
+        if (v === undefined || v === "") return undefined;
+        return this.checked(key, v, validator);
+    }
+
+    requireString(key: ConfigKey, validator: Validator): string {
         const v = this.value(key);
         if (v === undefined || v === "" || (typeof v === "string" && v.trim() === "")) {
-            this.fail(key, v, check("\u0000") ?? "a value");
+            this.fail(key, v, validator.expected);
             return "";
         }
-        return this.string(key, check) ?? "";
+        return this.string(key, validator) ?? "";
     }
 
     int(key: ConfigKey, min: number, max: number): number {
@@ -315,7 +339,7 @@ class Reader {
         return false;
     }
 
-    stringList(key: ConfigKey, check: (v: string) => string | null): string[] {
+    stringList(key: ConfigKey, validator: Validator): string[] {
         const v = this.value(key);
         if (!Array.isArray(v)) {
             this.fail(key, v, "a list of strings");
@@ -323,9 +347,8 @@ class Reader {
         }
         const out: string[] = [];
         v.forEach((item, i) => {
-            const bad = typeof item === "string" ? check(item) : "a string";
-            if (bad) this.fail(`${key}[${i}]`, item, bad);
-            else out.push(item as string);
+            const good = this.checked(`${key}[${i}]`, item, validator, "a string");
+            if (good !== undefined) out.push(good);
         });
         return out;
     }
@@ -343,28 +366,17 @@ function readTarget(r: Reader, key: string, v: unknown, withProxy: boolean): Ssh
         if (!allowed.includes(k)) r.fail(`${key}.${k}`, o[k], `no such field (known: ${allowed.join(", ")})`);
     }
     let ok = true;
-    const str = (field: string, check: (s: string) => string | null, required: boolean): string | undefined => {
-        const x = o[field];
-        if (x === undefined) {
-            if (required) {
-                r.fail(`${key}.${field}`, undefined, check("\u0000") ?? "a value");
-                ok = false;
-            }
-            return undefined;
-        }
-        const bad = typeof x === "string" ? check(x) : (check("\u0000") ?? "a string");
-        if (bad) {
-            r.fail(`${key}.${field}`, x, bad);
-            ok = false;
-            return undefined;
-        }
-        return x as string;
+    const str = (field: string, validator: Validator, required: boolean): string | undefined => {
+        if (o[field] === undefined && !required) return undefined;
+        const good = r.checked(`${key}.${field}`, o[field], validator);
+        if (good === undefined) ok = false;
+        return good;
     };
-    const address = str("address", checkHostAddress, true);
-    const name = str("name", (s) => (/^[a-z0-9][a-z0-9-]{0,40}$/.test(s) ? null : "a short name of a-z, 0-9 and -"), false);
-    const user = str("user", (s) => (/^[a-z_][a-z0-9_-]*$/.test(s) ? null : "a login name such as root"), false) ?? "root";
-    const privateKey = optional(str("privateKey", checkPrivateKey, false), normalizePrivateKey);
-    const hostKey = str("hostKey", checkHostKey, false);
+    const address = str("address", valid.hostAddress, true);
+    const name = str("name", valid.hostName, false);
+    const user = str("user", valid.hostUser, false) ?? "root";
+    const privateKey = optional(str("privateKey", valid.privateKey, false), normalizePrivateKey);
+    const hostKey = str("hostKey", valid.hostKey, false);
     let port = 22;
     if (o.port !== undefined) {
         const p = typeof o.port === "string" && /^\d+$/.test(o.port) ? Number(o.port) : o.port;
@@ -424,16 +436,16 @@ export function parseConfig(raw: Raw): ForkliftConfig {
         }
     }
 
-    const recipe = r.string("recipe", (v) => ((RECIPES as readonly string[]).includes(v) ? null : `one of ${RECIPES.join(", ")}`)) as Recipe;
+    const recipe = r.string("recipe", valid.recipe) as Recipe;
     const fork: ForkConfig = {
         recipe: recipe ?? "docker-ce-packaging",
-        repo: r.requireString("forkRepo", checkGitUrl),
-        ref: r.requireString("forkRef", checkGitRef),
-        cliRepo: r.string("cliRepo", checkGitUrl),
-        cliRef: r.string("cliRef", checkGitRef),
-        packagingRepo: r.string("packagingRepo", checkGitUrl) ?? DEFAULTS.packagingRepo,
-        packagingRef: r.string("packagingRef", checkGitRef) ?? DEFAULTS.packagingRef,
-        version: r.string("version", (v) => (/^[0-9A-Za-z][0-9A-Za-z.+~-]{0,63}$/.test(v) ? null : "a version such as 28.0.1 or 0.0.0-myfork")),
+        repo: r.requireString("forkRepo", valid.gitUrl),
+        ref: r.requireString("forkRef", valid.gitRef),
+        cliRepo: r.string("cliRepo", valid.gitUrl),
+        cliRef: r.string("cliRef", valid.gitRef),
+        packagingRepo: r.string("packagingRepo", valid.gitUrl) ?? DEFAULTS.packagingRepo,
+        packagingRef: r.string("packagingRef", valid.gitRef) ?? DEFAULTS.packagingRef,
+        version: r.string("version", valid.version),
         makeVars: readMakeVars(r),
     };
     if (fork.recipe !== "docker-ce-packaging") {
@@ -465,13 +477,13 @@ export function parseConfig(raw: Raw): ForkliftConfig {
 
     const fleetEc2 = {
         count: r.int("fleetCount", 0, 500),
-        instanceType: r.string("fleetInstanceType", checkInstanceType) ?? DEFAULTS.fleetInstanceType,
-        ami: r.string("fleetAmi", checkAmi),
+        instanceType: r.string("fleetInstanceType", valid.instanceType) ?? DEFAULTS.fleetInstanceType,
+        ami: r.string("fleetAmi", valid.ami),
         volumeGiB: r.int("fleetVolumeGiB", 8, 16384),
     };
     const builderEc2 = {
-        instanceType: r.string("builderInstanceType", checkInstanceType) ?? DEFAULTS.builderInstanceType,
-        ami: r.string("builderAmi", checkAmi),
+        instanceType: r.string("builderInstanceType", valid.instanceType) ?? DEFAULTS.builderInstanceType,
+        ami: r.string("builderAmi", valid.ami),
         volumeGiB: r.int("builderVolumeGiB", 30, 16384),
         swapGiB: r.int("builderSwapGiB", 0, 64),
     };
@@ -483,13 +495,13 @@ export function parseConfig(raw: Raw): ForkliftConfig {
         builderEc2,
         fleetHosts,
         fleetEc2,
-        subnetId: r.string("subnetId", checkSubnet),
-        sshAllowedCidrs: r.stringList("sshAllowedCidrs", checkCidr),
+        subnetId: r.string("subnetId", valid.subnetId),
+        sshAllowedCidrs: r.stringList("sshAllowedCidrs", valid.cidr),
         allowOpenSsh: r.bool("allowOpenSsh"),
-        sshUser: r.string("sshUser", (s) => (/^[a-z_][a-z0-9_-]*$/.test(s) ? null : "a login name such as ubuntu")) ?? DEFAULTS.sshUser,
-        sshPrivateKey: optional(r.string("sshPrivateKey", checkPrivateKey), normalizePrivateKey),
+        sshUser: r.string("sshUser", valid.sshUser) ?? DEFAULTS.sshUser,
+        sshPrivateKey: optional(r.string("sshPrivateKey", valid.privateKey), normalizePrivateKey),
         batchSize: r.int("batchSize", 1, 1000),
-        installDir: r.string("installDir", checkAbsPath) ?? DEFAULTS.installDir,
+        installDir: r.string("installDir", valid.absPath) ?? DEFAULTS.installDir,
         daemonJson: r.bool("manageDaemonJson") ? readDaemonJson(r) : null,
         insecureSkipHostKeyCheck: r.bool("insecureSkipHostKeyCheck"),
         sshConnectTimeout: r.int("sshConnectTimeout", 1, 300),
