@@ -1,0 +1,106 @@
+/**
+ * parseConfig: the order in which the keys are read and the `ForkliftConfig` they make. It reads
+ * the fork's keys, the hosts, the EC2 settings and the rest through one Reader, then the
+ * cross-checks, and throws one `ConfigError` with every problem found, or returns the config.
+ * Also here: the two map-valued keys, `makeVars` and `daemonJson`, which no string validator fits.
+ */
+
+import { crossCheck, unknownKeys } from "./cross-check";
+import { ConfigError } from "./problems";
+import { Reader, optional } from "./reader";
+import { readHosts } from "./targets";
+import { DEFAULTS, ForkConfig, ForkliftConfig, RawConfig, Recipe } from "./types";
+import { normalizePrivateKey, valid } from "./validators";
+
+/** Parse and validate the raw config map; throws ConfigError naming every bad key. */
+export function parseConfig(raw: RawConfig): ForkliftConfig {
+    const r = new Reader(raw);
+    r.problems.push(...unknownKeys(raw));
+
+    const recipe = r.string("recipe", valid.recipe) as Recipe;
+    const fork: ForkConfig = {
+        recipe: recipe ?? "docker-ce-packaging",
+        repo: r.requireString("forkRepo", valid.gitUrl),
+        ref: r.requireString("forkRef", valid.gitRef),
+        cliRepo: r.string("cliRepo", valid.gitUrl),
+        cliRef: r.string("cliRef", valid.gitRef),
+        packagingRepo: r.string("packagingRepo", valid.gitUrl) ?? DEFAULTS.packagingRepo,
+        packagingRef: r.string("packagingRef", valid.gitRef) ?? DEFAULTS.packagingRef,
+        version: r.string("version", valid.version),
+        makeVars: readMakeVars(r),
+    };
+    if (fork.recipe !== "docker-ce-packaging") {
+        for (const k of ["cliRepo", "cliRef"] as const) {
+            if (r.value(k)) r.fail(k, r.value(k), `to be unset: only recipe docker-ce-packaging builds a separate CLI (recipe is ${fork.recipe})`);
+        }
+    }
+
+    const { builderHost, fleetBastion, fleetHosts, fleetIndex } = readHosts(r);
+
+    const fleetEc2 = {
+        count: r.int("fleetCount", 0, 500),
+        instanceType: r.string("fleetInstanceType", valid.instanceType) ?? DEFAULTS.fleetInstanceType,
+        ami: r.string("fleetAmi", valid.ami),
+        volumeGiB: r.int("fleetVolumeGiB", 8, 16384),
+    };
+    const builderEc2 = {
+        instanceType: r.string("builderInstanceType", valid.instanceType) ?? DEFAULTS.builderInstanceType,
+        ami: r.string("builderAmi", valid.ami),
+        volumeGiB: r.int("builderVolumeGiB", 30, 16384),
+        swapGiB: r.int("builderSwapGiB", 0, 64),
+    };
+
+    const cfg: ForkliftConfig = {
+        fork,
+        builderHost,
+        fleetBastion,
+        builderEc2,
+        fleetHosts,
+        fleetEc2,
+        subnetId: r.string("subnetId", valid.subnetId),
+        sshAllowedCidrs: r.stringList("sshAllowedCidrs", valid.cidr),
+        allowOpenSsh: r.bool("allowOpenSsh"),
+        sshUser: r.string("sshUser", valid.sshUser) ?? DEFAULTS.sshUser,
+        sshPrivateKey: optional(r.string("sshPrivateKey", valid.privateKey), normalizePrivateKey),
+        batchSize: r.int("batchSize", 1, 1000),
+        installDir: r.string("installDir", valid.absPath) ?? DEFAULTS.installDir,
+        daemonJson: r.bool("manageDaemonJson") ? readDaemonJson(r) : null,
+        insecureSkipHostKeyCheck: r.bool("insecureSkipHostKeyCheck"),
+        sshConnectTimeout: r.int("sshConnectTimeout", 1, 300),
+        artifactCacheDir: r.string("artifactCacheDir") ?? DEFAULTS.artifactCacheDir,
+    };
+
+    crossCheck(r, cfg, (h) => fleetIndex.get(h) ?? -1);
+    if (r.problems.length > 0) throw new ConfigError(r.problems);
+    return cfg;
+}
+
+function readMakeVars(r: Reader): Record<string, string> {
+    const v = r.value("makeVars");
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+        r.fail("makeVars", v, "a map of MAKE_VARIABLE: value");
+        return {};
+    }
+    const out: Record<string, string> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) r.fail(`makeVars.${k}`, k, "a make variable name of A-Z, 0-9 and _");
+        else if (typeof x !== "string" && typeof x !== "number" && typeof x !== "boolean") r.fail(`makeVars.${k}`, x, "a plain value");
+        else if (/[\n\r\0]/.test(String(x))) r.fail(`makeVars.${k}`, x, "a single-line value");
+        else out[k] = String(x);
+    }
+    return out;
+}
+
+function readDaemonJson(r: Reader): Record<string, unknown> | null {
+    const v = r.value("daemonJson");
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+        r.fail("daemonJson", v, "a map of daemon.json settings (manageDaemonJson: false leaves the host's file alone)");
+        return null;
+    }
+    // docker.service starts dockerd with -H fd:// (socket activation): dockerd refuses to start
+    // when daemon.json names hosts too, so every host would roll back
+    if ("hosts" in v) {
+        r.fail("daemonJson.hosts", (v as Record<string, unknown>).hosts, "no hosts in daemonJson: docker.service passes -H fd:// (socket activation) and dockerd refuses both; add a TCP listener with a systemd drop-in instead");
+    }
+    return v as Record<string, unknown>;
+}

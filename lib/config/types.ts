@@ -1,0 +1,113 @@
+/**
+ * The shapes of forklift's stack configuration and its keys: `ForkliftConfig` as the program uses
+ * it, `SshTarget` for every machine it reaches, and `DEFAULTS`, the list of every key the program
+ * reads with its default (which Pulumi.yaml must declare alike). Data only: no reading, no checks.
+ */
+
+export const PROJECT = "forklift";
+
+export type Recipe = "docker-ce" | "docker-ce-packaging" | "moby";
+export const RECIPES: readonly Recipe[] = ["docker-ce", "docker-ce-packaging", "moby"];
+
+/** How to reach one machine over SSH. */
+export interface SshTarget {
+    /** Name used in resource names and messages; defaults to the address. */
+    name: string;
+    address: string;
+    port: number;
+    user: string;
+    /** PEM/OpenSSH private key (a secret); absent when `useAgent` is set. */
+    privateKey?: string;
+    useAgent: boolean;
+    /** `ssh-ed25519 AAAA...` style public host key; absent only with insecureSkipHostKeyCheck. */
+    hostKey?: string;
+    /** One bastion hop. */
+    proxy?: Omit<SshTarget, "name" | "proxy">;
+}
+
+export interface ForkConfig {
+    recipe: Recipe;
+    repo: string;
+    ref: string;
+    cliRepo?: string;
+    cliRef?: string;
+    packagingRepo: string;
+    packagingRef: string;
+    version?: string;
+    makeVars: Record<string, string>;
+}
+
+export interface Ec2Settings {
+    instanceType: string;
+    ami?: string;
+}
+
+export interface ForkliftConfig {
+    fork: ForkConfig;
+    /** An existing build host; when absent, forklift launches one on EC2. */
+    builderHost?: SshTarget;
+    builderEc2: Ec2Settings & { volumeGiB: number; swapGiB: number };
+    fleetHosts: SshTarget[];
+    fleetEc2: Ec2Settings & { count: number; volumeGiB: number };
+    /** Bastion for launched fleet instances: they then get no public IP. */
+    fleetBastion?: SshTarget;
+    subnetId?: string;
+    sshAllowedCidrs: string[];
+    allowOpenSsh: boolean;
+    sshUser: string;
+    sshPrivateKey?: string;
+    batchSize: number;
+    installDir: string;
+    /** The managed /etc/docker/daemon.json; null (manageDaemonJson: false) leaves the host's file alone. */
+    daemonJson: Record<string, unknown> | null;
+    insecureSkipHostKeyCheck: boolean;
+    /** Seconds an SSH connection to an existing host may take before the host counts as unreachable. */
+    sshConnectTimeout: number;
+    artifactCacheDir: string;
+}
+
+/**
+ * Every key the program reads, with its default (undefined: required). Optional keys default to
+ * "" or {} meaning "unset": the CLI treats a key declared in Pulumi.yaml without a default as
+ * required, so every optional key needs one there too.
+ */
+export const DEFAULTS = {
+    recipe: "docker-ce-packaging",
+    forkRepo: undefined,
+    forkRef: undefined,
+    cliRepo: "",
+    cliRef: "",
+    packagingRepo: "https://github.com/docker/docker-ce-packaging.git",
+    packagingRef: "master",
+    version: "",
+    makeVars: {},
+    builderHost: {},
+    builderInstanceType: "t2.medium",
+    builderAmi: "",
+    builderVolumeGiB: 50,
+    builderSwapGiB: 4,
+    fleetHosts: [],
+    fleetCount: 0,
+    fleetInstanceType: "t3.small",
+    fleetAmi: "",
+    fleetVolumeGiB: 20,
+    fleetBastion: {},
+    subnetId: "",
+    sshAllowedCidrs: [],
+    allowOpenSsh: false,
+    sshUser: "ubuntu",
+    sshPrivateKey: "",
+    batchSize: 1,
+    installDir: "/usr/bin",
+    daemonJson: { "live-restore": true },
+    manageDaemonJson: true,
+    insecureSkipHostKeyCheck: false,
+    sshConnectTimeout: 10,
+    artifactCacheDir: ".forklift/artifacts",
+} as const;
+
+export type ConfigKey = keyof typeof DEFAULTS;
+export const CONFIG_KEYS = Object.keys(DEFAULTS) as ConfigKey[];
+
+/** The raw key/value map, as `pulumi.runtime.allConfig()` returns it: `forklift:<key>` to its text. */
+export type RawConfig = Record<string, string>;
