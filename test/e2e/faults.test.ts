@@ -1,32 +1,80 @@
 /**
- * Faults through the real engine, as a user meets them: a build that fails, a fork whose daemon
- * does not start, and a host that is down during `pulumi destroy`. Each case checks the hosts over
- * SSH afterwards and that the documented recovery (the next `pulumi up` or `pulumi destroy`)
- * converges. Same lab and plugin rule as pulumi-up.test.ts; `npm run test:e2e`.
+ * Faults through the real engine, as a user meets them (the README's "Failure modes and recovery"
+ * table): a build that fails, a fork whose daemon does not start, a copy corrupted on the host, a
+ * host that goes down between batches, a host cut off in the middle of its install, `pulumi up`
+ * killed mid-rollout, a build host that lost its builds seen from a fresh checkout, a second stack
+ * on the same host, and a host that is down during `pulumi destroy`. Each case checks the hosts
+ * over SSH afterwards and that the documented recovery converges. Same lab and plugin rule as
+ * pulumi-up.test.ts; `npm run test:e2e`.
  */
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Lab, LabHost, PulumiCli, bootLab, configureStack, ensureBusybox, findPulumi, note, projectCheckout, setConfig, sh } from "../support/lab";
+import { Lab, LabHost, PulumiCli, bootLab, configureStack, ensureBusybox, findPulumi, forkSettings, note, projectCheckout, setConfig, setHost, sh } from "../support/lab";
 import { repoRoot, stopHosts } from "../support/testbed";
-import { assertOnRelease, releaseOf } from "./checks";
+import { assertOnRelease, releaseOf, runningDockerd } from "./checks";
 
 let lab: Lab;
 let cli: PulumiCli;
 let work: string;
 let a: LabHost, b: LabHost, c: LabHost;
+/** The artifact's sha256 for each fork ref, as rolled out. */
+const shas: Record<string, string> = {};
 const project = () => path.join(work, "project");
 
 /** How many SSH logins the host's sshd accepted so far (this query's own included). */
 const logins = (h: LabHost) => Number(sh(h, "journalctl -u ssh.service -o cat --no-pager | grep -c '^Accepted' || true"));
-/** Makes HOST drop SSH (as if it were down) until the returned function is called. */
+/** Runs a command on HOST without SSH (through the test bed), for when its SSH is cut. */
+const onHost = (h: LabHost, command: string) =>
+    spawnSync(path.join(repoRoot(), "testbed", "host.sh"), ["exec", h.name, "bash", "-c", command], { encoding: "utf8" });
+/** Makes HOST drop SSH, new and established sessions alike (as if it were down), until the returned function is called. */
 function takeDown(h: LabHost): () => void {
     const rule = (op: string) => execFileSync(path.join(repoRoot(), "testbed", "host.sh"), ["exec", h.name, "iptables", op, "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"]);
     rule("-I");
     return () => rule("-D");
+}
+/** Whether forklift-host.sh holds its lock on HOST (an install or uninstall is running there). */
+const installing = (h: LabHost) => onHost(h, "test -e /run/lock/forklift.lock && ! flock -n /run/lock/forklift.lock true").status === 0;
+async function waitUntil(what: string, cond: () => boolean, seconds = 180): Promise<void> {
+    const deadline = Date.now() + seconds * 1000;
+    while (!cond()) {
+        if (Date.now() > deadline) throw new Error(`timed out after ${seconds} s waiting until ${what}`);
+        await new Promise((r) => setTimeout(r, 100));
+    }
+}
+/** The PIDs of every process below PID (children first found, then theirs). */
+function descendants(pid: number): number[] {
+    const parentOf = new Map<number, number>();
+    for (const entry of fs.readdirSync("/proc")) {
+        if (!/^\d+$/.test(entry)) continue;
+        try {
+            // "pid (comm) state ppid ...": comm may hold spaces, so split after its closing paren
+            const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+            parentOf.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+        } catch {
+            // gone meanwhile
+        }
+    }
+    const found: number[] = [];
+    for (let i = -1; i < found.length; i++) {
+        const parent = i < 0 ? pid : found[i];
+        for (const [child, p] of parentOf) if (p === parent) found.push(child);
+    }
+    return found;
+}
+/** The main PID of docker.service on each host. */
+const pids = (...hs: LabHost[]) => hs.map((h) => sh(h, "systemctl show -p MainPID --value docker.service"));
+/** A host is wholly on one release: `current`, the install record and the running dockerd agree, and Docker answers. */
+function assertWhole(h: LabHost): string {
+    const sha = releaseOf(h);
+    assert.match(sha, /^[0-9a-f]{64}$/, `${h.name} is on a release`);
+    assert.equal(sh(h, "sed -n 's/^sha256=//p' /var/lib/forklift/installed"), sha, `${h.name}: the install record names the current release`);
+    assert.equal(runningDockerd(h).sha, sh(h, `sha256sum /opt/forklift/releases/${sha}/dockerd | cut -d' ' -f1`), `${h.name}: the running dockerd is the current release's`);
+    assert.equal(sh(h, "docker version --format '{{.Server.Os}}'"), "linux", `${h.name}: Docker answers`);
+    return sha;
 }
 
 describe("faults through pulumi up and destroy, on real hosts", { timeout: 45 * 60_000 }, () => {
@@ -46,6 +94,7 @@ describe("faults through pulumi up and destroy, on real hosts", { timeout: 45 * 
         await configureStack(cli, "faults", lab, { recipe: "docker-ce", ref: "v1" });
         const r = await cli.ok(["up", "--yes"]);
         note(`first up: ${r.seconds.toFixed(1)} s`);
+        shas.v1 = (await cli.outputs()).artifact.sha256;
     });
 
     after(async () => {
@@ -71,6 +120,7 @@ describe("faults through pulumi up and destroy, on real hosts", { timeout: 45 * 
         await setConfig(cli, { forkRef: "v2" });
         await cli.ok(["up", "--yes"]);
         const out = await cli.outputs();
+        shas.v2 = out.artifact.sha256;
         for (const h of [a, b, c]) assertOnRelease(project(), h, out.artifact.sha256);
     });
 
@@ -95,6 +145,160 @@ describe("faults through pulumi up and destroy, on real hosts", { timeout: 45 * 
         const out = await cli.outputs();
         for (const h of [a, b, c]) assertOnRelease(project(), h, out.artifact.sha256);
         assert.equal(sh(a, "docker inspect -f '{{.State.Running}}' live"), "true");
+    });
+
+    test("a copy corrupted on the host after it arrived: the host refuses it before anything changes; up again converges", async () => {
+        assert.equal(releaseOf(a), shas.v1);
+        const [pidA] = pids(a);
+        // a no longer keeps v2 unpacked, so it needs a copy; the copy gets bytes flipped the moment it lands
+        sh(a, `rm -rf /opt/forklift/releases/${shas.v2}`);
+        const staged = `/var/tmp/forklift-docker-${shas.v2}.tgz`;
+        sh(a, `systemd-run --quiet --collect --unit=forklift-test-flip bash -c 'for i in $(seq 12000); do if [ -f ${staged} ]; then printf FORKLIFT | dd of=${staged} bs=1 seek=1000 conv=notrunc status=none; exit 0; fi; sleep 0.01; done'`);
+        await setConfig(cli, { forkRef: "v2" });
+        const r = await cli.run(["up", "--yes"]);
+        note(`up with a copy corrupted on a: exit ${r.code} after ${r.seconds.toFixed(1)} s`);
+        assert.notEqual(r.code, 0);
+        assert.match(r.stdout + r.stderr, /\[forklift a\] ERROR: artifact \/var\/tmp\/forklift-docker-[0-9a-f]{64}\.tgz has sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(corrupted in transfer\?\); nothing was changed/);
+        assert.equal(releaseOf(a), shas.v1, "a kept its release");
+        assert.deepEqual(pids(a), [pidA], "a's Docker was not restarted");
+        assert.equal(sh(a, `test -e ${staged} && echo left || echo removed`), "removed", "the bad copy is gone");
+        for (const h of [b, c]) assert.equal(releaseOf(h), shas.v1, `${h.name}: its batch did not start`);
+
+        await cli.ok(["up", "--yes"]);
+        for (const h of [a, b, c]) assertOnRelease(project(), h, shas.v2);
+    });
+
+    test("a host goes down after the check, between two batches: earlier batches keep the new release, later ones are untouched; back up, up converges", async () => {
+        await setConfig(cli, { forkRef: "v1" });
+        const run = cli.start(["up", "--yes"]);
+        let bringBack: (() => void) | undefined;
+        let r;
+        try {
+            await waitUntil("b's install runs", () => installing(b));
+            bringBack = takeDown(c);
+            r = await run.done;
+        } finally {
+            bringBack?.();
+        }
+        note(`up with c down after the check: exit ${r.code} after ${r.seconds.toFixed(1)} s`);
+        assert.notEqual(r.code, 0);
+        assert.match(r.stdout + r.stderr, /cannot reach c \(10\.78\.114\.2:22\) over SSH: check that it is up/);
+        for (const h of [a, b]) assertOnRelease(project(), h, shas.v1);
+        assert.equal(releaseOf(c), shas.v2, "c kept its release");
+
+        const done = pids(a, b);
+        await cli.ok(["up", "--yes"]);
+        for (const h of [a, b, c]) assertOnRelease(project(), h, shas.v1);
+        assert.deepEqual(pids(a, b), done, "a and b were not restarted again");
+    });
+
+    test("a host cut off in the middle of its install: it ends wholly on one release; up converges", async () => {
+        await setConfig(cli, { forkRef: "v2" });
+        const run = cli.start(["up", "--yes"]);
+        let bringBack: (() => void) | undefined;
+        let r;
+        try {
+            await waitUntil("a's install runs", () => installing(a));
+            bringBack = takeDown(a);
+            r = await run.done;
+            await waitUntil("a's install ended on its own", () => !installing(a), 300);
+        } finally {
+            bringBack?.();
+        }
+        note(`up with a cut off mid-install: exit ${r.code} after ${r.seconds.toFixed(1)} s`);
+        assert.notEqual(r.code, 0);
+        assert.match(r.stdout + r.stderr, /cannot reach a \(10\.78\.112\.2:22\) over SSH/);
+        const landed = assertWhole(a);
+        assert.ok([shas.v1, shas.v2].includes(landed), "a is on the old or the new release");
+        note(`a landed on ${landed === shas.v2 ? "the new" : "the old"} release`);
+        for (const h of [b, c]) assert.equal(releaseOf(h), shas.v1, `${h.name}: its batch did not start`);
+
+        const [pidA] = pids(a);
+        await cli.ok(["up", "--yes"]);
+        for (const h of [a, b, c]) assertOnRelease(project(), h, shas.v2);
+        if (landed === shas.v2) assert.deepEqual(pids(a), [pidA], "a, already on the new release, was not restarted");
+    });
+
+    test("pulumi up killed mid-rollout: cancel, refresh --clear-pending-creates and up converge without reinstalling finished hosts", async () => {
+        await setConfig(cli, { forkRef: "v1" });
+        const run = cli.start(["up", "--yes"]);
+        await waitUntil("b's install runs", () => installing(b));
+        // as a crash of the machine would: the engine and every plugin it started (they run in
+        // process groups of their own) at once
+        for (const pid of [run.pid, ...descendants(run.pid)]) process.kill(pid, "SIGKILL");
+        const killed = await run.done;
+        note(`pulumi up killed after ${killed.seconds.toFixed(1)} s`);
+        await waitUntil("b's install ended on its own", () => !installing(b), 300);
+        assertOnRelease(project(), a, shas.v1);
+        const landedB = assertWhole(b);
+        assert.equal(releaseOf(c), shas.v2, "c's batch had not started");
+        const [pidA, pidB] = pids(a, b);
+
+        const locked = await cli.run(["up", "--yes"]);
+        assert.notEqual(locked.code, 0);
+        assert.match(locked.stdout + locked.stderr, /the stack is currently locked by 1 lock\(s\)\. Either wait for the other process\(es\) to end or delete the lock file with `pulumi cancel`/);
+        await cli.ok(["cancel", "--yes"]);
+        await cli.ok(["refresh", "--clear-pending-creates", "--yes"]);
+        await cli.ok(["up", "--yes"]);
+        for (const h of [a, b, c]) assertOnRelease(project(), h, shas.v1);
+        assert.deepEqual(pids(a), [pidA], "a, done before the kill, was not reinstalled");
+        if (landedB === shas.v1) assert.deepEqual(pids(b), [pidB], "b, which finished on its own, was not restarted");
+    });
+
+    test("the build host lost its builds, seen from a fresh checkout: preview works, nothing is restarted, a rebuild is reproducible", async () => {
+        sh(lab.builder, "rm -rf /var/lib/forklift-build");
+        const fresh = new PulumiCli(projectCheckout(path.join(work, "fresh")), path.join(work, "state"), "faults-passphrase");
+        fs.copyFileSync(path.join(project(), "Pulumi.faults.yaml"), path.join(fresh.projectDir, "Pulumi.faults.yaml"));
+        await fresh.ok(["stack", "select", "faults"]);
+        const running = pids(a, b, c);
+        await fresh.ok(["preview", "--expect-no-changes"]);
+        await fresh.ok(["up", "--yes"]);
+        // a setting that runs every host's install again (and not the build): neither the new
+        // cache nor the build host has the artifact, the hosts have the release unpacked and
+        // need no copy
+        await setConfig(fresh, { artifactCacheDir: ".forklift/elsewhere" });
+        await fresh.ok(["up", "--yes"]);
+        assert.deepEqual(pids(a, b, c), running, "no host was restarted");
+        assert.equal(fs.existsSync(path.join(fresh.projectDir, ".forklift", "elsewhere", `${shas.v1}.tgz`)), false, "nothing could be fetched");
+        // the documented rebuild: the same inputs build the same artifact, so no host changes
+        const rebuild = spawnSync("bash", ["-c", `pulumi up --yes --replace "$(pulumi stack --show-urns | grep -o 'urn:pulumi:[^ ]*::forklift-fork-build$')"`], {
+            cwd: fresh.projectDir,
+            env: fresh.env,
+            encoding: "utf8",
+        });
+        assert.equal(rebuild.status, 0, rebuild.stdout + rebuild.stderr);
+        assert.match(rebuild.stdout, /forklift-fork-build/, "the build ran again");
+        assert.equal((await fresh.outputs()).artifact.sha256, shas.v1, "the rebuild is byte-identical");
+        assert.deepEqual(pids(a, b, c), running, "no host was restarted");
+        fs.copyFileSync(path.join(fresh.projectDir, "Pulumi.faults.yaml"), path.join(project(), "Pulumi.faults.yaml"));
+        await cli.ok(["preview", "--expect-no-changes"]);
+    });
+
+    test("a second stack of the same name on another backend is refused on a host the first owns, naming it; nothing of the first is undone", async () => {
+        const owner = (await cli.outputs()).stackIdentity;
+        assert.match(owner, /^[0-9a-f]{16}$/);
+        const other = new PulumiCli(projectCheckout(path.join(work, "other")), path.join(work, "other-state"), "other-passphrase");
+        await other.ok(["stack", "init", "faults", "--secrets-provider", "passphrase"]);
+        await setConfig(other, forkSettings(lab, { recipe: "docker-ce", ref: "v1" }));
+        await setHost(other, "builderHost", { ...lab.builder, login: "root" });
+        await setHost(other, "fleetHosts[0]", a);
+        const [pidA] = pids(a);
+        const r = await other.run(["up", "--yes"]);
+        note(`the second stack's up: exit ${r.code} after ${r.seconds.toFixed(1)} s`);
+        assert.notEqual(r.code, 0);
+        assert.match(
+            r.stdout + r.stderr,
+            new RegExp(`a \\(10\\.78\\.112\\.2:22\\) is managed by another stack: forklift/faults \\(stack identity ${owner}\\); this stack is forklift/faults \\(stack identity (?!${owner})[0-9a-f]{16}\\)\\. No host was changed`),
+        );
+        assert.deepEqual(pids(a), [pidA], "a's Docker was not restarted");
+        assert.equal(releaseOf(a), shas.v1);
+
+        await other.ok(["destroy", "--yes"]);
+        assert.equal(sh(lab.builder, "ls /var/lib/forklift-bootstrap/stacks"), owner, "the build host still serves the first stack");
+        assert.equal(sh(lab.builder, "test -d /var/lib/forklift-build && echo kept"), "kept", "the first stack's builds stay");
+        assert.deepEqual(pids(a), [pidA]);
+        assert.equal(releaseOf(a), shas.v1);
+        await cli.ok(["preview", "--expect-no-changes"]);
     });
 
     test("destroy with a host down: later batches are given back, the down host (and the batches it waits for) stay in the stack; back up, destroy finishes", async () => {

@@ -195,13 +195,12 @@ export class PulumiCli {
     }
 
     /**
-     * Starts `pulumi ARGS` and returns at once: its output so far, its PID and its end. With
-     * OWN_GROUP it leads a process group of its own: `process.kill(-pid, "SIGKILL")` then stops
-     * the engine and its plugins at once, as a crash of the machine running them would.
+     * Starts `pulumi ARGS` and returns at once: its output so far, its PID (to kill it) and its
+     * end.
      */
-    start(args: string[], input = "", echo = this.echo, ownGroup = false): { pid: number; output: () => string; done: Promise<CliResult> } {
+    start(args: string[], input = "", echo = this.echo): { pid: number; output: () => string; done: Promise<CliResult> } {
         const started = Date.now();
-        const child = spawn(this.pulumi, args, { cwd: this.projectDir, env: this.env, stdio: ["pipe", "pipe", "pipe"], detached: ownGroup });
+        const child = spawn(this.pulumi, args, { cwd: this.projectDir, env: this.env, stdio: ["pipe", "pipe", "pipe"] });
         let stdout = "";
         let stderr = "";
         const done = new Promise<CliResult>((resolve, reject) => {
