@@ -54,7 +54,15 @@ fatal() {
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=""
-cleanup() { [ -z "$WORK" ] || rm -rf "$WORK"; }
+cleanup() {
+    [ -n "$WORK" ] || return 0
+    # the SSH connections kept open for this run's next session to the same host (see add_hop)
+    local sock
+    for sock in "$WORK"/cm-*; do
+        if [ -S "$sock" ]; then ssh -S "$sock" -O exit _ >/dev/null 2>&1 || true; fi
+    done
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 # Fails naming the first variable of the list that is not set.
@@ -99,6 +107,8 @@ add_hop() {
         # a session whose host went away (network cut, machine gone) ends after 3 unanswered
         # keepalives instead of hanging until TCP gives up, hours later
         printf '  ServerAliveInterval %s\n  ServerAliveCountMax 3\n' "${FORKLIFT_CONNECT_TIMEOUT:-15}"
+        # the install's session rides on the copy's connection: one handshake per host, not two
+        printf '  ControlMaster auto\n  ControlPath %s/cm-%%C\n  ControlPersist 120\n' "$WORK"
         [ ! -f "$WORK/$hop.key" ] || printf '  IdentityFile %s\n  IdentitiesOnly yes\n' "$WORK/$hop.key"
         [ -z "$jump" ] || printf '  ProxyJump %s\n' "$jump"
         if [ "${FORKLIFT_INSECURE:-0}" = 1 ]; then
