@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { SshTarget } from "../lib/config";
-import { bootstrapCommand, builderCleanupCommand, readScript, renderUserData } from "../lib/commands";
+import { bootstrapCommand, builderCleanupCommand, readScript } from "../lib/commands";
 import { Connection, ReachableHost, configuredHost, providerConnection, sshCommand } from "./connection";
 import { Ec2Host } from "./ec2-host";
 import { SshAccess } from "./ssh-access";
@@ -84,10 +84,7 @@ export class BuildHost extends pulumi.ComponentResource {
                     keyName: args.access.keyName,
                     user: args.ec2User,
                     privateKey: args.access.privateKey,
-                    userData: (hostKeyB64) =>
-                        hostKeyB64.apply((k) =>
-                            renderUserData(script, { FORKLIFT_SWAP_GIB: args.swapGiB, FORKLIFT_SSH_HOST_KEY_B64: k }, ["bootstrap"]),
-                        ),
+                    firstBoot: { mode: "bootstrap", swapGiB: args.swapGiB },
                 },
                 { parent },
             );

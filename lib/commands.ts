@@ -163,3 +163,12 @@ export function renderUserData(script: string, vars: Record<string, string | num
         .join("\n");
     return `#!/usr/bin/env bash\n${exports}\nset -- ${args.map(shq).join(" ")}\n${body}`;
 }
+
+/** What a launched instance's user data runs: bootstrap-builder.sh's `bootstrap` or `host-key`. */
+export type FirstBoot = { mode: "bootstrap"; swapGiB: number } | { mode: "host-key" };
+
+/** A launched instance's user data: FirstBoot with the base64 of its own SSH host private key. */
+export function firstBootUserData(boot: FirstBoot, hostKeyB64: string): string {
+    const vars: Record<string, number> = boot.mode === "bootstrap" ? { FORKLIFT_SWAP_GIB: boot.swapGiB } : {};
+    return renderUserData(readScript("bootstrap-builder.sh"), { ...vars, FORKLIFT_SSH_HOST_KEY_B64: hostKeyB64 }, [boot.mode]);
+}
