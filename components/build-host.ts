@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { SshTarget } from "../lib/config";
-import { bootstrapCommand, builderCleanupCommand, readScript } from "../lib/commands";
+import { bootstrapCommand, builderCleanupCommand } from "../lib/protocol/bootstrap";
+import { readScript } from "../lib/protocol/script";
 import { Connection, ReachableHost, configuredHost, providerConnection, sshCommand } from "./connection";
 import { Ec2Host } from "./ec2-host";
 import { SshAccess } from "./ssh-access";

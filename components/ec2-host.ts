@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import * as tls from "@pulumi/tls";
-import { FirstBoot, firstBootUserData } from "../lib/commands";
+import { FirstBoot, firstBootUserData } from "../lib/protocol/bootstrap";
 import { ReachableHost, SshHop } from "./connection";
 
 /** Ubuntu 24.04 LTS (Canonical's account), used when the stack names no AMI. */

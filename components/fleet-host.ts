@@ -1,6 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { artifactCommand, artifactStdin, installCommand, ownerVars, readScript, remoteArtifactPath, uninstallCommand } from "../lib/commands";
+import { artifactCommand, artifactStdin } from "../lib/protocol/artifact";
+import { HostStatus, installCommand, ownerVars, parseHostStatus, remoteArtifactPath, uninstallCommand } from "../lib/protocol/host";
+import { readScript } from "../lib/protocol/script";
 import { hashInputs, sha256 as sha256Of } from "../lib/hash";
 import { needsContainerdUnit, renderManagedFiles } from "../lib/units";
 import { ReachableHost, routeKeys, routeVars } from "./connection";
@@ -16,25 +18,6 @@ export interface Artifact {
     size: pulumi.Input<number>;
     version: pulumi.Input<string>;
     binaries: pulumi.Input<string[]>;
-}
-
-/** What a host reports after install (the last line of forklift-host.sh's stdout). */
-export interface HostStatus {
-    host: string;
-    sha256: string;
-    version: string;
-    dockerdSha256: string;
-    dockerService: string;
-    changed: boolean;
-}
-
-export function parseHostStatus(stdout: string): HostStatus {
-    const line = stdout.trim().split("\n").pop() ?? "";
-    try {
-        return JSON.parse(line) as HostStatus;
-    } catch {
-        throw new Error(`the install printed no status line; its output ended with: ${line.slice(0, 300)}`);
-    }
 }
 
 export interface FleetHostArgs {

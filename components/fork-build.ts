@@ -1,35 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { ForkConfig } from "../lib/config";
-import { buildCommand, buildKey, readScript } from "../lib/commands";
+import { BuildResult, buildCommand, buildKey, parseBuildResult } from "../lib/protocol/build";
+import { readScript } from "../lib/protocol/script";
 import { Connection, ReachableHost } from "./connection";
-
-/** What a finished build reports (the last line of build-fork.sh's stdout). */
-export interface BuildResult {
-    artifact: string;
-    sha256: string;
-    size: number;
-    version: string;
-    commit: string;
-    cliCommit: string;
-    binaries: string[];
-    recipe: string;
-    buildKey: string;
-}
-
-export function parseBuildResult(stdout: string): BuildResult {
-    const line = stdout.trim().split("\n").pop() ?? "";
-    let r: BuildResult;
-    try {
-        r = JSON.parse(line);
-    } catch {
-        throw new Error(`the build printed no result line; its output ended with: ${line.slice(0, 300)}`);
-    }
-    if (!/^[0-9a-f]{64}$/.test(r.sha256 ?? "") || !r.artifact || !Array.isArray(r.binaries)) {
-        throw new Error(`the build result is incomplete: ${line.slice(0, 300)}`);
-    }
-    return r;
-}
 
 export interface ForkBuildArgs {
     /** The build host, bootstrapped. */

@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
+import { HostStatus } from "../lib/protocol/host";
 import { planBatches } from "../lib/rollout";
 import { ReachableHost } from "./connection";
-import { Artifact, FleetHost, HostStatus } from "./fleet-host";
+import { Artifact, FleetHost } from "./fleet-host";
 
 export interface RolloutArgs {
     /** Fleet hosts in rollout order: existing hosts as listed, then launched instances. */
