@@ -42,7 +42,7 @@ const builder = new BuildHost("forklift-builder", {
     access,
     ec2User: cfg.sshUser,
     swapGiB: cfg.builderEc2.swapGiB,
-    insecure: cfg.insecureSkipHostKeyCheck,
+    insecureSkipHostKeyCheck: cfg.insecureSkipHostKeyCheck,
     connectTimeout: cfg.sshConnectTimeout,
     stackId: identity.hex,
 });
@@ -50,7 +50,7 @@ const builder = new BuildHost("forklift-builder", {
 const build = new ForkBuild("forklift-fork", {
     host: builder.host,
     connection: builder.connection,
-    after: builder.ready,
+    after: [builder.ready],
     fork: cfg.fork,
 });
 
@@ -78,7 +78,7 @@ const rollout = new Rollout("forklift", {
     installDir: cfg.installDir,
     daemonJson: cfg.daemonJson,
     cacheDir: cfg.artifactCacheDir,
-    insecure: cfg.insecureSkipHostKeyCheck,
+    insecureSkipHostKeyCheck: cfg.insecureSkipHostKeyCheck,
     stackId: identity.hex,
 });
 

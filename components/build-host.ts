@@ -18,13 +18,16 @@ export interface BuildHostArgs {
     ec2: { instanceType: string; ami?: string; volumeGiB: number; subnetId?: string };
     /** Key pair and security group for launched instances; required when `existing` is absent. */
     access?: SshAccess;
-    /** Login user of the launched AMI. @default "ubuntu" */
+    /** Login user of the launched AMI (`sshUser`, "ubuntu" unless set). */
     ec2User: string;
-    /** Swap file size in GiB added by the bootstrap (Go builds on 4 GiB RAM need it). @default 4 */
+    /** Swap file size in GiB added by the bootstrap (`builderSwapGiB`, 4 unless set: Go builds on 4 GiB RAM need it). */
     swapGiB: number;
-    /** Skip host key checks (explicit opt-in, warned). @default false */
-    insecure: boolean;
-    /** Seconds an SSH connection to an existing build host may take (sshConnectTimeout). @default 10 */
+    /**
+     * Skip host key checks of an existing build host (explicit opt-in, warned); a launched one's
+     * key is generated here and always pinned.
+     */
+    insecureSkipHostKeyCheck: boolean;
+    /** Seconds an SSH connection to an existing build host may take (`sshConnectTimeout`, 10 unless set). */
     connectTimeout: number;
     /**
      * The stack's random identity: an existing build host records the stacks that use it, and
@@ -50,7 +53,7 @@ export class BuildHost extends pulumi.ComponentResource {
         const script = readScript("bootstrap-builder.sh");
 
         this.host = args.existing ? configuredHost(args.existing, args.connectTimeout) : launchedHost();
-        this.connection = providerConnection(this.host, args.existing ? args.insecure : false);
+        this.connection = providerConnection(this.host, args.existing ? args.insecureSkipHostKeyCheck : false);
         const sudo = this.host.user !== "root";
         this.ready = new command.remote.Command(
             `${name}-bootstrap`,

@@ -25,7 +25,7 @@ export interface Ec2HostArgs {
     subnetId?: string;
     securityGroupId: pulumi.Input<string>;
     keyName: pulumi.Input<string>;
-    /** Login user of the AMI. @default "ubuntu" */
+    /** Login user of the AMI ("ubuntu" for Ubuntu's). */
     user: string;
     /** Login private key (secret). */
     privateKey: pulumi.Input<string>;

@@ -10,8 +10,8 @@ export interface ForkBuildArgs {
     host: ReachableHost;
     /** The provider's connection to it. */
     connection: pulumi.Input<Connection>;
-    /** Resource that must finish before the build starts (the host's bootstrap). */
-    after: pulumi.Resource;
+    /** What must finish before the build starts (the host's bootstrap). */
+    after: pulumi.Resource[] | Promise<pulumi.Resource[]>;
     /** Recipe, repositories, refs, version and make variables of the fork. */
     fork: ForkConfig;
 }
@@ -39,7 +39,7 @@ export class ForkBuild extends pulumi.ComponentResource {
                 stdin: script,
                 addPreviousOutputInEnv: false,
             },
-            { parent, dependsOn: [args.after], deletedWith: args.host.instance },
+            { parent, dependsOn: args.after, deletedWith: args.host.instance },
         );
         this.result = build.stdout.apply(parseBuildResult);
 
