@@ -77,7 +77,6 @@ export class Ec2Host extends pulumi.ComponentResource {
                 associatePublicIpAddress: args.bastion ? false : undefined,
                 keyName: args.keyName,
                 userData: pulumi.secret(hostKeyB64.apply((k) => firstBootUserData(args.firstBoot, k))),
-                userDataReplaceOnChange: true,
                 metadataOptions: { httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1 },
                 rootBlockDevice: { volumeSize: args.volumeGiB, volumeType: "gp3", encrypted: true, deleteOnTermination: true },
                 tags: { Name: name, "managed-by": "forklift" },
