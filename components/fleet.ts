@@ -51,9 +51,8 @@ export class Fleet extends pulumi.ComponentResource {
             if (args.ec2.count === 0) return [];
             if (!args.access) throw new Error(`${name}: launching fleet instances needs SSH access settings`);
             const access = args.access;
-            const bastion = args.bastion
-                ? configuredHop({ ...args.bastion, hostKey: args.insecureSkipHostKeyCheck ? undefined : args.bastion.hostKey }, args.connectTimeout)
-                : undefined;
+            const bastionKey = args.insecureSkipHostKeyCheck ? undefined : args.bastion?.hostKey;
+            const bastion = args.bastion ? configuredHop({ ...args.bastion, hostKey: bastionKey }, args.connectTimeout) : undefined;
             return launchedFleetNames(args.ec2.count).map(
                 (hostName) =>
                     new Ec2Host(
