@@ -1,15 +1,13 @@
 /**
  * forklift: build a Docker fork on a build host and roll it out to a fleet with one `pulumi up`.
  * Reads and validates the whole stack config first (nothing is registered before that), then
- * wires: SSH access (when launching) → build host → fork build → rollout over the fleet.
+ * wires: SSH access (when launching) → build host → fork build → fleet → rollout over the fleet.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ConfigError, ForkliftConfig, launchedFleetNames, parseConfig } from "./lib/config";
-import { renderUserData, readScript } from "./lib/commands";
+import { ConfigError, ForkliftConfig, parseConfig } from "./lib/config";
 import { BuildHost } from "./components/build-host";
-import { configuredHop, configuredHost, ReachableHost } from "./components/connection";
-import { Ec2Host } from "./components/ec2-host";
+import { Fleet } from "./components/fleet";
 import { ForkBuild } from "./components/fork-build";
 import { Rollout } from "./components/rollout";
 import { SshAccess } from "./components/ssh-access";
@@ -44,7 +42,7 @@ const builder = new BuildHost("forklift-builder", {
     access,
     ec2User: cfg.sshUser,
     swapGiB: cfg.builderEc2.swapGiB,
-    insecure: cfg.insecureSkipHostKeyCheck,
+    insecureSkipHostKeyCheck: cfg.insecureSkipHostKeyCheck,
     connectTimeout: cfg.sshConnectTimeout,
     stackId: identity.hex,
 });
@@ -52,31 +50,22 @@ const builder = new BuildHost("forklift-builder", {
 const build = new ForkBuild("forklift-fork", {
     host: builder.host,
     connection: builder.connection,
-    after: builder.ready,
+    after: [builder.ready],
     fork: cfg.fork,
 });
 
-const hostKeyScript = readScript("bootstrap-builder.sh");
-const fleetBastion = cfg.fleetBastion
-    ? configuredHop({ ...cfg.fleetBastion, hostKey: cfg.insecureSkipHostKeyCheck ? undefined : cfg.fleetBastion.hostKey }, cfg.sshConnectTimeout)
-    : undefined;
-const launchedFleet: ReachableHost[] = launchedFleetNames(cfg.fleetEc2.count).map((name) => {
-    return new Ec2Host(name, {
-        instanceType: cfg.fleetEc2.instanceType,
-        ami: cfg.fleetEc2.ami,
-        volumeGiB: cfg.fleetEc2.volumeGiB,
-        subnetId: cfg.subnetId,
-        securityGroupId: access!.securityGroupId,
-        keyName: access!.keyName,
-        user: cfg.sshUser,
-        privateKey: access!.privateKey,
-        bastion: fleetBastion,
-        userData: (hostKeyB64) => hostKeyB64.apply((k) => renderUserData(hostKeyScript, { FORKLIFT_SSH_HOST_KEY_B64: k }, ["host-key"])),
-    }).host;
+const fleet = new Fleet("forklift-fleet", {
+    existing: cfg.fleetHosts,
+    ec2: { ...cfg.fleetEc2, subnetId: cfg.subnetId },
+    access,
+    ec2User: cfg.sshUser,
+    bastion: cfg.fleetBastion,
+    insecureSkipHostKeyCheck: cfg.insecureSkipHostKeyCheck,
+    connectTimeout: cfg.sshConnectTimeout,
 });
 
 const rollout = new Rollout("forklift", {
-    hosts: [...cfg.fleetHosts.map((h) => configuredHost(h, cfg.sshConnectTimeout)), ...launchedFleet],
+    hosts: fleet.hosts,
     batchSize: cfg.batchSize,
     artifact: {
         builder: builder.host,
@@ -89,7 +78,7 @@ const rollout = new Rollout("forklift", {
     installDir: cfg.installDir,
     daemonJson: cfg.daemonJson,
     cacheDir: cfg.artifactCacheDir,
-    insecure: cfg.insecureSkipHostKeyCheck,
+    insecureSkipHostKeyCheck: cfg.insecureSkipHostKeyCheck,
     stackId: identity.hex,
 });
 

@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { SshTarget } from "../lib/config";
-import { bootstrapCommand, builderCleanupCommand, readScript, renderUserData } from "../lib/commands";
+import { bootstrapCommand, builderCleanupCommand } from "../lib/protocol/bootstrap";
+import { readScript } from "../lib/protocol/script";
 import { Connection, ReachableHost, configuredHost, providerConnection, sshCommand } from "./connection";
 import { Ec2Host } from "./ec2-host";
 import { SshAccess } from "./ssh-access";
@@ -17,13 +18,16 @@ export interface BuildHostArgs {
     ec2: { instanceType: string; ami?: string; volumeGiB: number; subnetId?: string };
     /** Key pair and security group for launched instances; required when `existing` is absent. */
     access?: SshAccess;
-    /** Login user of the launched AMI. @default "ubuntu" */
+    /** Login user of the launched AMI (`sshUser`, "ubuntu" unless set). */
     ec2User: string;
-    /** Swap file size in GiB added by the bootstrap (Go builds on 4 GiB RAM need it). @default 4 */
+    /** Swap file size in GiB added by the bootstrap (`builderSwapGiB`, 4 unless set: Go builds on 4 GiB RAM need it). */
     swapGiB: number;
-    /** Skip host key checks (explicit opt-in, warned). @default false */
-    insecure: boolean;
-    /** Seconds an SSH connection to an existing build host may take (sshConnectTimeout). @default 10 */
+    /**
+     * Skip host key checks of an existing build host (explicit opt-in, warned); a launched one's
+     * key is generated here and always pinned.
+     */
+    insecureSkipHostKeyCheck: boolean;
+    /** Seconds an SSH connection to an existing build host may take (`sshConnectTimeout`, 10 unless set). */
     connectTimeout: number;
     /**
      * The stack's random identity: an existing build host records the stacks that use it, and
@@ -49,7 +53,7 @@ export class BuildHost extends pulumi.ComponentResource {
         const script = readScript("bootstrap-builder.sh");
 
         this.host = args.existing ? configuredHost(args.existing, args.connectTimeout) : launchedHost();
-        this.connection = providerConnection(this.host, args.existing ? args.insecure : false);
+        this.connection = providerConnection(this.host, args.existing ? args.insecureSkipHostKeyCheck : false);
         const sudo = this.host.user !== "root";
         this.ready = new command.remote.Command(
             `${name}-bootstrap`,
@@ -84,10 +88,7 @@ export class BuildHost extends pulumi.ComponentResource {
                     keyName: args.access.keyName,
                     user: args.ec2User,
                     privateKey: args.access.privateKey,
-                    userData: (hostKeyB64) =>
-                        hostKeyB64.apply((k) =>
-                            renderUserData(script, { FORKLIFT_SWAP_GIB: args.swapGiB, FORKLIFT_SSH_HOST_KEY_B64: k }, ["bootstrap"]),
-                        ),
+                    firstBoot: { mode: "bootstrap", swapGiB: args.swapGiB },
                 },
                 { parent },
             );

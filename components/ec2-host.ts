@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import * as tls from "@pulumi/tls";
+import { FirstBoot, firstBootUserData } from "../lib/protocol/bootstrap";
 import { ReachableHost, SshHop } from "./connection";
 
 /** Ubuntu 24.04 LTS (Canonical's account), used when the stack names no AMI. */
@@ -24,7 +25,7 @@ export interface Ec2HostArgs {
     subnetId?: string;
     securityGroupId: pulumi.Input<string>;
     keyName: pulumi.Input<string>;
-    /** Login user of the AMI. @default "ubuntu" */
+    /** Login user of the AMI ("ubuntu" for Ubuntu's). */
     user: string;
     /** Login private key (secret). */
     privateKey: pulumi.Input<string>;
@@ -35,10 +36,12 @@ export interface Ec2HostArgs {
      */
     bastion?: SshHop;
     /**
-     * User data given the base64 of the instance's own SSH host private key, which it must
-     * install before sshd is reached; forklift then pins the matching public key.
+     * What scripts/bootstrap-builder.sh does at first boot, as user data: `bootstrap` prepares a
+     * build host, `host-key` only installs the instance's SSH host key. Either way the key is
+     * installed before sshd is reached, and forklift pins the matching public key.
+     * @example { mode: "host-key" }
      */
-    userData: (hostKeyB64: pulumi.Output<string>) => pulumi.Output<string>;
+    firstBoot: FirstBoot;
 }
 
 /**
@@ -73,8 +76,7 @@ export class Ec2Host extends pulumi.ComponentResource {
                 vpcSecurityGroupIds: [args.securityGroupId],
                 associatePublicIpAddress: args.bastion ? false : undefined,
                 keyName: args.keyName,
-                userData: pulumi.secret(args.userData(hostKeyB64)),
-                userDataReplaceOnChange: true,
+                userData: pulumi.secret(hostKeyB64.apply((k) => firstBootUserData(args.firstBoot, k))),
                 metadataOptions: { httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1 },
                 rootBlockDevice: { volumeSize: args.volumeGiB, volumeType: "gp3", encrypted: true, deleteOnTermination: true },
                 tags: { Name: name, "managed-by": "forklift" },

@@ -1,6 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { artifactCommand, artifactStdin, installCommand, ownerVars, readScript, remoteArtifactPath, uninstallCommand } from "../lib/commands";
+import { artifactCommand, artifactStdin } from "../lib/protocol/artifact";
+import { HostStatus, installCommand, ownerVars, parseHostStatus, remoteArtifactPath, uninstallCommand } from "../lib/protocol/host";
+import { readScript } from "../lib/protocol/script";
 import { hashInputs, sha256 as sha256Of } from "../lib/hash";
 import { needsContainerdUnit, renderManagedFiles } from "../lib/units";
 import { ReachableHost, routeKeys, routeVars } from "./connection";
@@ -18,38 +20,16 @@ export interface Artifact {
     binaries: pulumi.Input<string[]>;
 }
 
-/** What a host reports after install (the last line of forklift-host.sh's stdout). */
-export interface HostStatus {
-    host: string;
-    sha256: string;
-    version: string;
-    dockerdSha256: string;
-    dockerService: string;
-    changed: boolean;
-}
-
-export function parseHostStatus(stdout: string): HostStatus {
-    const line = stdout.trim().split("\n").pop() ?? "";
-    try {
-        return JSON.parse(line) as HostStatus;
-    } catch {
-        throw new Error(`the install printed no status line; its output ended with: ${line.slice(0, 300)}`);
-    }
-}
-
 export interface FleetHostArgs {
     /** The host to install on. */
     host: ReachableHost;
     /** The built release. */
     artifact: Artifact;
-    /**
-     * Where the binaries are linked.
-     * @default "/usr/bin"
-     */
+    /** Where the binaries are linked (`installDir`, "/usr/bin" unless set). */
     installDir: string;
     /**
-     * Managed /etc/docker/daemon.json; null leaves the host's own file alone.
-     * @default { "live-restore": true }
+     * Managed /etc/docker/daemon.json (`daemonJson`, `{ "live-restore": true }` unless set); null
+     * leaves the host's own file alone.
      */
     daemonJson: Record<string, unknown> | null;
     /**
@@ -58,12 +38,12 @@ export interface FleetHostArgs {
      */
     after: pulumi.Resource[] | Promise<pulumi.Resource[]>;
     /**
-     * Local directory of the content-addressed artifact cache (relative to the project).
-     * @default ".forklift/artifacts"
+     * Local directory of the content-addressed artifact cache, relative to the project
+     * (`artifactCacheDir`, ".forklift/artifacts" unless set).
      */
     cacheDir: string;
-    /** Skip host key checks (explicit opt-in, warned). @default false */
-    insecure: boolean;
+    /** Skip host key checks (explicit opt-in, warned). */
+    insecureSkipHostKeyCheck: boolean;
     /**
      * The stack's random identity (hex, kept in its state). Recorded on the host as its owner:
      * another stack's install is refused there, and its uninstall leaves the host alone.
@@ -105,15 +85,15 @@ export class FleetHost extends pulumi.ComponentResource {
                     sudo,
                 }),
             );
-        const target = routeVars("TARGET", args.host, args.insecure);
+        const target = routeVars("TARGET", args.host, args.insecureSkipHostKeyCheck);
         const create = pulumi
-            .all([routeVars("BUILDER", args.artifact.builder, args.insecure), target, args.artifact.remotePath, args.artifact.sha256, remoteInstall])
+            .all([routeVars("BUILDER", args.artifact.builder, args.insecureSkipHostKeyCheck), target, args.artifact.remotePath, args.artifact.sha256, remoteInstall])
             .apply(([builderVars, targetVars, remotePath, sha256, install]) =>
                 artifactCommand("install", {
                     ...builderVars,
                     ...targetVars,
                     FORKLIFT_HOST: args.host.name,
-                    FORKLIFT_INSECURE: args.insecure ? "1" : "0",
+                    FORKLIFT_INSECURE: args.insecureSkipHostKeyCheck ? "1" : "0",
                     FORKLIFT_REMOTE_PATH: remotePath,
                     FORKLIFT_SHA256: sha256,
                     FORKLIFT_CACHE_DIR: args.cacheDir,
@@ -133,7 +113,7 @@ export class FleetHost extends pulumi.ComponentResource {
             ...vars,
             ...ownerVars(owner),
             FORKLIFT_HOST: args.host.name,
-            FORKLIFT_INSECURE: args.insecure ? "1" : "0",
+            FORKLIFT_INSECURE: args.insecureSkipHostKeyCheck ? "1" : "0",
             // staged tgz, unpacked release, and the previous release kept for rollback
             FORKLIFT_NEED_KIB: String(Math.ceil((size * 4) / 1024)),
             FORKLIFT_CHECK_KEY: sha256Of(install).slice(0, 32),
@@ -160,7 +140,7 @@ export class FleetHost extends pulumi.ComponentResource {
             `${name}-install`,
             {
                 create,
-                delete: target.apply((vars) => artifactCommand("uninstall", { ...vars, FORKLIFT_HOST: args.host.name, FORKLIFT_INSECURE: args.insecure ? "1" : "0" })),
+                delete: target.apply((vars) => artifactCommand("uninstall", { ...vars, FORKLIFT_HOST: args.host.name, FORKLIFT_INSECURE: args.insecureSkipHostKeyCheck ? "1" : "0" })),
                 stdin: pulumi.secret(stdin),
                 addPreviousOutputInEnv: false,
                 // The machine this resource stands for: when it changes, the old one is

@@ -1,43 +1,17 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { ForkConfig } from "../lib/config";
-import { buildCommand, buildKey, readScript } from "../lib/commands";
+import { BuildResult, buildCommand, buildKey, parseBuildResult } from "../lib/protocol/build";
+import { readScript } from "../lib/protocol/script";
 import { Connection, ReachableHost } from "./connection";
-
-/** What a finished build reports (the last line of build-fork.sh's stdout). */
-export interface BuildResult {
-    artifact: string;
-    sha256: string;
-    size: number;
-    version: string;
-    commit: string;
-    cliCommit: string;
-    binaries: string[];
-    recipe: string;
-    buildKey: string;
-}
-
-export function parseBuildResult(stdout: string): BuildResult {
-    const line = stdout.trim().split("\n").pop() ?? "";
-    let r: BuildResult;
-    try {
-        r = JSON.parse(line);
-    } catch {
-        throw new Error(`the build printed no result line; its output ended with: ${line.slice(0, 300)}`);
-    }
-    if (!/^[0-9a-f]{64}$/.test(r.sha256 ?? "") || !r.artifact || !Array.isArray(r.binaries)) {
-        throw new Error(`the build result is incomplete: ${line.slice(0, 300)}`);
-    }
-    return r;
-}
 
 export interface ForkBuildArgs {
     /** The build host, bootstrapped. */
     host: ReachableHost;
     /** The provider's connection to it. */
     connection: pulumi.Input<Connection>;
-    /** Resource that must finish before the build starts (the host's bootstrap). */
-    after: pulumi.Resource;
+    /** What must finish before the build starts (the host's bootstrap). */
+    after: pulumi.Resource[] | Promise<pulumi.Resource[]>;
     /** Recipe, repositories, refs, version and make variables of the fork. */
     fork: ForkConfig;
 }
@@ -65,7 +39,7 @@ export class ForkBuild extends pulumi.ComponentResource {
                 stdin: script,
                 addPreviousOutputInEnv: false,
             },
-            { parent, dependsOn: [args.after], deletedWith: args.host.instance },
+            { parent, dependsOn: args.after, deletedWith: args.host.instance },
         );
         this.result = build.stdout.apply(parseBuildResult);
 

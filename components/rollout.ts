@@ -1,26 +1,26 @@
 import * as pulumi from "@pulumi/pulumi";
+import { HostStatus } from "../lib/protocol/host";
 import { planBatches } from "../lib/rollout";
 import { ReachableHost } from "./connection";
-import { Artifact, FleetHost, HostStatus } from "./fleet-host";
+import { Artifact, FleetHost } from "./fleet-host";
 
 export interface RolloutArgs {
     /** Fleet hosts in rollout order: existing hosts as listed, then launched instances. */
     hosts: ReachableHost[];
     /**
-     * Hosts upgraded at once. A batch starts only after every host of the previous one
-     * verified; a failed host stops the batches after it.
-     * @default 1
+     * Hosts upgraded at once (`batchSize`, 1 unless set). A batch starts only after every host
+     * of the previous one verified; a failed host stops the batches after it.
      */
     batchSize: number;
     artifact: Artifact;
-    /** @default "/usr/bin" */
+    /** Where the binaries are linked on each host (see FleetHostArgs). */
     installDir: string;
-    /** @default { "live-restore": true } */
+    /** Managed daemon.json, or null for the hosts' own (see FleetHostArgs). */
     daemonJson: Record<string, unknown> | null;
-    /** @default ".forklift/artifacts" */
+    /** Local artifact cache directory (see FleetHostArgs). */
     cacheDir: string;
-    /** @default false */
-    insecure: boolean;
+    /** Skip host key checks (explicit opt-in, warned). */
+    insecureSkipHostKeyCheck: boolean;
     /** The stack's random identity, recorded on every host as its owner (see FleetHostArgs). */
     stackId: pulumi.Input<string>;
 }
@@ -49,7 +49,7 @@ export class Rollout extends pulumi.ComponentResource {
                             daemonJson: args.daemonJson,
                             after: previous.length > 0 ? previous.map((p) => p.install) : allChecks,
                             cacheDir: args.cacheDir,
-                            insecure: args.insecure,
+                            insecureSkipHostKeyCheck: args.insecureSkipHostKeyCheck,
                             stackId: args.stackId,
                         },
                         { parent: this },

@@ -41,3 +41,22 @@ export function runScriptFromStdin(
 export function b64(text: string): string {
     return Buffer.from(text, "utf8").toString("base64");
 }
+
+/**
+ * Runs a script an earlier run left on the host (for deletes, which get no stdin); where there is
+ * none, says ABSENT instead.
+ */
+export function runLeftScript(script: string, vars: Record<string, string | undefined>, arg: string, sudo: boolean, absent: string): string {
+    const run = [sudo ? "sudo -n" : "", "env", envPrefix(vars), "bash", script, arg].filter(Boolean).join(" ");
+    return `if [ -f ${script} ]; then ${run}; else echo ${shq(absent)}; fi`;
+}
+
+/** EC2 user data: the script with its variables set in front (cloud-init runs it as root). */
+export function renderUserData(script: string, vars: Record<string, string | number>, args: string[]): string {
+    const body = script.replace(/^#!.*\n/, "");
+    const exports = Object.keys(vars)
+        .sort()
+        .map((k) => `export ${envPrefix({ [k]: vars[k] })}`)
+        .join("\n");
+    return `#!/usr/bin/env bash\n${exports}\nset -- ${args.map(shq).join(" ")}\n${body}`;
+}

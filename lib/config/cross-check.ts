@@ -69,10 +69,7 @@ export function crossCheck(r: Reader, cfg: ForkliftConfig, indexOf: (h: SshTarge
             if (h.proxy) targets.push([`fleetHosts[${i}].proxy`, h.proxy]);
         });
         if (cfg.fleetBastion) targets.push(["fleetBastion", cfg.fleetBastion]);
-        if (cfg.builderHost) {
-            targets.push(["builderHost", cfg.builderHost]);
-            if (cfg.builderHost.proxy) targets.push(["builderHost.proxy", cfg.builderHost.proxy]);
-        }
+        if (cfg.builderHost) targets.push(["builderHost", cfg.builderHost]);
         for (const [key, t] of targets) {
             if (t && !t.hostKey) {
                 r.fail(`${key}.hostKey`, undefined, "the host's public SSH key (ssh-keyscan -t ed25519 HOST), or insecureSkipHostKeyCheck: true");

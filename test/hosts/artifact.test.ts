@@ -11,17 +11,17 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { artifactCommand, artifactStdin, installCommand, remoteArtifactPath, uninstallCommand } from "../../lib/commands";
+import { artifactCommand, artifactStdin } from "../../lib/protocol/artifact";
+import { installCommand, parseHostStatus, remoteArtifactPath, uninstallCommand } from "../../lib/protocol/host";
 import { sha256 } from "../../lib/hash";
 import { needsContainerdUnit, renderManagedFiles } from "../../lib/units";
-import { parseHostStatus } from "../../components/fleet-host";
 import { TestHost, copyFrom, repoRoot, ssh, startHosts, stopHosts } from "../support/testbed";
 
 let host: TestHost;
 let work: string;
 let tgz: string;
 let sha: string;
-/** The installing stack as the program describes it (see Owner in lib/commands.ts). */
+/** The installing stack as the program describes it (see Owner in lib/protocol/host.ts). */
 const OWNER = { stack: "forklift/test", stackId: "a1a1a1a1a1a1a1a1", host: "web" };
 const BINARIES = ["containerd", "containerd-shim-runc-v2", "ctr", "docker", "docker-init", "docker-proxy", "dockerd", "runc"];
 

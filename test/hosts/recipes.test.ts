@@ -1,15 +1,16 @@
 /**
  * The three build recipes on a real (nspawn) build host, through the exact commands the program
- * sends (lib/commands.ts) and the real scripts/bootstrap-builder.sh and scripts/build-fork.sh: a
+ * sends (lib/protocol/) and the real scripts/bootstrap-builder.sh and scripts/build-fork.sh: a
  * Debian builder with docker.io and the real buildx plugin (like an Ubuntu 24.04 host with
  * docker-buildx) builds the fixture forks of test/hosts/fixture-fork.ts, served by git daemon.
  * A second, offline builder that lacks git and make shows what bootstrap says when apt cannot help.
  */
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
-import { bootstrapCommand, buildCommand, buildKey, readScript } from "../../lib/commands";
+import { bootstrapCommand } from "../../lib/protocol/bootstrap";
+import { BuildResult, buildCommand, buildKey, parseBuildResult } from "../../lib/protocol/build";
+import { readScript } from "../../lib/protocol/script";
 import { Recipe } from "../../lib/config";
-import { BuildResult, parseBuildResult } from "../../components/fork-build";
 import { FIXTURE_BINARIES, FixtureForks, forkConfigFor, serveFixtureForks } from "./fixture-fork";
 import { installBuildx } from "../support/buildx";
 import { TestHost, ssh, startHosts, stopHosts } from "../support/testbed";

@@ -1,7 +1,7 @@
 /**
  * The scripts that run on the hosts, run for real: a systemd-nspawn build host and fleet hosts
  * (real systemd, sshd and Docker), reached over real SSH with pinned host keys, driven by the
- * exact command strings the Pulumi program sends (lib/commands.ts). A fixture fork laid out like
+ * exact command strings the Pulumi program sends (lib/protocol/). A fixture fork laid out like
  * docker-ce is served by git daemon. Every outcome is checked on the hosts themselves.
  */
 import { after, before, describe, test } from "node:test";
@@ -10,12 +10,13 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { bootstrapCommand, buildCommand, builderCleanupCommand, buildKey, installCommand, readScript, remoteArtifactPath, uninstallCommand } from "../../lib/commands";
+import { bootstrapCommand, builderCleanupCommand } from "../../lib/protocol/bootstrap";
+import { BuildResult, buildCommand, buildKey, parseBuildResult } from "../../lib/protocol/build";
+import { installCommand, parseHostStatus, remoteArtifactPath, uninstallCommand } from "../../lib/protocol/host";
+import { readScript } from "../../lib/protocol/script";
 import { ForkConfig } from "../../lib/config";
 import { envPrefix } from "../../lib/shell";
 import { needsContainerdUnit, renderManagedFiles } from "../../lib/units";
-import { parseBuildResult, BuildResult } from "../../components/fork-build";
-import { parseHostStatus } from "../../components/fleet-host";
 import { FixtureFork } from "./fixture-fork";
 import { HOST_BUSYBOX_TARBALL, TestHost, scp, ssh, startHosts, stopHosts } from "../support/testbed";
 import { traceSnapshot } from "../support/trace";

@@ -1,11 +1,12 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { buildCommand, buildKey, installCommand, renderUserData, uninstallCommand } from "../../lib/commands";
 import { ForkConfig } from "../../lib/config";
+import { buildCommand, buildKey, parseBuildResult } from "../../lib/protocol/build";
+import { installCommand, parseHostStatus, uninstallCommand } from "../../lib/protocol/host";
 import { canonicalJson, hashInputs } from "../../lib/hash";
 import { planBatches } from "../../lib/rollout";
-import { envPrefix, runScriptFromStdin, shq } from "../../lib/shell";
+import { envPrefix, renderUserData, runScriptFromStdin, shq } from "../../lib/shell";
 import { renderManagedFiles } from "../../lib/units";
 
 const quoting: [string, string][] = [
@@ -129,4 +130,24 @@ for (const [hosts, size, expected] of batchCases) {
 
 test("planBatches refuses a batch size below 1", () => {
     assert.throws(() => planBatches([1], 0), /batchSize/);
+});
+
+const goodBuild = { artifact: "/var/lib/forklift-build/k/out/docker.tgz", sha256: "a".repeat(64), size: 1, version: "v", commit: "c", cliCommit: "", binaries: ["dockerd"], recipe: "moby", buildKey: "k" };
+const buildOutputs: [string, string, RegExp | null][] = [
+    ["the last line is the result", `log line\n${JSON.stringify(goodBuild)}\n`, null],
+    ["no result line", "log line\nfailed\n", /printed no result line; its output ended with: failed/],
+    ["a result without sha256", JSON.stringify({ ...goodBuild, sha256: "x" }), /incomplete/],
+    ["a result without binaries", JSON.stringify({ ...goodBuild, binaries: undefined }), /incomplete/],
+];
+for (const [what, stdout, error] of buildOutputs) {
+    test(`parseBuildResult: ${what}`, () => {
+        if (error) assert.throws(() => parseBuildResult(stdout), error);
+        else assert.deepEqual(parseBuildResult(stdout), goodBuild);
+    });
+}
+
+test("parseHostStatus reads the last line, and names the output it could not read", () => {
+    const status = { host: "h1", sha256: "b".repeat(64), version: "v", dockerdSha256: "d".repeat(64), dockerService: "active", changed: true };
+    assert.deepEqual(parseHostStatus(`installing\n${JSON.stringify(status)}\n`), status);
+    assert.throws(() => parseHostStatus("rolled back\n"), /printed no status line; its output ended with: rolled back/);
 });

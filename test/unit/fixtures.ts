@@ -23,6 +23,14 @@ export function hostsStack(): Record<string, unknown> {
     };
 }
 
+/** A valid EC2-mode stack: a launched builder and two launched fleet instances. */
+export const ec2Stack = {
+    forkRepo: "https://github.com/example/moby.git",
+    forkRef: "v28.0.1",
+    fleetCount: 2,
+    sshAllowedCidrs: ["203.0.113.7/32", "2001:db8::/64"],
+};
+
 const host = (over: Record<string, unknown> = {}) => ({ address: "10.0.0.5", user: "root", privateKey: TEST_PRIVATE_KEY, hostKey: TEST_HOST_KEY, ...over });
 
 /** The valid hosts stack with the overrides applied (undefined removes a key). */

@@ -1,7 +1,8 @@
 /**
  * Runs index.ts once under pulumi.runtime.setMocks with the stack values read from stdin, and
  * prints one JSON line: every registered resource (type, name, inputs, dependsOn, deletedWith),
- * every invoke, the stack outputs, or the error that stopped the program.
+ * every invoke, the stack outputs, or the error that stopped the program; and, for the URN guard
+ * (urns.test.ts), every resource, components included, with its parent chain and its aliases.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
@@ -10,6 +11,21 @@ import { checkProviderContract } from "./provider-contract";
 const resources: { type: string; name: string; inputs: unknown; dependsOn: unknown; deletedWith?: string; deleteBeforeReplace?: boolean }[] = [];
 const invokes: { token: string; args: unknown }[] = [];
 const names = new Map<pulumi.Resource, string>();
+
+/** One hop of a parent chain: what a URN is made of. */
+export interface Identity {
+    type: string;
+    name: string;
+}
+/** An `aliases` entry as the program wrote it; `parent: null` is the root stack (rootStackResource). */
+export type AliasRecord = string | { name?: string; type?: string; parent?: Identity[] | null; parentUrn?: string };
+/** A registered resource's URN-relevant identity: its parents outermost first, the root stack left out. */
+export interface UrnRecord extends Identity {
+    parents: Identity[];
+    aliases?: AliasRecord[];
+}
+const urns: UrnRecord[] = [];
+const identities = new Map<pulumi.Resource, UrnRecord>();
 
 const BUILD_RESULT = {
     artifact: "/var/lib/forklift-build/k/out/docker-18.03.1-ce.tgz",
@@ -99,6 +115,7 @@ async function main(): Promise<void> {
         const exported = await pulumi.runtime.runInPulumiStack(async () => {
             pulumi.runtime.registerStackTransformation((t) => {
                 names.set(t.resource, t.name);
+                recordIdentity(t.resource, t.type, t.name, t.opts);
                 // dependsOn may be a promise (the first batch waits for every host's check)
                 const deps = depNames(t.opts.dependsOn);
                 resources.push({
@@ -127,13 +144,42 @@ async function report(error: string | undefined, outputs: Record<string, unknown
     const plain = await resolve(custom);
     for (let i = 0; i < custom.length; i++) plain[i].redacted = redact(custom[i].inputs);
     // exit only once the (large) line is flushed: a pipe takes it in chunks
-    process.stdout.write(JSON.stringify({ resources: plain, invokes, outputs, error }) + "\n", () => process.exit(0));
+    process.stdout.write(JSON.stringify({ resources: plain, invokes, outputs, error, urns }) + "\n", () => process.exit(0));
     return new Promise<never>(() => undefined);
 }
 
 // A RunError thrown while the program module loads surfaces as an uncaught error.
 process.on("uncaughtException", (e) => void report(e instanceof Error ? e.message : String(e), {}));
 process.on("unhandledRejection", (e) => void report(e instanceof Error ? e.message : String(e), {}));
+
+/** Records what the URN of a resource is made of: type, name, the parent chain, and its aliases. */
+function recordIdentity(resource: pulumi.Resource, type: string, name: string, opts: pulumi.ResourceOptions): void {
+    const chain = (r: pulumi.Resource | undefined): Identity[] | null => {
+        const rec = r && identities.get(r);
+        return rec ? [...rec.parents, { type: rec.type, name: rec.name }] : null;
+    };
+    const rec: UrnRecord = { type, name, parents: chain(opts.parent) ?? [] };
+    if (opts.aliases?.length) {
+        rec.aliases = opts.aliases.map((a): AliasRecord => {
+            if (typeof a === "string") return a;
+            if (pulumi.Output.isInstance(a) || a instanceof Promise) throw new Error(`${name}: an alias must be a plain value for the URN guard`);
+            const spec = a as pulumi.Alias;
+            if (spec.stack !== undefined || spec.project !== undefined) throw new Error(`${name}: the URN guard knows no alias to another stack or project`);
+            return {
+                ...(spec.name !== undefined ? { name: String(spec.name) } : {}),
+                ...(spec.type !== undefined ? { type: String(spec.type) } : {}),
+                // a `parent` key that is present but unset (rootStackResource) means "no parent"
+                ...(typeof spec.parent === "string"
+                    ? { parentUrn: spec.parent }
+                    : "parent" in spec
+                      ? { parent: chain(spec.parent as pulumi.Resource | undefined) }
+                      : {}),
+            };
+        });
+    }
+    identities.set(resource, rec);
+    urns.push(rec);
+}
 
 /** The serialized inputs with every secret replaced by "[secret]": what the state would show in clear. */
 function redact(value: any): any {

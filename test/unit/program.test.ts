@@ -5,39 +5,8 @@
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import * as path from "node:path";
-import { TEST_HOST_KEY, TEST_PRIVATE_KEY, hostsStack } from "./fixtures";
-
-interface Recorded {
-    type: string;
-    name: string;
-    inputs: Record<string, any>;
-    dependsOn: string[];
-    deletedWith?: string;
-    deleteBeforeReplace?: boolean;
-    /** inputs with secrets replaced by "[secret]" */
-    redacted: Record<string, any>;
-}
-interface Run {
-    resources: Recorded[];
-    invokes: { token: string; args: Record<string, any> }[];
-    outputs: Record<string, any>;
-    error?: string;
-}
-
-function runProgram(stack: Record<string, unknown>, mode: "up" | "preview" = "up"): Run {
-    const r = spawnSync(process.execPath, ["--import", "tsx", path.join(__dirname, "program-harness.ts")], {
-        input: JSON.stringify(stack),
-        env: { ...process.env, FORKLIFT_MOCK_PREVIEW: mode === "preview" ? "1" : "0" },
-        encoding: "utf8",
-        cwd: path.join(__dirname, "..", ".."),
-        timeout: 120_000,
-    });
-    const line = r.stdout.trim().split("\n").pop() ?? "";
-    assert.ok(line.startsWith("{"), `harness printed no result (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
-    return JSON.parse(line);
-}
+import { TEST_HOST_KEY, TEST_PRIVATE_KEY, ec2Stack, hostsStack } from "./fixtures";
+import { Recorded, Run, runProgram } from "./run-program";
 
 /** The "<name> <base64>" lines of scripts/artifact.sh's stdin, decoded. */
 const stdinOf = (r: Recorded): Record<string, string> =>
@@ -47,13 +16,6 @@ const named = (run: Run, name: string) => {
     const r = run.resources.find((x) => x.name === name);
     assert.ok(r, `no resource named ${name}; have ${run.resources.map((x) => x.name).join(", ")}`);
     return r;
-};
-
-const ec2Stack = {
-    forkRepo: "https://github.com/example/moby.git",
-    forkRef: "v28.0.1",
-    fleetCount: 2,
-    sshAllowedCidrs: ["203.0.113.7/32", "2001:db8::/64"],
 };
 
 test("EC2 mode: t2.medium builder with IMDSv2, encrypted gp3 and SSH only from the CIDRs", () => {

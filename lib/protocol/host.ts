@@ -1,0 +1,86 @@
+/**
+ * scripts/forklift-host.sh, both ways: the install command (with the units it writes) and the
+ * uninstall command that runs the copy the install left on the host, and the JSON status line
+ * the install prints last.
+ */
+import { b64, runLeftScript, runScriptFromStdin } from "../shell";
+import { ManagedFiles } from "../units";
+
+export const HOST_SCRIPT_PATH = "/usr/local/lib/forklift/forklift-host.sh";
+
+/** Where the artifact is staged on a fleet host before install (removed after a good install). */
+export function remoteArtifactPath(sha: string): string {
+    return `/var/tmp/forklift-docker-${sha}.tgz`;
+}
+
+/**
+ * Who installs on a host. The stack's random identity (kept in its state) tells apart stacks of
+ * the same project and stack name on different backends; the entry's name tells apart two
+ * resources of one stack (a renamed entry's delete leaves its successor's install alone).
+ */
+export interface Owner {
+    /** project/stack */
+    stack: string;
+    /** hex of the stack's random identity */
+    stackId: string;
+    /** the entry's name in the stack config */
+    host: string;
+}
+
+export function ownerVars(o: Owner): Record<string, string> {
+    return { FORKLIFT_OWNER: `${o.stack}/${o.host}`, FORKLIFT_STACK_ID: o.stackId };
+}
+
+export interface InstallInputs {
+    hostName: string;
+    owner: Owner;
+    sha256: string;
+    version: string;
+    installDir: string;
+    files: ManagedFiles;
+    sudo: boolean;
+}
+
+export function installCommand(i: InstallInputs): string {
+    return runScriptFromStdin(
+        {
+            FORKLIFT_HOST: i.hostName,
+            ...ownerVars(i.owner),
+            FORKLIFT_ARTIFACT: remoteArtifactPath(i.sha256),
+            FORKLIFT_SHA256: i.sha256,
+            FORKLIFT_VERSION: i.version,
+            FORKLIFT_INSTALL_DIR: i.installDir,
+            FORKLIFT_DOCKER_SERVICE_B64: b64(i.files["docker.service"]),
+            FORKLIFT_DOCKER_SOCKET_B64: b64(i.files["docker.socket"]),
+            FORKLIFT_CONTAINERD_SERVICE_B64: i.files["containerd.service"] ? b64(i.files["containerd.service"]) : "",
+            FORKLIFT_DAEMON_JSON_B64: i.files["daemon.json"] ? b64(i.files["daemon.json"]) : "",
+        },
+        ["install"],
+        i.sudo,
+    );
+}
+
+/** Runs the copy of forklift-host.sh that the install left on the host; a no-op where none is. */
+export function uninstallCommand(hostName: string, owner: Owner, sudo: boolean): string {
+    const vars = { FORKLIFT_HOST: hostName, ...ownerVars(owner) };
+    return runLeftScript(HOST_SCRIPT_PATH, vars, "uninstall", sudo, `forklift: nothing installed on ${hostName}`);
+}
+
+/** What a host reports after install (the last line of forklift-host.sh's stdout). */
+export interface HostStatus {
+    host: string;
+    sha256: string;
+    version: string;
+    dockerdSha256: string;
+    dockerService: string;
+    changed: boolean;
+}
+
+export function parseHostStatus(stdout: string): HostStatus {
+    const line = stdout.trim().split("\n").pop() ?? "";
+    try {
+        return JSON.parse(line) as HostStatus;
+    } catch {
+        throw new Error(`the install printed no status line; its output ended with: ${line.slice(0, 300)}`);
+    }
+}
