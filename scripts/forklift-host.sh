@@ -91,7 +91,7 @@ dpkg_owned() {
 # link (as PATH.forklift-distrib) instead of silently replacing it.
 own_path() {
     local path=$1
-    grep -qxF "$path" "$STATE/owned.list" 2>/dev/null && return 0
+    owns "$path" && return 0
     mkdir -p "$STATE"
     if dpkg_owned "$path"; then
         dpkg-divert --quiet --local --rename --divert "$path.forklift-distrib" --add "$path"
@@ -103,7 +103,17 @@ own_path() {
     echo "$path" >>"$STATE/owned.list"
 }
 
-owns() { grep -qxF "$1" "$STATE/owned.list" 2>/dev/null; }
+# True when LINE is a line of FILE: grep -qxF without a process (it runs for every link, often).
+has_line() {
+    local line
+    [ -f "$2" ] || return 1
+    while IFS= read -r line || [ -n "$line" ]; do
+        [ "$line" != "$1" ] || return 0
+    done <"$2"
+    return 1
+}
+
+owns() { has_line "$1" "$STATE/owned.list"; }
 
 # Drops LINE from the list file FILE.
 list_remove() {
@@ -117,7 +127,7 @@ list_remove() {
 release_path() {
     local path=$1 backup
     backup=$(backup_of "$path")
-    if grep -qxF "$path" "$STATE/diverted.list" 2>/dev/null; then
+    if has_line "$path" "$STATE/diverted.list"; then
         rm -f "$path"
         dpkg-divert --quiet --local --rename --remove "$path"
         list_remove "$path" "$STATE/diverted.list"
@@ -216,7 +226,7 @@ up_to_date() {
         path=$(managed_path "$name")
         if [ -f "$STAGE/files/$name" ]; then
             cmp -s "$STAGE/files/$name" "$path" || return 1
-        elif grep -qxF "$path" "$STATE/owned.list" 2>/dev/null; then
+        elif owns "$path"; then
             return 1
         fi
     done
@@ -235,18 +245,21 @@ links_match() {
 }
 
 # The standard PATH directories other than the install dir, resolved (merged /usr: /sbin is
-# /usr/sbin) and each once.
+# /usr/sbin) and each once. One readlink for all of them: release_links needs them for each binary.
 shadow_dirs() {
-    local dir real seen
-    seen=" $(readlink -m "$INSTALL_DIR") "
+    local dir real seen="" dirs=("$INSTALL_DIR")
     for dir in $PATH_DIRS; do
-        [ -d "$dir" ] || continue
-        real=$(readlink -f "$dir")
-        case "$seen" in *" $real "*) continue ;; esac
-        seen="$seen$real "
-        echo "$real"
+        if [ -d "$dir" ]; then dirs+=("$dir"); fi
     done
+    while read -r real; do
+        case "$seen" in *" $real "*) continue ;; esac
+        # the first line is the install dir's: it is never a shadow of itself
+        [ -z "$seen" ] || echo "$real"
+        seen="$seen $real "
+    done < <(readlink -m "${dirs[@]}")
 }
+# shadow_dirs of this run, once computed (the directories do not change while the script runs)
+SHADOW_DIRS=""
 
 # The name of BIN in the resolved directory DIR that its package uses, if any alias of DIR is the
 # one dpkg knows (a package may ship /sbin/x on a merged-/usr host); else DIR/BIN.
@@ -270,9 +283,10 @@ shadow_path() {
 # root's PATH: an admin's `dockerd` must be the release's too).
 release_links() {
     local bin dir
+    [ -n "$SHADOW_DIRS" ] || SHADOW_DIRS=$(shadow_dirs)
     for bin in $(release_binaries "$1"); do
         echo "$INSTALL_DIR/$bin"
-        for dir in $(shadow_dirs); do
+        for dir in $SHADOW_DIRS; do
             if [ -f "$dir/$bin" ] || [ -L "$dir/$bin" ]; then
                 shadow_path "$dir" "$bin"
             elif owns "$dir/$bin"; then
@@ -504,7 +518,7 @@ apply_files() {
             own_path "$path"
             mode=0644
             put_file "$src/$name" "$path" "$mode"
-        elif grep -qxF "$path" "$STATE/owned.list" 2>/dev/null; then
+        elif owns "$path"; then
             # forklift's containerd must not run on after its unit (and binary) are gone
             [ "$name" != containerd.service ] || systemctl disable --now containerd.service >/dev/null 2>&1 || true
             release_path "$path"
@@ -549,7 +563,7 @@ restart_docker() {
     fi
     systemctl daemon-reload
     local units="docker.socket docker.service"
-    if grep -qxF /etc/systemd/system/containerd.service "$STATE/owned.list" 2>/dev/null; then
+    if owns /etc/systemd/system/containerd.service; then
         units="containerd.service $units"
     elif unit_was containerd.service active; then
         # back on the host's own containerd (the release ships none)
@@ -710,7 +724,7 @@ $log"
 # would run on with nothing managing them (live-restore cannot carry them across). Refuses while
 # there are any, before anything changes.
 check_containerd_handover() {
-    grep -qxF /etc/systemd/system/containerd.service "$STATE/owned.list" 2>/dev/null || return 0
+    owns /etc/systemd/system/containerd.service || return 0
     [ ! -f "$STAGE/files/containerd.service" ] || return 0
     ! unit_was containerd.service active || return 0
     systemctl is-active --quiet containerd.service || return 0
@@ -725,6 +739,7 @@ do_install() {
     check_owner
     verify_artifact
     stage_files
+    SHADOW_DIRS=$(shadow_dirs)
     if up_to_date; then
         info "release $FORKLIFT_SHA256 already installed and running; nothing to do"
         rm -f "${FORKLIFT_ARTIFACT:-}"
@@ -769,7 +784,7 @@ do_install() {
 do_uninstall() {
     stop_containers_without_future
     systemctl stop docker.service docker.socket 2>/dev/null || true
-    if grep -qxF /etc/systemd/system/containerd.service "$STATE/owned.list" 2>/dev/null; then
+    if owns /etc/systemd/system/containerd.service; then
         systemctl stop containerd.service 2>/dev/null || true
     fi
     systemctl disable docker.service docker.socket containerd.service >/dev/null 2>&1 || true
