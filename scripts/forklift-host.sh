@@ -510,6 +510,7 @@ switch_to() {
 }
 
 # Puts the managed files of directory SRC in place; files not in SRC are given back.
+# Sets UNITS_CHANGED when a unit file was written or given back (systemd must reload).
 apply_files() {
     local src=$1 name path mode
     for name in $MANAGED_NAMES; do
@@ -517,13 +518,24 @@ apply_files() {
         if [ -f "$src/$name" ]; then
             own_path "$path"
             mode=0644
+            # the same bytes, mode and owner already there: rewriting them would only cost a reload
+            same_file "$src/$name" "$path" "$mode" && continue
             put_file "$src/$name" "$path" "$mode"
+            [ "$name" = daemon.json ] || UNITS_CHANGED=1
         elif owns "$path"; then
             # forklift's containerd must not run on after its unit (and binary) are gone
             [ "$name" != containerd.service ] || systemctl disable --now containerd.service >/dev/null 2>&1 || true
             release_path "$path"
+            [ "$name" = daemon.json ] || UNITS_CHANGED=1
         fi
     done
+}
+UNITS_CHANGED=""
+
+# True when PATH is a regular file with SRC's bytes, mode MODE and owner root:root (put_file's result).
+same_file() {
+    local src=$1 path=$2 mode=$3
+    [ -f "$path" ] && [ ! -L "$path" ] && cmp -s "$src" "$path" && [ "$(stat -c '%a %u:%g' "$path")" = "${mode#0} 0:0" ]
 }
 
 # Links in an install dir used by an earlier run (installDir changed) go back to what was there.
@@ -561,18 +573,30 @@ restart_docker() {
     if [ "${1:-reload}" = reload ] && systemctl is-active --quiet docker.service; then
         if systemctl reload docker.service 2>/dev/null; then sleep 1; fi
     fi
-    systemctl daemon-reload
-    local units="docker.socket docker.service"
+    local units="docker.socket docker.service" host_containerd=""
     if owns /etc/systemd/system/containerd.service; then
         units="containerd.service $units"
     elif unit_was containerd.service active; then
-        # back on the host's own containerd (the release ships none)
-        timeout "$VERIFY_TIMEOUT" systemctl start containerd.service
+        host_containerd=1
     fi
-    # `systemctl enable` costs a unit-file scan even when there is nothing to do
-    local unit
-    for unit in $units; do
-        systemctl is-enabled --quiet "$unit" 2>/dev/null || systemctl enable "$unit" >/dev/null 2>&1
+    # no unit file written and none changed behind systemd's back (an interrupted run, an admin):
+    # nothing to reload
+    # shellcheck disable=SC2086 # word splitting of the unit list is intended
+    if [ -n "$UNITS_CHANGED" ] || units_need_reload $units; then
+        systemctl daemon-reload
+    fi
+    # back on the host's own containerd (the release ships none)
+    [ -z "$host_containerd" ] || timeout "$VERIFY_TIMEOUT" systemctl start containerd.service
+    # `systemctl enable` costs a unit-file scan even when there is nothing to do; one query for all
+    local unit list states i=0
+    read -ra list <<<"$units"
+    readarray -t states < <(systemctl is-enabled "${list[@]}" 2>/dev/null || true)
+    for unit in "${list[@]}"; do
+        # a missing or unexpected answer counts as "not enabled" (enable is idempotent)
+        if [ "${#states[@]}" -ne "${#list[@]}" ] || [ "${states[$i]}" != enabled ]; then
+            systemctl enable "$unit" >/dev/null 2>&1
+        fi
+        i=$((i + 1))
     done
     systemctl stop docker.service docker.socket
     # StartLimitBurst=3 per 60 s counts a rollback's restarts too: a retry right after one must
@@ -582,6 +606,19 @@ restart_docker() {
     case "$units" in containerd.service*) timeout "$VERIFY_TIMEOUT" systemctl restart containerd.service ;; esac
     # Type=notify with TimeoutStartSec=0 would wait forever for a daemon that never gets ready
     timeout "$VERIFY_TIMEOUT" systemctl start docker.socket docker.service
+}
+
+# True unless systemd answers that none of UNITs needs a daemon-reload (their files, drop-ins
+# or, for a unit not found, the unit directories unchanged since systemd loaded them).
+units_need_reload() {
+    local out answer n=0
+    out=$(systemctl show -p NeedDaemonReload --value "$@" 2>/dev/null) || return 0
+    # one answer per unit (blank lines between units)
+    for answer in $out; do
+        [ "$answer" = no ] || return 0
+        n=$((n + 1))
+    done
+    [ "$n" -ne "$#" ]
 }
 
 # True when UNIT was STATE (enabled/active) before forklift's first install.
@@ -624,7 +661,7 @@ verify_release() {
             echo "docker did not answer within ${VERIFY_TIMEOUT}s"
             return 1
         fi
-        sleep 1
+        sleep 0.2
     done
     if ! running_dockerd_matches "$release"; then
         echo "the running dockerd is not the binary of release $1 (a drop-in overriding ExecStart? $(systemctl show -p DropInPaths --value docker.service))"
