@@ -82,8 +82,22 @@ preflight() {
 backup_of() { echo "$STATE/backup$1"; }
 
 # True when PATH belongs to a Debian package (e.g. docker.io's /usr/bin/docker).
+# Each answer is kept for the rest of the run, in the staging directory (subshells ask too):
+# dpkg-query takes ~10 ms, and what packages own does not change while forklift runs (a
+# diversion does not change it either).
 dpkg_owned() {
-    command -v dpkg-query >/dev/null && dpkg-query -S "$1" >/dev/null 2>&1
+    command -v dpkg-query >/dev/null || return 1
+    local cache=${STAGE:+$STAGE/dpkg-owned}
+    if [ -n "$cache" ]; then
+        has_line "yes $1" "$cache" && return 0
+        has_line "no $1" "$cache" && return 1
+    fi
+    if dpkg-query -S "$1" >/dev/null 2>&1; then
+        [ -z "$cache" ] || echo "yes $1" >>"$cache"
+        return 0
+    fi
+    [ -z "$cache" ] || echo "no $1" >>"$cache"
+    return 1
 }
 
 # Takes PATH over: the first time, keeps what was there so release_path can restore it. A
@@ -238,10 +252,25 @@ up_to_date() {
 }
 
 links_match() {
-    local link
-    for link in $(release_links "$1"); do
-        [ "$(readlink "$link" 2>/dev/null || true)" = "$OPT/current/$(basename "$link")" ] || return 1
+    local link links targets
+    links=$(release_links "$1")
+    # shellcheck disable=SC2086 # one path per word
+    targets=$(link_targets $links)
+    for link in $links; do
+        points_to_current "$link" "$targets" || return 1
     done
+}
+
+# Prints "LINK -> TARGET" for each LINK that is a symlink: one process for all of them.
+link_targets() {
+    [ "$#" -gt 0 ] || return 0
+    find "$@" -maxdepth 0 -type l -printf '%p -> %l\n' 2>/dev/null || true
+}
+
+# True when link_targets' output TARGETS has LINK pointing at the same name in the current release.
+points_to_current() {
+    local nl=$'\n'
+    [[ "$nl$2$nl" == *"$nl$1 -> $OPT/current/${1##*/}$nl"* ]]
 }
 
 # The standard PATH directories other than the install dir, resolved (merged /usr: /sbin is
@@ -495,16 +524,21 @@ remove_traces() {
 # Makes RELEASE_SHA the current release and links its binaries (one rename switches them all).
 switch_to() {
     local sha=$1 release="$OPT/releases/$1" link
+    local links targets
     put_link "$release" "$OPT/current"
     mkdir -p "$INSTALL_DIR"
-    for link in $(release_links "$release"); do
+    links=$(release_links "$release")
+    # shellcheck disable=SC2086 # one path per word
+    targets=$(link_targets $links)
+    for link in $links; do
         own_path "$link"
-        put_link "$OPT/current/$(basename "$link")" "$link"
+        # a link into current already (an upgrade): the rename of current above switched it
+        points_to_current "$link" "$targets" || put_link "$OPT/current/${link##*/}" "$link"
     done
     # binaries of an older release that this one no longer has go back to what was there
     while read -r link; do
         case "$link" in /etc/*) continue ;; esac
-        [ -e "$release/$(basename "$link")" ] || release_path "$link"
+        [ -e "$release/${link##*/}" ] || release_path "$link"
     done < <(cat "$STATE/owned.list" 2>/dev/null || true)
     info "switched to release $sha"
 }
@@ -717,7 +751,7 @@ prune_releases() {
     local keep_prev=$1 dir
     for dir in "$OPT"/releases/*; do
         [ -d "$dir" ] || continue
-        case "$(basename "$dir")" in "$FORKLIFT_SHA256" | "$keep_prev") ;; *) rm -rf "$dir" ;; esac
+        case "${dir##*/}" in "$FORKLIFT_SHA256" | "$keep_prev") ;; *) rm -rf "$dir" ;; esac
     done
 }
 
