@@ -755,13 +755,20 @@ prune_releases() {
     done
 }
 
+# the background job hashing the new release's dockerd for the status line, if any
+DOCKERD_SHA_JOB=""
+
 status_json() {
     local sha version="" dockerd_sha="" active
     sha=$(current_sha)
     [ ! -f "$STATE/installed" ] || version=$(sed -n 's/^version=//p' "$STATE/installed")
     active=$(systemctl is-active docker.service 2>/dev/null || true)
     if [ -n "$sha" ] && [ -f "$OPT/releases/$sha/dockerd" ]; then
-        dockerd_sha=$(sha256_of "$OPT/releases/$sha/dockerd")
+        # hashed already, while Docker restarted (see do_install)
+        if [ "$sha" = "${FORKLIFT_SHA256:-}" ] && [ -n "$DOCKERD_SHA_JOB" ] && wait "$DOCKERD_SHA_JOB" 2>/dev/null; then
+            dockerd_sha=$(<"$STAGE/dockerd.sha256")
+        fi
+        [[ "$dockerd_sha" =~ ^[0-9a-f]{64}$ ]] || dockerd_sha=$(sha256_of "$OPT/releases/$sha/dockerd")
     fi
     printf '{"host":"%s","sha256":"%s","version":"%s","dockerdSha256":"%s","dockerService":"%s","changed":%s}\n' \
         "$HOST_NAME" "$sha" "$version" "$dockerd_sha" "$active" "${1:-false}"
@@ -827,6 +834,10 @@ do_install() {
     local reload=reload
     if systemctl is-active --quiet docker.service && daemon_read_config; then reload=no-reload; fi
     unpack_release
+    # the status line's dockerd sha256, hashed while Docker restarts (the release's files do not
+    # change once unpacked); status_json computes it itself when this fails
+    (sha256_of "$OPT/releases/$FORKLIFT_SHA256/dockerd" >"$STAGE/dockerd.sha256") 2>/dev/null &
+    DOCKERD_SHA_JOB=$!
     record_pre_state
     switch_to "$FORKLIFT_SHA256"
     apply_files "$STAGE/files"
