@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -18,7 +18,7 @@ import { ForkConfig } from "../../lib/config";
 import { envPrefix } from "../../lib/shell";
 import { needsContainerdUnit, renderManagedFiles } from "../../lib/units";
 import { FixtureFork } from "./fixture-fork";
-import { HOST_BUSYBOX_TARBALL, TestHost, scp, ssh, startHosts, stopHosts } from "../support/testbed";
+import { HOST_BUSYBOX_TARBALL, TestHost, scp, ssh, sshOptions, startHosts, stopHosts } from "../support/testbed";
 import { traceSnapshot } from "../support/trace";
 
 let builder: TestHost;
@@ -79,6 +79,36 @@ function install(host: TestHost, a: BuildResult & { local: string }, opts: { ski
     return ssh(host, cmd, { input: readScript("forklift-host.sh"), timeoutMs: opts.timeoutMs });
 }
 
+/**
+ * install(), with its SSH session cut (the ssh client killed) as soon as the host reports MARK on
+ * stderr: half-way through the install however fast it runs (a fixed timeout may come too late).
+ */
+function installCutAt(host: TestHost, a: BuildResult & { local: string }, mark: RegExp): Promise<{ code: number; cut: boolean; stderr: string }> {
+    scp(host, a.local, remoteArtifactPath(a.sha256));
+    const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(a.binaries) }, { "live-restore": true });
+    const cmd = installCommand({ hostName: host.name, owner: owner(host), sha256: a.sha256, version: a.version, installDir: "/usr/bin", files, sudo: false });
+    return new Promise((resolve, reject) => {
+        const child = spawn("ssh", [...sshOptions(host), "-p", String(host.port), `${host.user}@${host.address}`, cmd]);
+        let stderr = "";
+        let cut = false;
+        const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+        child.stderr.on("data", (d: Buffer) => {
+            stderr += d.toString("utf8");
+            if (!cut && mark.test(stderr)) {
+                cut = true;
+                child.kill("SIGKILL");
+            }
+        });
+        child.on("error", reject);
+        child.on("close", (code, signal) => {
+            clearTimeout(timer);
+            resolve({ code: code ?? (signal ? 128 + 9 : -1), cut, stderr });
+        });
+        child.stdin.on("error", () => undefined);
+        child.stdin.end(readScript("forklift-host.sh"));
+    });
+}
+
 /** Two stacks' random identities. */
 const STACKS = ["0a0a0a0a0a0a0a0a", "0b0b0b0b0b0b0b0b"];
 const owner = (host: TestHost, entry = host.name) => ({ stack: "forklift/test", stackId: "5c0ffee5c0ffee00", host: entry });
@@ -122,7 +152,7 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
             assert.match(summary.docker, /^\d+\.\d+/, "Docker engine answers");
         }
         assert.equal(out(builder, "systemctl is-active docker.service"), "active");
-        assert.equal(out(builder, "ls /var/lib/forklift-bootstrap/stacks | sort | tr '\\n' ' '"), `${STACKS.join(" ")} `);
+        assert.equal(out(builder, "ls /var/lib/forklift-bootstrap/stacks | sort | tr '\\n' ' '"), STACKS.join(" "));
         const wait = ssh(builder, bootstrapCommand("wait", 0, false), { input: script });
         assert.equal(wait.code, 0, wait.stderr);
     });
@@ -258,7 +288,9 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
 
     test("an install whose SSH session drops still completes, never half-way", async () => {
         const v1 = await artifact("v1");
-        const cut = install(plain, v1, { timeoutMs: 1500 });
+        // cut right after the switch of the links, before the restart and the verify
+        const cut = await installCutAt(plain, v1, /switched to release/);
+        assert.ok(cut.cut, `the session was cut while the install ran:\n${cut.stderr}`);
         assert.notEqual(cut.code, 0, "the session was cut while the install ran");
         let status = "";
         for (let i = 0; i < 90 && !status.includes(v1.sha256); i++) {
