@@ -13,7 +13,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Lab, LabHost, PulumiCli, bootLab, configureStack, ensureBusybox, findPulumi, forkSettings, note, projectCheckout, setConfig, setHost, sh } from "../support/lab";
+import { CliResult, Lab, LabHost, PulumiCli, bootLab, configureStack, ensureBusybox, findPulumi, forkSettings, note, projectCheckout, setConfig, setHost, sh } from "../support/lab";
 import { repoRoot, stopHosts } from "../support/testbed";
 import { assertOnRelease, releaseOf, runningDockerd } from "./checks";
 
@@ -43,6 +43,23 @@ async function waitUntil(what: string, cond: () => boolean, seconds = 180): Prom
     while (!cond()) {
         if (Date.now() > deadline) throw new Error(`timed out after ${seconds} s waiting until ${what}`);
         await new Promise((r) => setTimeout(r, 100));
+    }
+}
+/**
+ * Runs `pulumi up --yes` and, once the install on WHILE_INSTALLING runs, takes DOWN off the network until the up
+ * has ended and any install on DOWN has ended on its own.
+ */
+async function upCuttingOff(whileInstalling: LabHost, down: LabHost): Promise<CliResult> {
+    const run = cli.start(["up", "--yes"]);
+    let bringBack: (() => void) | undefined;
+    try {
+        await waitUntil(`${whileInstalling.name}'s install runs`, () => installing(whileInstalling));
+        bringBack = takeDown(down);
+        const r = await run.done;
+        await waitUntil(`${down.name}'s install ended on its own`, () => !installing(down), 300);
+        return r;
+    } finally {
+        bringBack?.();
     }
 }
 /** The PIDs of every process below PID (children first found, then theirs). */
@@ -170,16 +187,7 @@ describe("faults through pulumi up and destroy, on real hosts", { timeout: 45 * 
 
     test("a host goes down after the check, between two batches: earlier batches keep the new release, later ones are untouched; back up, up converges", async () => {
         await setConfig(cli, { forkRef: "v1" });
-        const run = cli.start(["up", "--yes"]);
-        let bringBack: (() => void) | undefined;
-        let r;
-        try {
-            await waitUntil("b's install runs", () => installing(b));
-            bringBack = takeDown(c);
-            r = await run.done;
-        } finally {
-            bringBack?.();
-        }
+        const r = await upCuttingOff(b, c);
         note(`up with c down after the check: exit ${r.code} after ${r.seconds.toFixed(1)} s`);
         assert.notEqual(r.code, 0);
         assert.match(r.stdout + r.stderr, /cannot reach c \(10\.78\.114\.2:22\) over SSH: check that it is up/);
@@ -194,17 +202,7 @@ describe("faults through pulumi up and destroy, on real hosts", { timeout: 45 * 
 
     test("a host cut off in the middle of its install: it ends wholly on one release; up converges", async () => {
         await setConfig(cli, { forkRef: "v2" });
-        const run = cli.start(["up", "--yes"]);
-        let bringBack: (() => void) | undefined;
-        let r;
-        try {
-            await waitUntil("a's install runs", () => installing(a));
-            bringBack = takeDown(a);
-            r = await run.done;
-            await waitUntil("a's install ended on its own", () => !installing(a), 300);
-        } finally {
-            bringBack?.();
-        }
+        const r = await upCuttingOff(a, a);
         note(`up with a cut off mid-install: exit ${r.code} after ${r.seconds.toFixed(1)} s`);
         assert.notEqual(r.code, 0);
         assert.match(r.stdout + r.stderr, /cannot reach a \(10\.78\.112\.2:22\) over SSH/);
