@@ -2,8 +2,9 @@
  * Cross-checks: the rules no single value can break alone. Keys that the program does not read,
  * with the nearest known key by edit distance (`batchsize`: did you mean `batchSize`?); a fleet
  * that is empty or smaller than a batch; fleet entries that share an address or a name, or take a
- * launched instance's name; a bastion with nothing to reach; SSH CIDRs when anything is launched;
- * and a pinned host key for every existing machine unless host key checks are off.
+ * launched instance's name or fleet-N (whose rollout resources would be a launched instance's); a
+ * bastion with nothing to reach; SSH CIDRs when anything is launched; and a pinned host key for
+ * every existing machine unless host key checks are off.
  */
 
 import { Reader } from "./reader";
@@ -44,6 +45,10 @@ export function crossCheck(r: Reader, cfg: ForkliftConfig, indexOf: (h: SshTarge
         if (names.has(h.name)) r.fail(`fleetHosts[${i}].name`, h.name, `a name not already used by fleetHosts[${names.get(h.name)}]`);
         else if (launchedFleetNames(cfg.fleetEc2.count).includes(h.name)) {
             r.fail(`fleetHosts[${i}].name`, h.name, `a name other than those of the ${cfg.fleetEc2.count} launched fleet instances (forklift-fleet-N)`);
+        } else if (launchedFleetNames(cfg.fleetEc2.count).includes(`${PROJECT}-${h.name}`)) {
+            // the rollout names an entry's resources forklift-NAME, and a launched instance's by
+            // its own name: fleet-N would take the resources of launched instance forklift-fleet-N
+            r.fail(`fleetHosts[${i}].name`, h.name, `a name other than fleet-N while ${cfg.fleetEc2.count} fleet instances are launched (their rollout resources are forklift-fleet-N)`);
         } else names.set(h.name, i);
     });
 

@@ -61,6 +61,13 @@ test("0.0.0.0/0 is accepted with allowOpenSsh", () => {
     assert.deepEqual(cfg.sshAllowedCidrs, ["0.0.0.0/0"]);
 });
 
+test("a fleet host may be named fleet-N when no launched instance's rollout takes that name", () => {
+    const launching = { ...base, fleetCount: 1, sshAllowedCidrs: ["203.0.113.7/32"] };
+    assert.deepEqual(problems({ ...launching, fleetHosts: [host({ name: "fleet-2" })] }), []);
+    assert.deepEqual(problems({ ...base, fleetHosts: [host({ name: "fleet-1" })] }), []);
+    assert.match(problems({ ...launching, fleetHosts: [host({ name: "fleet-1" })] }).join("\n"), /^forklift:fleetHosts\[0\]\.name: got "fleet-1"; expected a name other than fleet-N/);
+});
+
 for (const [what, overrides, key, expected] of badConfigs) {
     test(`bad config: ${what}`, () => {
         const found = problems(badStack(overrides));

@@ -78,6 +78,7 @@ export const badConfigs: [string, Record<string, unknown>, string, string][] = [
     ["duplicate address after an invalid entry", { fleetHosts: [host({ address: "bad address" }), host({ name: "a" }), host({ name: "b" })] }, "forklift:fleetHosts[2].address", "not already used by fleetHosts[1]"],
     ["duplicate name after an invalid entry", { fleetHosts: [host({ port: 0 }), host({ name: "a" }), host({ name: "a", address: "10.0.0.6" })] }, "forklift:fleetHosts[2].name", "not already used by fleetHosts[1]"],
     ["fleet host named like a launched instance", { fleetCount: 1, sshAllowedCidrs: ["203.0.113.7/32"], fleetHosts: [host({ name: "forklift-fleet-1" })] }, "forklift:fleetHosts[0].name", "launched fleet instances"],
+    ["fleet host named like a launched instance's rollout", { fleetCount: 2, sshAllowedCidrs: ["203.0.113.7/32"], fleetHosts: [host({ name: "web" }), host({ name: "fleet-2", address: "10.0.0.6" })] }, "forklift:fleetHosts[1].name", "other than fleet-N"],
     ["two hosts whose derived names collide", { fleetHosts: [host({ address: "Web.Example" }), host({ address: "web-example" })] }, "forklift:fleetHosts[1].name", "not already used"],
     ["duplicate host names", { fleetHosts: [host({ name: "a" }), host({ name: "a", address: "10.0.0.6" })] }, "forklift:fleetHosts[1].name", "not already used"],
     ["host without a key", { fleetHosts: [host({ privateKey: undefined })] }, "forklift:fleetHosts[0].privateKey", "useAgent"],
