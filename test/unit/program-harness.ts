@@ -6,6 +6,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
+import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import { checkProviderContract } from "./provider-contract";
 
 const resources: { type: string; name: string; inputs: unknown; dependsOn: unknown; deletedWith?: string; deleteBeforeReplace?: boolean }[] = [];
@@ -26,6 +27,17 @@ export interface UrnRecord extends Identity {
 }
 const urns: UrnRecord[] = [];
 const identities = new Map<pulumi.Resource, UrnRecord>();
+/** Alias parents given as URN outputs (pulumi.createUrn), resolved before the report. */
+const aliasParents: Promise<void>[] = [];
+
+// The mock monitor qualifies a type with its parent's last type only, and with the stack's; the
+// engine qualifies it with the parent's whole chain and leaves the stack out. URNs built from a
+// resource's urn (an alias's old parent, pulumi.createUrn) must come out as the engine forms them.
+(MockMonitor.prototype as unknown as { newUrn(parent: string, type: string, name: string): string }).newUrn = function (parent, type, name) {
+    const parentType = parent ? parent.split("::")[2] : "";
+    const qualified = parentType && parentType !== "pulumi:pulumi:Stack" ? `${parentType}$${type}` : type;
+    return `urn:pulumi:${pulumi.getStack()}::${pulumi.getProject()}::${qualified}::${name}`;
+};
 
 const BUILD_RESULT = {
     artifact: "/var/lib/forklift-build/k/out/docker-18.03.1-ce.tgz",
@@ -140,6 +152,7 @@ async function main(): Promise<void> {
 }
 
 async function report(error: string | undefined, outputs: Record<string, unknown>): Promise<never> {
+    await Promise.all(aliasParents).catch((e) => (error ??= e instanceof Error ? e.message : String(e)));
     const custom = resources.filter((r) => !r.type.startsWith("forklift:") && r.type !== "pulumi:pulumi:Stack");
     const plain = await resolve(custom);
     for (let i = 0; i < custom.length; i++) plain[i].redacted = redact(custom[i].inputs);
@@ -165,16 +178,28 @@ function recordIdentity(resource: pulumi.Resource, type: string, name: string, o
             if (pulumi.Output.isInstance(a) || a instanceof Promise) throw new Error(`${name}: an alias must be a plain value for the URN guard`);
             const spec = a as pulumi.Alias;
             if (spec.stack !== undefined || spec.project !== undefined) throw new Error(`${name}: the URN guard knows no alias to another stack or project`);
-            return {
+            if (pulumi.Output.isInstance(spec.name) || pulumi.Output.isInstance(spec.type)) throw new Error(`${name}: an alias's name and type must be plain strings for the URN guard`);
+            const record: Exclude<AliasRecord, string> = {
                 ...(spec.name !== undefined ? { name: String(spec.name) } : {}),
                 ...(spec.type !== undefined ? { type: String(spec.type) } : {}),
                 // a `parent` key that is present but unset (rootStackResource) means "no parent"
                 ...(typeof spec.parent === "string"
                     ? { parentUrn: spec.parent }
-                    : "parent" in spec
+                    : "parent" in spec && !pulumi.Output.isInstance(spec.parent)
                       ? { parent: chain(spec.parent as pulumi.Resource | undefined) }
                       : {}),
             };
+            // an old parent that is gone, given as its URN (pulumi.createUrn(oldName, type, grandparent))
+            const parentUrn = spec.parent;
+            if (pulumi.Output.isInstance(parentUrn)) {
+                aliasParents.push(
+                    resolve(parentUrn).then((urn) => {
+                        if (typeof urn !== "string" || !urn.startsWith("urn:pulumi:")) throw new Error(`${name}: an alias's parent resolved to ${urn}, not a URN`);
+                        record.parentUrn = urn;
+                    }),
+                );
+            }
+            return record;
         });
     }
     identities.set(resource, rec);

@@ -168,3 +168,34 @@ test("URN guard: a moved component's alias covers its children; a missing alias 
     assert.deepEqual(urnProblems(before, snapshotOf(renamed)), [], "a renamed parent carries its '<name>' children along");
     assert.match(urnProblems(before, snapshotOf([...before.map((e) => ({ type: urnType(e.urn), name: urnName(e.urn), parents: [] }))])).join(), /is new/);
 });
+
+test("URN guard: a child's alias to an old parent given as a URN (pulumi.createUrn) resolves under that parent", () => {
+    const R = "forklift:index:Rollout";
+    const F = "forklift:index:FleetHost";
+    const L = "command:local:Command";
+    const rollout = parent(R, "r");
+    const oldParent = urnOfChain([rollout, parent(F, "r-old")]) as string;
+    assert.equal(oldParent, "urn:pulumi:test::forklift::forklift:index:Rollout$forklift:index:FleetHost::r-old");
+    const child: UrnRecord = { type: L, name: "x-install", parents: [rollout, parent(F, "new")] };
+    assert.equal(
+        resolveAlias(child, { name: "r-old-install", parentUrn: oldParent }),
+        "urn:pulumi:test::forklift::forklift:index:Rollout$forklift:index:FleetHost$command:local:Command::r-old-install",
+    );
+    const before = snapshotOf([
+        { type: R, name: "r", parents: [] },
+        { type: F, name: "r-old", parents: [rollout] },
+        { type: L, name: "r-old-install", parents: [rollout, parent(F, "r-old")] },
+    ]);
+    // "x-install" does not start with its parent's name "new", so the parent's alias carries its
+    // name along unchanged ("x-install" under r-old), not to "r-old-install": the child needs its own
+    const renamed = (childAliases?: UrnRecord["aliases"]): UrnRecord[] => [
+        { type: R, name: "r", parents: [] },
+        { type: F, name: "new", parents: [rollout], aliases: [{ name: "r-old" }] },
+        { ...child, aliases: childAliases },
+    ];
+    assert.deepEqual(urnProblems(before, snapshotOf(renamed([{ name: "r-old-install", parentUrn: oldParent }]))), []);
+    const problems = urnProblems(before, snapshotOf(renamed()));
+    assert.equal(problems.length, 2, problems.join("\n"));
+    assert.match(problems[0], /FleetHost\$command:local:Command::r-old-install is gone/);
+    assert.match(problems[1], /FleetHost\$command:local:Command::x-install is new/);
+});
