@@ -45,11 +45,20 @@ export interface FleetHostArgs {
     /** Skip host key checks (explicit opt-in, warned). */
     insecureSkipHostKeyCheck: boolean;
     /**
+     * The name this FleetHost was registered under before, under the same parent (launched
+     * instances' were forklift-forklift-fleet-N). It and its commands alias their old URNs, so
+     * that existing stacks keep them: no uninstall, no reinstall.
+     * @default none: the name never changed
+     */
+    formerName?: string;
+    /**
      * The stack's random identity (hex, kept in its state). Recorded on the host as its owner:
      * another stack's install is refused there, and its uninstall leaves the host alone.
      */
     stackId: pulumi.Input<string>;
 }
+
+const FLEET_HOST_TYPE = "forklift:index:FleetHost";
 
 /**
  * One fleet host on the release: the artifact copied over from the local cache (fetched from the
@@ -66,8 +75,16 @@ export class FleetHost extends pulumi.ComponentResource {
     readonly status: pulumi.Output<HostStatus>;
 
     constructor(name: string, args: FleetHostArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("forklift:index:FleetHost", name, {}, opts);
+        const formerName = args.formerName;
+        const aliases = formerName ? [...(opts?.aliases ?? []), { name: formerName }] : opts?.aliases;
+        super(FLEET_HOST_TYPE, name, {}, { ...opts, aliases });
         const parent = this;
+        // the commands' old URNs: their old names under the old FleetHost, whose URN is built
+        // from its type chain (the Rollout's, then FleetHost) as the engine builds it. (The engine
+        // also derives these from the FleetHost's alias, as the names share its prefix; the
+        // explicit ones do not depend on that.)
+        const formerChild = (suffix: string): pulumi.Alias[] =>
+            formerName ? [{ name: `${formerName}-${suffix}`, parent: pulumi.createUrn(formerName, FLEET_HOST_TYPE, opts?.parent) }] : [];
         const sudo = args.host.user !== "root";
         const deletedWith = args.host.instance;
         const owner = pulumi.output(args.stackId).apply((stackId) => ({ stack: `${pulumi.getProject()}/${pulumi.getStack()}`, stackId, host: args.host.name }));
@@ -126,7 +143,7 @@ export class FleetHost extends pulumi.ComponentResource {
                 addPreviousOutputInEnv: false,
                 triggers: [args.host.address, args.host.port],
             },
-            { parent, deletedWith },
+            { parent, deletedWith, aliases: formerChild("check") },
         );
 
         const check = this.check;
@@ -150,7 +167,7 @@ export class FleetHost extends pulumi.ComponentResource {
                 // from uninstalling what its create just installed.
                 triggers: [args.host.address, args.host.port],
             },
-            { parent, dependsOn: waitsFor, deletedWith, deleteBeforeReplace: true },
+            { parent, dependsOn: waitsFor, deletedWith, deleteBeforeReplace: true, aliases: formerChild("install") },
         );
         this.status = this.install.stdout.apply(parseHostStatus);
         this.registerOutputs({ status: this.status });

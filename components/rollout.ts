@@ -41,9 +41,10 @@ export class Rollout extends pulumi.ComponentResource {
             const current = batch.map(
                 (host) =>
                     new FleetHost(
-                        `${name}-${host.name}`,
+                        fleetHostName(name, host),
                         {
                             host,
+                            formerName: host.instance ? `${name}-${host.name}` : undefined,
                             artifact: args.artifact,
                             installDir: args.installDir,
                             daemonJson: args.daemonJson,
@@ -64,4 +65,14 @@ export class Rollout extends pulumi.ComponentResource {
         );
         this.registerOutputs({ statuses: this.statuses });
     }
+}
+
+/**
+ * The FleetHost's name: forklift-NAME for an existing host, and a launched instance's own name
+ * (forklift-fleet-N, already prefixed). Launched instances' FleetHosts were forklift-forklift-fleet-N
+ * before: they keep that URN through their `formerName` aliases. The config refuses an existing
+ * host named fleet-N while N instances are launched, which would take the same name.
+ */
+function fleetHostName(name: string, host: ReachableHost): string {
+    return host.instance ? host.name : `${name}-${host.name}`;
 }

@@ -66,7 +66,7 @@ test("EC2 mode: every connection pins the host key, and launched hosts skip unin
         assert.match(c.inputs.delete, /FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 /, `${c.name}'s uninstall pins the host's key`);
         assert.ok(c.deletedWith, `${c.name} is deleted with its instance`);
     }
-    const install = named(run, "forklift-forklift-fleet-1-install");
+    const install = named(run, "forklift-fleet-1-install");
     assert.equal(install.deletedWith, "forklift-fleet-1");
     assert.match(stdinOf(install).install, /sudo -n env /, "non-root login user goes through sudo");
 });
@@ -79,7 +79,7 @@ test("a fleet bastion: launched fleet instances get no public IP and are reached
         assert.equal(named(run, name).inputs.associatePublicIpAddress, false, `${name} has no public IP`);
     }
     assert.equal(named(run, "forklift-builder-ec2").inputs.associatePublicIpAddress, undefined, "the builder keeps its egress");
-    const install = named(run, "forklift-forklift-fleet-1-install");
+    const install = named(run, "forklift-fleet-1-install");
     assert.match(install.inputs.create, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.9 /, "reached at its private address");
     assert.match(install.inputs.create, /FORKLIFT_TARGET_PROXY_ADDRESS=203\.0\.113\.10 FORKLIFT_TARGET_PROXY_HOST_KEY='ssh-ed25519 \S+' FORKLIFT_TARGET_PROXY_PORT=22 FORKLIFT_TARGET_PROXY_USER=jump /, "through the bastion, its host key pinned too");
     assert.match(install.inputs.delete, /FORKLIFT_TARGET_PROXY_ADDRESS=203\.0\.113\.10 /, "the uninstall goes the same way");
