@@ -192,6 +192,11 @@ interface Bench {
 }
 
 const stackOf = (n: number) => `bench-n${n}`;
+/**
+ * The bench's stacks (one per fleet size) share the hosts, and a host refuses a stack other than
+ * its owner: before a stack's rollout its hosts are handed over as the README says.
+ */
+const handOver = (hosts: TestHost[]) => onAll(hosts, "rm -f /var/lib/forklift/owner /var/lib/forklift/stack-id");
 const other = (r: Ref): Ref => (r === "v1" ? "v2" : "v1");
 
 /** Boots the hosts, prepares Ansible, one stack per fleet size, and both artifacts built and cached. */
@@ -216,6 +221,7 @@ async function setUp(opts: Options): Promise<Bench> {
         for (const ref of REFS) {
             await cli.ok(["config", "set", "--stack", stack, "forkRef", ref]);
             await clearStartLimits(lab.fleet.slice(0, n));
+            await handOver(lab.fleet.slice(0, n));
             const r = await cli.timedOk(["up", "--yes", "--stack", stack]);
             note(`  set-up pulumi up (${ref}): ${r.seconds.toFixed(1)} s`);
             const out = await cli.ok(["stack", "output", "--json", "--stack", stack], "", false);
@@ -245,6 +251,7 @@ async function forkliftRollout(b: Bench, n: number, extraArgs: string[] = [], ex
     const { sha256 } = b.artifacts[ref];
     await onAll(hosts, `rm -rf /opt/forklift/releases/${sha256}`);
     await clearStartLimits(hosts);
+    await handOver(hosts);
     await b.cli.ok(["config", "set", "--stack", stack, "forkRef", ref]);
     const r = await b.cli.timedOk(["up", "--yes", "--stack", stack, ...extraArgs], extraEnv);
     b.stackRef.set(n, ref);
@@ -373,6 +380,7 @@ async function converge(b: Bench, n: number): Promise<void> {
     const stack = stackOf(n);
     const ref = (await b.cli.ok(["config", "get", "forkRef", "--stack", stack], "", false)).stdout.trim() as Ref;
     await clearStartLimits(b.lab.fleet.slice(0, n));
+    await handOver(b.lab.fleet.slice(0, n));
     await b.cli.timedOk(["up", "--yes", "--stack", stack]);
     b.stackRef.set(n, ref);
 }
