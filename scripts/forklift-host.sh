@@ -639,6 +639,12 @@ restart_docker() {
     systemctl reset-failed $units 2>/dev/null || true
     case "$units" in containerd.service*) timeout "$VERIFY_TIMEOUT" systemctl restart containerd.service ;; esac
     # Type=notify with TimeoutStartSec=0 would wait forever for a daemon that never gets ready
+    timeout "$VERIFY_TIMEOUT" systemctl start docker.socket docker.service && return 0
+    # a socket that failed to listen is systemd's trouble, not the release's (seen as 219/CGROUP
+    # on busy hosts): one more try before the release is blamed and rolled back
+    ! systemctl is-active --quiet docker.socket || return 1
+    warn "docker.socket did not start ($(systemctl show -p Result --value docker.socket)); trying once more"
+    systemctl reset-failed docker.socket docker.service 2>/dev/null || true
     timeout "$VERIFY_TIMEOUT" systemctl start docker.socket docker.service
 }
 
