@@ -555,6 +555,11 @@ async function main(): Promise<void> {
                     rep--;
                 }
             }
+            // the stacks share the hosts: leave them on the ref every other stack's state says
+            // they are on (v2, where the set-up left them); otherwise the next size's rollout
+            // finds some of its hosts already running the release it brings (and removes that
+            // release's directory under the running daemon, to make the copy happen)
+            if (b.stackRef.get(n) !== "v2") await forkliftRollout(b, n);
         }
         const big = Math.max(...opts.sizes);
         const prof = breakdown(profiles.get(big)!);
