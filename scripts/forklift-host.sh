@@ -640,10 +640,13 @@ restart_docker() {
     case "$units" in containerd.service*) timeout "$VERIFY_TIMEOUT" systemctl restart containerd.service ;; esac
     # Type=notify with TimeoutStartSec=0 would wait forever for a daemon that never gets ready
     timeout "$VERIFY_TIMEOUT" systemctl start docker.socket docker.service && return 0
-    # a socket that failed to listen is systemd's trouble, not the release's (seen as 219/CGROUP
-    # on busy hosts): one more try before the release is blamed and rolled back
-    ! systemctl is-active --quiet docker.socket || return 1
-    warn "docker.socket did not start ($(systemctl show -p Result --value docker.socket)); trying once more"
+    # a socket that failed to listen, or a daemon systemd could not even spawn (its exit status
+    # is then systemd's own, 200 and up: 219/CGROUP seen on busy hosts), is systemd's trouble,
+    # not the release's: one more try before the release is blamed and rolled back
+    local status
+    status=$(systemctl show -p ExecMainStatus --value docker.service 2>/dev/null || true)
+    if systemctl is-active --quiet docker.socket && [ "${status:-0}" -lt 200 ]; then return 1; fi
+    warn "systemd could not start docker.socket or spawn dockerd (socket: $(systemctl show -p Result --value docker.socket), dockerd exit status ${status:-?}); trying once more"
     systemctl reset-failed docker.socket docker.service 2>/dev/null || true
     timeout "$VERIFY_TIMEOUT" systemctl start docker.socket docker.service
 }

@@ -414,30 +414,25 @@ function breakdown(p: Profile): { rows: [string, string][]; text: string } {
     rows.push(["\"Updating\" → build step starts (program run again, plugins)", fmt(buildStart && update ? buildStart.s - update.s : undefined)]);
     rows.push(["build step (SSH to the builder, build-fork.sh reuses the finished build)", fmt(buildDone && buildStart ? buildDone.s - buildStart.s : undefined)]);
     const perHost = p.hosts.map((h) => {
-        // the last two sessions copy and install; one before them is the pre-rollout check
-        const [ship, install] = h.connections.slice(-2);
-        const check = h.connections.length > 2 ? h.connections[0] : undefined;
+        // two SSH connections per host: the pre-rollout check, then one for the copy and the
+        // install (the install's session rides on the copy's connection, so sshd logs one login)
+        const session = h.connections.at(-1);
+        const check = h.connections.length > 1 ? h.connections[0] : undefined;
         return {
             firstLogin: h.connections.length ? rel(h.connections[0][0]) : NaN,
             check: check ? check[1] - check[0] : NaN,
-            checkToShip: check && ship ? ship[0] - check[1] : NaN,
-            ship: ship ? ship[1] - ship[0] : NaN,
-            gap: ship && install ? install[0] - ship[1] : NaN,
-            preRestart: install && h.stopping ? h.stopping - install[0] : NaN,
+            checkToSession: check && session ? session[0] - check[1] : NaN,
+            preRestart: session && h.stopping ? h.stopping - session[0] : NaN,
             restart: h.stopping && h.started ? h.started - h.stopping : NaN,
-            verify: install && h.started ? install[1] - h.started : NaN,
-            end: install ? rel(install[1]) : NaN,
+            verify: session && h.started ? session[1] - h.started : NaN,
+            end: session ? rel(session[1]) : NaN,
         };
     });
     const med = (k: keyof (typeof perHost)[number]) => median(perHost.map((x) => x[k]).filter((x) => !Number.isNaN(x)));
     rows.push(["build step done → first fleet login (local command start, artifact.sh, SSH handshake)", fmt(buildDone ? med("firstLogin") - buildDone.s : undefined)]);
-    if (perHost.some((x) => !Number.isNaN(x.check))) {
-        rows.push(["per host: pre-rollout check (its SSH session)", fmt(med("check"))]);
-        rows.push(["per host: check done → copy logged in (the other hosts' checks, local command start, SSH handshake)", fmt(med("checkToShip"))]);
-    }
-    rows.push(["per host: stream the tgz and hash it there (copy's SSH session)", fmt(med("ship"))]);
-    rows.push(["per host: between copy and install (install's SSH handshake)", fmt(med("gap"))]);
-    rows.push(["per host: install before the restart (hash again, unpack, links, units, reload)", fmt(med("preRestart"))]);
+    rows.push(["per host: pre-rollout check (its SSH session)", fmt(med("check"))]);
+    rows.push(["per host: check done → copy logged in (the other hosts' checks, local command start, SSH handshake)", fmt(med("checkToSession"))]);
+    rows.push(["per host: copy and install up to the restart (stream the tgz and hash it there; install: hash again, unpack, links, units)", fmt(med("preRestart"))]);
     rows.push(["per host: docker stop → dockerd started", fmt(med("restart"))]);
     rows.push(["per host: verify, record, end of session", fmt(med("verify"))]);
     const lastEnd = Math.max(...perHost.map((x) => x.end).filter((x) => !Number.isNaN(x)));
