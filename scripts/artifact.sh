@@ -244,28 +244,14 @@ check() {
     local script='if [ "$(id -u)" != 0 ] && ! sudo -n true 2>/dev/null; then echo "the login user $(id -un) cannot sudo without a password (forklift needs root or passwordless sudo)"; exit 3; fi
 [ -d /run/systemd/system ] || { echo "systemd is not running as init (forklift runs Docker under systemd)"; exit 3; }
 for d in /opt /var/tmp; do a=$(df -Pk "$d" | awk "NR==2 {print \$4}"); if [ "$a" -lt "$1" ]; then echo "only $((a / 1024)) MiB free in $d, the release needs about $(($1 / 1024)) MiB"; exit 3; fi; done
-echo "ok $(cat /var/lib/forklift/stack-id 2>/dev/null) $(cat /var/lib/forklift/owner 2>/dev/null)"'
-    out=$(remote target "sh -c '$script' sh ${FORKLIFT_NEED_KIB:-0}" 2>"$WORK/ssh.err" </dev/null) || rc=$?
+bash -s owner || exit 3'
+    # forklift-host.sh (on stdin) decides whether another stack owns the host, as at install
+    local owner_vars
+    owner_vars=$(printf 'FORKLIFT_HOST=%q FORKLIFT_OWNER=%q FORKLIFT_STACK_ID=%q' "${FORKLIFT_HOST:-}" "${FORKLIFT_OWNER:-}" "${FORKLIFT_STACK_ID:-}")
+    out=$(remote target "$owner_vars sh -c '$script' sh ${FORKLIFT_NEED_KIB:-0}" 2>"$WORK/ssh.err" <"$SCRIPT_DIR/forklift-host.sh") || rc=$?
     [ "$rc" != 255 ] || explain_ssh_failure "$WORK/ssh.err"
     [ "$rc" = 0 ] || fatal "$(target_name): ${out:-$(tail -n 3 "$WORK/ssh.err")}"
-    check_owner "$out"
     info "$(target_name): reachable, host key as pinned, login, sudo, systemd, disk space and owner checked"
-}
-
-# Fails when the check's answer ("ok <stack id> <owner>") names another stack as the host's owner:
-# the same rule as forklift-host.sh's other_owner, which enforces it at install.
-check_owner() {
-    local id owner
-    read -r _ id owner <<<"$1"
-    # a release from before stacks had an identity records only its owner (one word, no id)
-    if [ -z "$owner" ] && [[ "$id" == */* ]]; then owner=$id id=""; fi
-    [ -n "${FORKLIFT_STACK_ID:-}" ] && [ -n "$owner$id" ] || return 0
-    if [ -n "$id" ]; then
-        [ "$id" != "$FORKLIFT_STACK_ID" ] || return 0
-    else
-        [ "${owner%/*}" != "${FORKLIFT_OWNER%/*}" ] || return 0
-    fi
-    fatal "$(target_name) is managed by another stack: ${owner%/*} (stack identity ${id:-none}); this stack is ${FORKLIFT_OWNER%/*} (stack identity $FORKLIFT_STACK_ID). No host was changed. Take the host out of one stack's config, or run \`pulumi destroy\` in the owning stack; if that stack is gone for good, hand the host over with \`sudo rm /var/lib/forklift/owner /var/lib/forklift/stack-id\` on it"
 }
 
 uninstall() {

@@ -5,6 +5,8 @@
 #   forklift-host.sh install     install the release in FORKLIFT_ARTIFACT (no-op when already in place)
 #   forklift-host.sh uninstall   remove everything forklift put on the host and restore what was there
 #   forklift-host.sh status      print the installed release as one JSON line
+#   forklift-host.sh owner       exit 3 printing why, when another stack owns this host (needs no root;
+#                                the check before a rollout runs it)
 #
 # Variables (install):
 #   FORKLIFT_HOST             name of the host, used in messages (default: hostname)
@@ -748,11 +750,18 @@ other_owner() {
     printf '%s (stack identity %s)' "${owner%/*}" "${id:-none}"
 }
 
-# Refuses, before anything changes, a host that another stack rolled a release out to.
-check_owner() {
+# Prints why this host is refused when another stack rolled a release out to it (nothing otherwise).
+owner_problem() {
     local other
     other=$(other_owner)
-    [ -z "$other" ] || fatal "this host is managed by another stack: $other; this stack is ${FORKLIFT_OWNER%/*} (stack identity $FORKLIFT_STACK_ID). Nothing was changed. Take the host out of one stack's config, or run \`pulumi destroy\` in the owning stack; if that stack is gone for good, hand the host over with \`sudo rm $STATE/owner $STATE/stack-id\` on it"
+    [ -z "$other" ] || echo "this host is managed by another stack: $other; this stack is ${FORKLIFT_OWNER%/*} (stack identity $FORKLIFT_STACK_ID). Nothing was changed. Take the host out of one stack's config, or run \`pulumi destroy\` in the owning stack; if that stack is gone for good, hand the host over with \`sudo rm $STATE/owner $STATE/stack-id\` on it"
+}
+
+# Refuses, before anything changes, a host that another stack rolled a release out to.
+check_owner() {
+    local problem
+    problem=$(owner_problem)
+    [ -z "$problem" ] || fatal "$problem"
 }
 
 # Keeps the current and previous releases, removes older ones.
@@ -923,7 +932,12 @@ main() {
             do_uninstall
             ;;
         status) status_json false ;;
-        *) fatal "usage: $0 install|uninstall|status" ;;
+        owner)
+            local problem
+            problem=$(owner_problem)
+            [ -z "$problem" ] || { echo "$problem"; exit 3; }
+            ;;
+        *) fatal "usage: $0 install|uninstall|status|owner" ;;
     esac
 }
 

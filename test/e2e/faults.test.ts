@@ -286,7 +286,7 @@ describe("faults through pulumi up and destroy, on real hosts", { timeout: 45 * 
         assert.notEqual(r.code, 0);
         assert.match(
             r.stdout + r.stderr,
-            new RegExp(`a \\(10\\.78\\.112\\.2:22\\) is managed by another stack: forklift/faults \\(stack identity ${owner}\\); this stack is forklift/faults \\(stack identity (?!${owner})[0-9a-f]{16}\\)\\. No host was changed`),
+            new RegExp(`a \\(10\\.78\\.112\\.2:22\\): this host is managed by another stack: forklift/faults \\(stack identity ${owner}\\); this stack is forklift/faults \\(stack identity (?!${owner})[0-9a-f]{16}\\)\\. Nothing was changed`),
         );
         assert.deepEqual(pids(a), [pidA], "a's Docker was not restarted");
         assert.equal(releaseOf(a), shas.v1);

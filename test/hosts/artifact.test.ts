@@ -168,7 +168,7 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
 
         const check = run("check", twin.vars, { target: host.privateKey });
         assert.notEqual(check.code, 0);
-        assert.match(check.stderr, /web \(10\.78\.71\.2:22\) is managed by another stack/);
+        assert.match(check.stderr, /web \(10\.78\.71\.2:22\): this host is managed by another stack/);
         assert.match(check.stderr, owned);
         const install = run("install", twin.vars, twin.stdin);
         assert.notEqual(install.code, 0, "the install refuses too, when it runs without the check");
