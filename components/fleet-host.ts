@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { artifactCommand, artifactStdin } from "../lib/protocol/artifact";
-import { HostStatus, installCommand, ownerVars, parseHostStatus, remoteArtifactPath, uninstallCommand } from "../lib/protocol/host";
+import { HostStatus, installCommand, ownerVars, parseHostStatus, uninstallCommand } from "../lib/protocol/host";
 import { readScript } from "../lib/protocol/script";
 import { hashInputs, sha256 as sha256Of } from "../lib/hash";
 import { needsContainerdUnit, renderManagedFiles } from "../lib/units";
@@ -114,7 +114,6 @@ export class FleetHost extends pulumi.ComponentResource {
                     FORKLIFT_REMOTE_PATH: remotePath,
                     FORKLIFT_SHA256: sha256,
                     FORKLIFT_CACHE_DIR: args.cacheDir,
-                    FORKLIFT_TARGET_PATH: remoteArtifactPath(sha256),
                     // the remote command travels on stdin: its hash here makes a change of the
                     // units, daemon.json or the host script run the install again
                     FORKLIFT_INSTALL_KEY: hashInputs({ install, script: sha256Of(readScript("forklift-host.sh")) }).slice(0, 32),

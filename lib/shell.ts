@@ -25,16 +25,20 @@ export function envPrefix(vars: Record<string, string | number | boolean | undef
 /**
  * Runs a script that arrives on stdin: it is saved to a private temp file first (so it can
  * re-exec itself detached or install a copy of itself), run with the given variables and
- * arguments, and removed afterwards. The exit code is the script's.
+ * arguments, and removed afterwards. The exit code is the script's. With SCRIPT_BYTES, only that
+ * many bytes of stdin are the script, and the rest is the script's own stdin.
  */
 export function runScriptFromStdin(
     vars: Record<string, string | number | boolean | undefined>,
     args: string[],
     sudo = false,
+    scriptBytes?: number,
 ): string {
     const prefix = envPrefix(vars);
     const run = `${sudo ? "sudo -n " : ""}env ${prefix ? prefix + " " : ""}bash "$f" ${args.map(shq).join(" ")}`;
-    return [`f=$(mktemp /tmp/forklift.XXXXXX.sh)`, `cat > "$f"`, run.trimEnd()].join(" && ") + `; rc=$?; rm -f "$f"; exit $rc`;
+    // GNU head -c reads no byte past the count, even from a pipe
+    const save = scriptBytes === undefined ? `cat > "$f"` : `head -c ${scriptBytes} > "$f"`;
+    return [`f=$(mktemp /tmp/forklift.XXXXXX.sh)`, save, run.trimEnd()].join(" && ") + `; rc=$?; rm -f "$f"; exit $rc`;
 }
 
 /** base64 of UTF-8 text, for multi-line values passed in a command line. */

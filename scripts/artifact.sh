@@ -6,13 +6,13 @@
 # local cache → fleet host. The cache is content-addressed (<sha256>.tgz, written only after its
 # sha256 matched), so the artifact crosses the network from the build host once per machine,
 # however many hosts it goes to; it is hashed locally once, when it is fetched. Each fleet host
-# hashes its own copy, and a host that already has the release unpacked gets no copy.
+# checks its own copy before it unpacks it, and a host that has the release unpacked reads none.
 #
 # Usage:
 #   artifact.sh fetch < stdin      make sure the artifact is in the cache; print its path
-#   artifact.sh install < stdin    fetch if needed, copy it to the fleet host (unless the host has
-#                                  the release), then run the install command there with
-#                                  scripts/forklift-host.sh on its stdin; print what it prints
+#   artifact.sh install < stdin    fetch if needed, then run the install command on the fleet host
+#                                  with scripts/forklift-host.sh and the tgz on its stdin (one SSH
+#                                  session); print what it prints
 #   artifact.sh uninstall < stdin  run the uninstall command on the fleet host
 #   artifact.sh check < stdin      check the fleet host before a rollout: reachable, host key,
 #                                  login, passwordless sudo, systemd, free disk space, and that
@@ -34,7 +34,6 @@
 #   FORKLIFT_REMOTE_PATH      fetch, install: artifact path on the build host
 #   FORKLIFT_SHA256           fetch, install: its sha256
 #   FORKLIFT_CACHE_DIR        fetch, install: local cache directory
-#   FORKLIFT_TARGET_PATH      install: staging path on the fleet host
 #   FORKLIFT_HOST             install, uninstall: the fleet host's name, for messages
 #   FORKLIFT_INSTALL_KEY      install: hash of what is installed (only there so that a change of
 #                             it runs the install again)
@@ -54,15 +53,7 @@ fatal() {
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=""
-cleanup() {
-    [ -n "$WORK" ] || return 0
-    # the SSH connections kept open for this run's next session to the same host (see add_hop)
-    local sock
-    for sock in "$WORK"/cm-*; do
-        if [ -S "$sock" ]; then ssh -S "$sock" -O exit _ >/dev/null 2>&1 || true; fi
-    done
-    rm -rf "$WORK"
-}
+cleanup() { [ -z "$WORK" ] || rm -rf "$WORK"; }
 trap cleanup EXIT
 
 # Fails naming the first variable of the list that is not set.
@@ -107,8 +98,10 @@ add_hop() {
         # a session whose host went away (network cut, machine gone) ends after 3 unanswered
         # keepalives instead of hanging until TCP gives up, hours later
         printf '  ServerAliveInterval %s\n  ServerAliveCountMax 3\n' "${FORKLIFT_CONNECT_TIMEOUT:-15}"
-        # the install's session rides on the copy's connection: one handshake per host, not two
-        printf '  ControlMaster auto\n  ControlPath %s/cm-%%C\n  ControlPersist 120\n' "$WORK"
+        # the artifact's copy is the bulk of what these sessions carry: AES-GCM (the AES instructions
+        # of x86-64 and ARMv8 CPUs) costs less CPU on both ends than OpenSSH's first choice,
+        # chacha20-poly1305; the list is OpenSSH's default set, reordered
+        printf '  Ciphers aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr\n'
         [ ! -f "$WORK/$hop.key" ] || printf '  IdentityFile %s\n  IdentitiesOnly yes\n' "$WORK/$hop.key"
         [ -z "$jump" ] || printf '  ProxyJump %s\n' "$jump"
         if [ "${FORKLIFT_INSECURE:-0}" = 1 ]; then
@@ -167,58 +160,36 @@ unreachable() {
     fatal "cannot reach $(target_name) over SSH: check that it is up, that its hostKey is right and that ${FORKLIFT_TARGET_USER:-root} can log in with its key"
 }
 
-# Copies the cached artifact to the fleet host through one SSH connection: written to a temp name,
-# hashed there, renamed into place only when the sha256 matches. A host that has the release
-# unpacked already answers at once and gets nothing.
-ship() {
-    require FORKLIFT_TARGET_PATH FORKLIFT_SHA256
-    [[ "$FORKLIFT_TARGET_PATH" =~ ^/[A-Za-z0-9._/-]+$ ]] || fatal "FORKLIFT_TARGET_PATH must be a plain absolute path"
-    local src got
+# Copies the cached artifact to the fleet host and installs it there, in one SSH session: its
+# stdin is forklift-host.sh, then the tgz, which the host checks against its sha256 before
+# anything changes. A host that has the release unpacked does not read the tgz.
+install() {
+    require FORKLIFT_SHA256
+    [[ "$FORKLIFT_SHA256" =~ ^[0-9a-f]{64}$ ]] || fatal "FORKLIFT_SHA256 is not a sha256"
+    [ -s "$WORK/install.cmd" ] || fatal "no install command on stdin"
+    local src rc=0
     add_route target TARGET
-    if ! src=$(fetch 2>"$WORK/fetch.err"); then
+    if src=$(fetch 2>"$WORK/fetch.err"); then
+        cat "$WORK/fetch.err" >&2
+    else
         # neither the local cache nor the build host has it (a fresh checkout, a build host that
         # lost its builds): a host that has the release unpacked needs no copy
-        if remote target "test -d /opt/forklift/releases/$FORKLIFT_SHA256" </dev/null 2>/dev/null; then
-            info "$(target_name) has release $FORKLIFT_SHA256 unpacked already: nothing to copy"
-            return 0
+        if ! remote target "test -d /opt/forklift/releases/$FORKLIFT_SHA256" </dev/null 2>/dev/null; then
+            cat "$WORK/fetch.err" >&2
+            exit 1
         fi
-        cat "$WORK/fetch.err" >&2
-        exit 1
+        info "$(target_name) has release $FORKLIFT_SHA256 unpacked already: nothing to copy"
+        src=""
     fi
-    cat "$WORK/fetch.err" >&2
-    # shellcheck disable=SC2016 # expanded by the remote shell
-    local script='if [ -d "/opt/forklift/releases/$2" ]; then echo unpacked; exit 0; fi; p="$1.part.$$"; umask 022; cat >"$p" || { rm -f "$p"; exit 1; }; s=$(sha256sum "$p" | cut -d" " -f1); if [ "$s" = "$2" ]; then mv -f "$p" "$1"; else rm -f "$p"; fi; echo "$s"'
-    got=$(remote target "sh -c '$script' sh $FORKLIFT_TARGET_PATH $FORKLIFT_SHA256" <"$src") || unreachable
-    case "$got" in
-        unpacked) info "$(target_name) has release $FORKLIFT_SHA256 unpacked already: nothing to copy" ;;
-        "$FORKLIFT_SHA256") info "copied $(stat -c %s "$src") bytes to $(target_name):$FORKLIFT_TARGET_PATH (sha256 checked there)" ;;
-        *)
-            if [ "$(sha_of "$src")" != "$FORKLIFT_SHA256" ]; then
-                rm -f "$src"
-                fatal "the cached artifact $src was corrupt; it is removed: run \`pulumi up\` again to fetch it anew"
-            fi
-            fatal "the copy on $(target_name) has sha256 ${got:-<none>}, expected $FORKLIFT_SHA256 (corrupted in transfer); nothing was changed there: run \`pulumi up\` again"
-            ;;
-    esac
-}
-
-# Runs the install or uninstall command on the fleet host (forklift-host.sh on stdin for install).
-run_remote() {
-    local mode=$1 rc=0
-    [ -s "$WORK/$mode.cmd" ] || fatal "no $mode command on stdin"
-    if [ "$mode" = install ]; then
-        remote target "$(cat "$WORK/install.cmd")" <"$SCRIPT_DIR/forklift-host.sh" || rc=$?
-    else
-        remote target "$(cat "$WORK/uninstall.cmd")" </dev/null || rc=$?
-    fi
+    # (cat dies of SIGPIPE when the host does not read the tgz: only ssh's status counts)
+    { cat "$SCRIPT_DIR/forklift-host.sh" ${src:+"$src"} 2>/dev/null || true; } | remote target "$(cat "$WORK/install.cmd")" || rc=$?
     # ssh itself exits 255 when it cannot connect; anything else is the remote script's own failure
     [ "$rc" != 255 ] || unreachable
+    if [ "$rc" != 0 ] && [ -n "$src" ] && [ "$(sha_of "$src")" != "$FORKLIFT_SHA256" ]; then
+        rm -f "$src"
+        fatal "the cached artifact $src was corrupt; it is removed: run \`pulumi up\` again to fetch it anew"
+    fi
     return "$rc"
-}
-
-install() {
-    ship
-    run_remote install
 }
 
 # Says why ssh could not get a session, from its stderr (FILE), naming the host and what to check.
@@ -255,8 +226,12 @@ bash -s owner || exit 3'
 }
 
 uninstall() {
+    [ -s "$WORK/uninstall.cmd" ] || fatal "no uninstall command on stdin"
+    local rc=0
     add_route target TARGET
-    run_remote uninstall
+    remote target "$(cat "$WORK/uninstall.cmd")" </dev/null || rc=$?
+    [ "$rc" != 255 ] || unreachable
+    return "$rc"
 }
 
 main() {

@@ -2,7 +2,8 @@
 # forklift-host.sh — install, roll back and uninstall a static Docker release on one host.
 #
 # Usage:
-#   forklift-host.sh install     install the release in FORKLIFT_ARTIFACT (no-op when already in place)
+#   forklift-host.sh install     install the release whose tgz arrives on stdin (not read when the
+#                                release is unpacked here already; no-op when it is in place)
 #   forklift-host.sh uninstall   remove everything forklift put on the host and restore what was there
 #   forklift-host.sh status      print the installed release as one JSON line
 #   forklift-host.sh owner       exit 3 printing why, when another stack owns this host (needs no root;
@@ -10,8 +11,8 @@
 #
 # Variables (install):
 #   FORKLIFT_HOST             name of the host, used in messages (default: hostname)
-#   FORKLIFT_ARTIFACT         path of the docker-<version>.tgz on this host (layout docker/<binaries>)
-#   FORKLIFT_SHA256           expected sha256 of the artifact; nothing changes when it differs
+#   FORKLIFT_SHA256           expected sha256 of the artifact (the docker-<version>.tgz, layout
+#                             docker/<binaries>, on stdin); nothing changes when it differs
 #   FORKLIFT_VERSION          version label recorded with the release
 #   FORKLIFT_INSTALL_DIR      where the binaries are linked (default /usr/bin)
 #   FORKLIFT_DOCKER_SERVICE_B64, FORKLIFT_DOCKER_SOCKET_B64   base64 of the rendered units
@@ -35,10 +36,14 @@ readonly OPT=/opt/forklift
 readonly STATE=/var/lib/forklift
 readonly SELF_DIR=/usr/local/lib/forklift
 readonly LOCK=/run/lock/forklift.lock
+# the sha256 of nothing: what arrives when no artifact was sent
+readonly EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 HOST_NAME=${FORKLIFT_HOST:-$(hostname)}
 INSTALL_DIR=${FORKLIFT_INSTALL_DIR:-/usr/bin}
 VERIFY_TIMEOUT=${FORKLIFT_VERIFY_TIMEOUT:-60}
 STAGE=""
+# the tgz this run received (staged in /var/tmp until the run ends)
+ARTIFACT=""
 # root's PATH: a same-named binary in any of these must not shadow the release's
 readonly PATH_DIRS="/usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin"
 # what a Docker daemon leaves behind once it ran (with the default data roots)
@@ -53,8 +58,8 @@ fatal() {
     exit 1
 }
 
-# Removes the staging directory however the script ends.
-cleanup() { [ -z "$STAGE" ] || rm -rf "$STAGE"; }
+# Removes the staging directory and the received tgz however the script ends.
+cleanup() { rm -rf ${STAGE:+"$STAGE"} ${ARTIFACT:+"$ARTIFACT"}; }
 trap cleanup EXIT
 
 # Where a managed file named NAME lives on the host.
@@ -68,15 +73,24 @@ managed_path() {
 readonly MANAGED_NAMES="docker.socket docker.service containerd.service daemon.json"
 
 # Refuses to run without root and the tools the install needs.
-preflight() {
+require_tools() {
     [ "$(id -u)" = 0 ] || fatal "must run as root (connect as root or a user with passwordless sudo)"
     local tool
     for tool in systemctl tar sha256sum flock install; do
         command -v "$tool" >/dev/null || fatal "missing $tool on the host"
     done
+}
+
+# One forklift run at a time on this host.
+take_lock() {
     mkdir -p "$(dirname "$LOCK")"
     exec 9>"$LOCK"
     flock -w 300 9 || fatal "another forklift run holds $LOCK"
+}
+
+preflight() {
+    require_tools
+    take_lock
 }
 
 # ---- ownership: every path forklift writes is first recorded with its original (if any) ----
@@ -179,15 +193,18 @@ release_binaries() {
     find "$1" -maxdepth 1 -type f -perm -u+x -printf '%f\n' | sort
 }
 
-# Prints the sha256 of FILE. OpenSSL's uses the CPU's SHA instructions where it has them (about 3×
-# faster than coreutils' on a 70 MiB release); sha256sum when the host has no working openssl.
+# The sha256 tool: OpenSSL's uses the CPU's SHA instructions where it has them (about 3× faster
+# than coreutils' on a 70 MiB release); sha256sum when the host has no working openssl.
+if command -v openssl >/dev/null && [ "$(openssl dgst -sha256 -r </dev/null 2>/dev/null)" = "$EMPTY_SHA256 *stdin" ]; then
+    readonly SHA256_TOOL="openssl dgst -sha256 -r"
+else
+    readonly SHA256_TOOL=sha256sum
+fi
+
+# Prints the sha256 of FILE.
 sha256_of() {
     local out
-    if command -v openssl >/dev/null && out=$(openssl dgst -sha256 -r "$1" 2>/dev/null) && [[ "${out%% *}" =~ ^[0-9a-f]{64}$ ]]; then
-        echo "${out%% *}"
-        return 0
-    fi
-    out=$(sha256sum "$1") || return 1
+    out=$($SHA256_TOOL <"$1") || return 1
     echo "${out%% *}"
 }
 
@@ -195,23 +212,6 @@ current_sha() {
     local target
     target=$(readlink "$OPT/current" 2>/dev/null) || return 0
     basename "$target"
-}
-
-# Checks the artifact against the expected sha256 before anything on the host changes.
-verify_artifact() {
-    [ -n "${FORKLIFT_SHA256:-}" ] || fatal "FORKLIFT_SHA256 is not set"
-    if [ ! -f "${FORKLIFT_ARTIFACT:-}" ] && [ -d "$OPT/releases/$FORKLIFT_SHA256" ]; then
-        info "release $FORKLIFT_SHA256 is already unpacked; the staged artifact is not needed"
-        return 0
-    fi
-    [ -f "${FORKLIFT_ARTIFACT:-}" ] || fatal "artifact ${FORKLIFT_ARTIFACT:-<unset>} is missing on the host"
-    local got
-    got=$(sha256_of "$FORKLIFT_ARTIFACT")
-    if [ "$got" != "$FORKLIFT_SHA256" ]; then
-        rm -f "$FORKLIFT_ARTIFACT"
-        fatal "artifact $FORKLIFT_ARTIFACT has sha256 $got, expected $FORKLIFT_SHA256 (corrupted in transfer?); nothing was changed. The bad copy was removed: run \`pulumi up\` again to copy it anew"
-    fi
-    info "artifact sha256 verified ($got)"
 }
 
 # Decodes the desired managed files into $STAGE/files (absent name = not managed).
@@ -327,7 +327,24 @@ release_links() {
     done
 }
 
-# Unpacks the artifact into releases/<sha> (once), checking that it is a Docker release.
+# Takes the release's tgz from stdin into a staging file and checks its sha256, unless the release
+# is unpacked here already (kept for rollback, or reinstalled): then stdin is not read at all.
+# Runs before the lock is taken, so that a copy stalled on a cut network holds no other run up.
+receive_artifact() {
+    if [ -d "$OPT/releases/$FORKLIFT_SHA256" ]; then
+        info "release $FORKLIFT_SHA256 is unpacked here already: nothing to copy"
+        return 0
+    fi
+    ARTIFACT=$(mktemp "/var/tmp/forklift-docker-$FORKLIFT_SHA256.XXXXXX.tgz")
+    cat >"$ARTIFACT"
+    local got
+    got=$(sha256_of "$ARTIFACT")
+    [ "$got" != "$EMPTY_SHA256" ] || fatal "no artifact arrived, and release $FORKLIFT_SHA256 is not unpacked here; nothing was changed"
+    [ "$got" = "$FORKLIFT_SHA256" ] || fatal "the artifact that arrived has sha256 $got, expected $FORKLIFT_SHA256 (corrupted on the way?); nothing was changed: run \`pulumi up\` again to copy it anew"
+    info "received $(stat -c %s "$ARTIFACT") bytes, sha256 verified"
+}
+
+# Unpacks the received artifact into releases/<sha> (once), checking that it is a Docker release.
 unpack_release() {
     local dest="$OPT/releases/$FORKLIFT_SHA256" tmp
     [ -d "$dest" ] && return 0
@@ -335,7 +352,7 @@ unpack_release() {
     tmp="$OPT/releases/.$FORKLIFT_SHA256.tmp"
     rm -rf "$tmp"
     mkdir -p "$tmp/unpack"
-    tar -xzf "$FORKLIFT_ARTIFACT" -C "$tmp/unpack" || fatal "cannot unpack $FORKLIFT_ARTIFACT"
+    tar -xzf "$ARTIFACT" -C "$tmp/unpack" || fatal "cannot unpack the artifact"
     [ -f "$tmp/unpack/docker/dockerd" ] || fatal "artifact has no docker/dockerd (expected the static docker/ layout)"
     find "$tmp/unpack/docker" -mindepth 1 -maxdepth 1 -type f -exec mv -t "$tmp" {} +
     rm -rf "$tmp/unpack"
@@ -810,7 +827,7 @@ $log"
 $log"
     fi
     warn "first install of $FORKLIFT_SHA256 failed ($cause); restoring the host's previous Docker"
-    do_uninstall keep-staged
+    do_uninstall
     fatal "new release $FORKLIFT_SHA256 failed: $cause. Restored what was on the host before forklift. Daemon log:
 $log"
 }
@@ -831,14 +848,14 @@ check_containerd_handover() {
 }
 
 do_install() {
-    preflight
+    require_tools
     check_owner
-    verify_artifact
     stage_files
+    receive_artifact
+    take_lock
     SHADOW_DIRS=$(shadow_dirs)
     if up_to_date; then
         info "release $FORKLIFT_SHA256 already installed and running; nothing to do"
-        rm -f "${FORKLIFT_ARTIFACT:-}"
         install_self
         record_owner
         status_json false
@@ -874,13 +891,11 @@ do_install() {
     install_self
     record_owner
     prune_releases "$prev"
-    rm -f "${FORKLIFT_ARTIFACT:-}"
     info "release $FORKLIFT_SHA256 (${FORKLIFT_VERSION:-}) is running"
     status_json true
 }
 
 # Gives back every owned path, reloads systemd and brings back the distro units' previous state.
-# With "keep-staged", the staged artifact stays (a failed first install is retried with it).
 do_uninstall() {
     stop_containers_without_future
     systemctl stop docker.service docker.socket 2>/dev/null || true
@@ -903,7 +918,8 @@ do_uninstall() {
         if grep -qx group-created "$STATE/pre-state"; then groupdel docker 2>/dev/null || true; fi
     fi
     rm -rf "$OPT" "$STATE" "$SELF_DIR"
-    [ "${1:-}" = keep-staged ] || rm -f /var/tmp/forklift-docker-*.tgz
+    # staged by forklift releases before the copy was unpacked on arrival
+    rm -f /var/tmp/forklift-docker-*.tgz
     rm -f "$LOCK"
     info "uninstalled; the host is as forklift found it"
 }

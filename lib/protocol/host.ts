@@ -5,13 +5,9 @@
  */
 import { b64, runLeftScript, runScriptFromStdin } from "../shell";
 import { ManagedFiles } from "../units";
+import { readScript } from "./script";
 
 export const HOST_SCRIPT_PATH = "/usr/local/lib/forklift/forklift-host.sh";
-
-/** Where the artifact is staged on a fleet host before install (removed after a good install). */
-export function remoteArtifactPath(sha: string): string {
-    return `/var/tmp/forklift-docker-${sha}.tgz`;
-}
 
 /**
  * Who installs on a host. The stack's random identity (kept in its state) tells apart stacks of
@@ -41,12 +37,15 @@ export interface InstallInputs {
     sudo: boolean;
 }
 
+/**
+ * The install on a fleet host. Its stdin is forklift-host.sh and then the release's tgz (which the
+ * host does not read when it has the release unpacked): see installStdin.
+ */
 export function installCommand(i: InstallInputs): string {
     return runScriptFromStdin(
         {
             FORKLIFT_HOST: i.hostName,
             ...ownerVars(i.owner),
-            FORKLIFT_ARTIFACT: remoteArtifactPath(i.sha256),
             FORKLIFT_SHA256: i.sha256,
             FORKLIFT_VERSION: i.version,
             FORKLIFT_INSTALL_DIR: i.installDir,
@@ -57,7 +56,14 @@ export function installCommand(i: InstallInputs): string {
         },
         ["install"],
         i.sudo,
+        Buffer.byteLength(readScript("forklift-host.sh")),
     );
+}
+
+/** stdin of installCommand: the script, then the tgz (none: the host must have it unpacked). */
+export function installStdin(tgz?: Buffer): Buffer {
+    const script = Buffer.from(readScript("forklift-host.sh"));
+    return tgz ? Buffer.concat([script, tgz]) : script;
 }
 
 /** Runs the copy of forklift-host.sh that the install left on the host; a no-op where none is. */

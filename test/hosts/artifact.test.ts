@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { artifactCommand, artifactStdin } from "../../lib/protocol/artifact";
-import { installCommand, parseHostStatus, remoteArtifactPath, uninstallCommand } from "../../lib/protocol/host";
+import { installCommand, parseHostStatus, uninstallCommand } from "../../lib/protocol/host";
 import { sha256 } from "../../lib/hash";
 import { needsContainerdUnit, renderManagedFiles } from "../../lib/units";
 import { TestHost, copyFrom, repoRoot, ssh, startHosts, stopHosts } from "../support/testbed";
@@ -118,19 +118,19 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
             FORKLIFT_SHA256: sha,
             FORKLIFT_REMOTE_PATH: "/nonexistent/on/a/builder/that/is/never/asked.tgz",
             FORKLIFT_CACHE_DIR: path.join(work, "cache"),
-            FORKLIFT_TARGET_PATH: remoteArtifactPath(sha),
         };
         const stdin = { target: host.privateKey, install, uninstall: uninstallCommand("web", OWNER, false) };
         const first = run("install", vars, stdin);
         assert.equal(first.code, 0, first.stderr);
-        assert.match(first.stderr, /copied \d+ bytes to web \(10\.78\.71\.2:22\):\/var\/tmp\/forklift-docker-[0-9a-f]{64}\.tgz \(sha256 checked there\)/);
+        assert.match(first.stderr, new RegExp(`\\[forklift web\\] unpacked release ${sha} `));
+        assert.equal(ssh(host, "ls -A /var/tmp /tmp | grep -c forklift || true").stdout.trim(), "0", "no copy or script staged on the host");
         const status = parseHostStatus(first.stdout);
         assert.equal(status.sha256, sha);
         assert.equal(status.changed, true);
 
         const again = run("install", vars, stdin);
         assert.equal(again.code, 0, again.stderr);
-        assert.match(again.stderr, /has release [0-9a-f]{64} unpacked already: nothing to copy/);
+        assert.match(again.stderr, /release [0-9a-f]{64} is unpacked here already: nothing to copy/);
         assert.equal(parseHostStatus(again.stdout).changed, false);
         // a fresh checkout (empty cache) whose build host lost the artifact: the host has it
         const emptyCache = { ...vars, FORKLIFT_CACHE_DIR: path.join(work, "empty-cache") };
@@ -151,7 +151,7 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
     test("a host another stack owns: check and install refuse it naming the owner, nothing changes; that stack's uninstall leaves it", () => {
         const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(BINARIES) }, { "live-restore": true });
         const as = (owner: typeof OWNER) => ({
-            vars: { ...targetVars(host), FORKLIFT_OWNER: `${owner.stack}/${owner.host}`, FORKLIFT_STACK_ID: owner.stackId, FORKLIFT_SHA256: sha, FORKLIFT_REMOTE_PATH: "/never/asked.tgz", FORKLIFT_CACHE_DIR: path.join(work, "cache"), FORKLIFT_TARGET_PATH: remoteArtifactPath(sha) },
+            vars: { ...targetVars(host), FORKLIFT_OWNER: `${owner.stack}/${owner.host}`, FORKLIFT_STACK_ID: owner.stackId, FORKLIFT_SHA256: sha, FORKLIFT_REMOTE_PATH: "/never/asked.tgz", FORKLIFT_CACHE_DIR: path.join(work, "cache") },
             stdin: {
                 target: host.privateKey,
                 install: installCommand({ hostName: "web", owner, sha256: sha, version: "test", installDir: "/usr/bin", files, sudo: false }),
@@ -211,7 +211,7 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
         const installAs = (s: string) => {
             const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: true }, { "live-restore": true });
             const install = installCommand({ hostName: "web", owner: OWNER, sha256: s, version: "test", installDir: "/usr/bin", files, sudo: false });
-            const vars = { ...targetVars(host), FORKLIFT_SHA256: s, FORKLIFT_REMOTE_PATH: "/never/asked.tgz", FORKLIFT_CACHE_DIR: cache, FORKLIFT_TARGET_PATH: remoteArtifactPath(s) };
+            const vars = { ...targetVars(host), FORKLIFT_SHA256: s, FORKLIFT_REMOTE_PATH: "/never/asked.tgz", FORKLIFT_CACHE_DIR: cache };
             return run("install", vars, { target: host.privateKey, install, uninstall: uninstallCommand("web", OWNER, false) });
         };
         const first = installAs(release(tgz));
@@ -228,16 +228,20 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
     });
 
     test("install refuses a copy that arrives corrupted, and a corrupt cache entry is dropped", () => {
+        assert.equal(ssh(host, "test -e /opt/forklift").code, 1, "a host forklift is not on yet");
         const cache = path.join(work, "bad-cache");
         fs.mkdirSync(cache);
         const bad = Buffer.from(fs.readFileSync(tgz));
         bad[bad.length >> 1] ^= 0xff;
         fs.writeFileSync(path.join(cache, `${sha}.tgz`), bad);
-        const r = run("install", { ...targetVars(host), FORKLIFT_SHA256: sha, FORKLIFT_REMOTE_PATH: "/x.tgz", FORKLIFT_CACHE_DIR: cache, FORKLIFT_TARGET_PATH: remoteArtifactPath(sha) }, { target: host.privateKey, install: "false" });
+        const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(BINARIES) }, { "live-restore": true });
+        const install = installCommand({ hostName: "web", owner: OWNER, sha256: sha, version: "test", installDir: "/usr/bin", files, sudo: false });
+        const r = run("install", { ...targetVars(host), FORKLIFT_SHA256: sha, FORKLIFT_REMOTE_PATH: "/x.tgz", FORKLIFT_CACHE_DIR: cache }, { target: host.privateKey, install });
         assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /\[forklift web\] ERROR: the artifact that arrived has sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(corrupted on the way\?\); nothing was changed/);
         assert.match(r.stderr, /the cached artifact .* was corrupt; it is removed: run `pulumi up` again to fetch it anew/);
         assert.equal(fs.existsSync(path.join(cache, `${sha}.tgz`)), false);
-        assert.equal(ssh(host, `ls /var/tmp/forklift-docker-* 2>/dev/null | wc -l`).stdout.trim(), "0", "nothing left on the host");
+        assert.equal(ssh(host, "test -e /opt/forklift").code, 1, "nothing left on the host: not even /opt/forklift");
     });
 });
 

@@ -7,18 +7,18 @@
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { bootstrapCommand, builderCleanupCommand } from "../../lib/protocol/bootstrap";
 import { BuildResult, buildCommand, buildKey, parseBuildResult } from "../../lib/protocol/build";
-import { installCommand, parseHostStatus, remoteArtifactPath, uninstallCommand } from "../../lib/protocol/host";
+import { installCommand, installStdin, parseHostStatus, uninstallCommand } from "../../lib/protocol/host";
 import { readScript } from "../../lib/protocol/script";
 import { ForkConfig } from "../../lib/config";
 import { envPrefix } from "../../lib/shell";
 import { needsContainerdUnit, renderManagedFiles } from "../../lib/units";
 import { FixtureFork } from "./fixture-fork";
-import { HOST_BUSYBOX_TARBALL, TestHost, scp, ssh, sshOptions, startHosts, stopHosts } from "../support/testbed";
+import { HOST_BUSYBOX_TARBALL, TestHost, ssh, sshOptions, startHosts, stopHosts } from "../support/testbed";
 import { traceSnapshot } from "../support/trace";
 
 let builder: TestHost;
@@ -71,12 +71,19 @@ function fetch(r: BuildResult): string {
     return p.stdout;
 }
 
-/** Copies the artifact like CopyToRemote, then runs the program's install command. */
-function install(host: TestHost, a: BuildResult & { local: string }, opts: { skipCopy?: boolean; timeoutMs?: number } = {}) {
-    if (!opts.skipCopy) scp(host, a.local, remoteArtifactPath(a.sha256));
+/** The program's install command for artifact A on HOST. */
+function installCmd(host: TestHost, a: BuildResult): string {
     const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(a.binaries) }, { "live-restore": true });
-    const cmd = installCommand({ hostName: host.name, owner: owner(host), sha256: a.sha256, version: a.version, installDir: "/usr/bin", files, sudo: false });
-    return ssh(host, cmd, { input: readScript("forklift-host.sh"), timeoutMs: opts.timeoutMs });
+    return installCommand({ hostName: host.name, owner: owner(host), sha256: a.sha256, version: a.version, installDir: "/usr/bin", files, sudo: false });
+}
+
+/**
+ * Runs the program's install command with what artifact.sh sends on its stdin: the script, then
+ * the tgz (TGZ: other bytes in its place; skipCopy: none, as for a host that has the release).
+ */
+function install(host: TestHost, a: BuildResult & { local: string }, opts: { skipCopy?: boolean; tgz?: Buffer; timeoutMs?: number } = {}) {
+    const tgz = opts.skipCopy ? undefined : (opts.tgz ?? readFileSync(a.local));
+    return ssh(host, installCmd(host, a), { input: installStdin(tgz), timeoutMs: opts.timeoutMs });
 }
 
 /**
@@ -84,11 +91,8 @@ function install(host: TestHost, a: BuildResult & { local: string }, opts: { ski
  * stderr: half-way through the install however fast it runs (a fixed timeout may come too late).
  */
 function installCutAt(host: TestHost, a: BuildResult & { local: string }, mark: RegExp): Promise<{ code: number; cut: boolean; stderr: string }> {
-    scp(host, a.local, remoteArtifactPath(a.sha256));
-    const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(a.binaries) }, { "live-restore": true });
-    const cmd = installCommand({ hostName: host.name, owner: owner(host), sha256: a.sha256, version: a.version, installDir: "/usr/bin", files, sudo: false });
     return new Promise((resolve, reject) => {
-        const child = spawn("ssh", [...sshOptions(host), "-p", String(host.port), `${host.user}@${host.address}`, cmd]);
+        const child = spawn("ssh", [...sshOptions(host), "-p", String(host.port), `${host.user}@${host.address}`, installCmd(host, a)]);
         let stderr = "";
         let cut = false;
         const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
@@ -105,7 +109,7 @@ function installCutAt(host: TestHost, a: BuildResult & { local: string }, mark: 
             resolve({ code: code ?? (signal ? 128 + 9 : -1), cut, stderr });
         });
         child.stdin.on("error", () => undefined);
-        child.stdin.end(readScript("forklift-host.sh"));
+        child.stdin.end(installStdin(readFileSync(a.local)));
     });
 }
 
@@ -271,19 +275,54 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         assert.equal(on(plain, `test -d /opt/forklift/releases/${bad.sha256}`).code, 1, "failed release removed");
     });
 
-    test("a corrupted artifact is refused and nothing changes", async () => {
+    test("a corrupted artifact, or none, is refused as it arrives and nothing changes", async () => {
         const v1 = await artifact("v1");
         const current = out(plain, "readlink /opt/forklift/current");
-        scp(plain, v1.local, remoteArtifactPath(v1.sha256));
-        out(plain, `printf garbage >> ${remoteArtifactPath(v1.sha256)}`);
         const pid = dockerdPid(plain);
-        const r = install(plain, v1, { skipCopy: true });
+        // v1 is kept unpacked from before the upgrade: without it, the host must read a copy
+        out(plain, `rm -rf /opt/forklift/releases/${v1.sha256}`);
+        const bad = Buffer.from(readFileSync(v1.local));
+        bad[bad.length >> 1] ^= 0xff;
+        const r = install(plain, v1, { tgz: bad });
         assert.notEqual(r.code, 0);
-        assert.match(r.stderr, /has sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(corrupted in transfer\?\); nothing was changed/);
-        assert.match(r.stderr, /The bad copy was removed: run `pulumi up` again to copy it anew/);
+        assert.match(r.stderr, /the artifact that arrived has sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(corrupted on the way\?\); nothing was changed/);
+        const none = install(plain, v1, { skipCopy: true });
+        assert.notEqual(none.code, 0);
+        assert.match(none.stderr, /no artifact arrived, and release [0-9a-f]{64} is not unpacked here; nothing was changed/);
         assert.equal(out(plain, "readlink /opt/forklift/current"), current);
         assert.equal(dockerdPid(plain), pid);
-        assert.equal(on(plain, `test -e ${remoteArtifactPath(v1.sha256)}`).code, 1, "the bad copy is gone");
+        assert.equal(out(plain, "ls /var/tmp | grep -c '^forklift-docker-' || true"), "0", "no copy is left staged");
+        assert.equal(on(plain, `test -e /opt/forklift/releases/${v1.sha256}`).code, 1);
+    });
+
+    test("an install whose SSH session drops during the copy changes nothing and holds no lock", async () => {
+        const v1 = await artifact("v1");
+        const current = out(plain, "readlink /opt/forklift/current");
+        const pid = dockerdPid(plain);
+        // the script and half the tgz, then the ssh client is killed
+        const half = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+            const child = spawn("ssh", [...sshOptions(plain), "-p", String(plain.port), `${plain.user}@${plain.address}`, installCmd(plain, v1)]);
+            let stderr = "";
+            child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+            child.on("error", reject);
+            child.on("close", (code) => resolve({ code, stderr }));
+            child.stdin.on("error", () => undefined);
+            const tgz = readFileSync(v1.local);
+            child.stdin.write(installStdin(tgz.subarray(0, tgz.length >> 1)), () => setTimeout(() => child.kill("SIGKILL"), 500));
+        });
+        assert.notEqual(half.code, 0);
+        // the host sees the end of its stdin and gives up by itself
+        let left = "";
+        for (let i = 0; i < 50; i++) {
+            left = out(plain, "pgrep -f 'forklift\\..*\\.sh install' || true; ls /var/tmp | grep '^forklift-docker-' || true");
+            if (!left) break;
+            await new Promise((r) => setTimeout(r, 200));
+        }
+        assert.equal(left, "", "no install left running and no partial copy staged");
+        assert.equal(out(plain, "readlink /opt/forklift/current"), current);
+        assert.equal(dockerdPid(plain), pid);
+        assert.equal(on(plain, `test -e /opt/forklift/releases/${v1.sha256}`).code, 1);
+        assert.equal(on(plain, "flock -n /run/lock/forklift.lock true").code, 0, "the lock is free for the next run");
     });
 
     test("an install whose SSH session drops still completes, never half-way", async () => {
@@ -343,8 +382,6 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         assert.equal(out(distro, "systemctl show -p FragmentPath --value docker.service"), "/lib/systemd/system/docker.service");
         assert.equal(out(distro, "docker version --format '{{.Server.Version}}'"), debianVersion);
         assert.equal(on(distro, "test -e /opt/forklift").code, 1);
-        assert.equal(on(distro, `test -f ${remoteArtifactPath(bad.sha256)}`).code, 0, "the staged artifact stays for a retry");
-        out(distro, `rm -f ${remoteArtifactPath(bad.sha256)}`);
     });
 
     test("on a host with Debian's Docker: install takes over without stopping containers, uninstall brings Debian's back", async () => {
@@ -397,7 +434,8 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
             assert.equal(out(distro, `${bin} --version`), out(distro, `${release}/${bin} --version`));
         }
         assert.match(out(distro, "dpkg-divert --list /usr/sbin/dockerd"), /^local diversion of \/usr\/sbin\/dockerd to \/usr\/sbin\/dockerd\.forklift-distrib$/);
-        const again = install(distro, v1);
+        // (the host has the release unpacked and reads no tgz: artifact.test.ts sends one anyway)
+        const again = install(distro, v1, { skipCopy: true });
         assert.equal(again.code, 0, again.stderr);
         assert.equal(parseHostStatus(again.stdout).changed, false, "a rerun changes nothing");
 

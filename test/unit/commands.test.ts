@@ -7,6 +7,7 @@ import { installCommand, parseHostStatus, uninstallCommand } from "../../lib/pro
 import { canonicalJson, hashInputs } from "../../lib/hash";
 import { planBatches } from "../../lib/rollout";
 import { envPrefix, renderUserData, runScriptFromStdin, shq } from "../../lib/shell";
+import { readScript } from "../../lib/protocol/script";
 import { renderManagedFiles } from "../../lib/units";
 
 const quoting: [string, string][] = [
@@ -35,6 +36,14 @@ test("runScriptFromStdin runs the script with the variables and keeps its exit c
     const ok = spawnSync("bash", ["-c", cmd], { input: 'echo "$GREETING:$1:$2"; exit 3\n', encoding: "utf8" });
     assert.equal(ok.stdout, "hello world:one:two words\n");
     assert.equal(ok.status, 3);
+});
+
+test("runScriptFromStdin with the script's byte count leaves the rest of stdin to the script", () => {
+    const script = 'printf "%s:" "$1"; tr a-z A-Z\n';
+    const cmd = runScriptFromStdin({}, ["arg"], false, Buffer.byteLength(script));
+    const r = spawnSync("bash", ["-c", cmd], { input: Buffer.concat([Buffer.from(script), Buffer.from("the tgz bytes")]), encoding: "utf8" });
+    assert.equal(r.stdout, "arg:THE TGZ BYTES");
+    assert.equal(r.status, 0);
 });
 
 test("runScriptFromStdin with sudo prefixes sudo -n", () => {
@@ -92,10 +101,11 @@ test("build command passes every input and the make variables", () => {
     assert.match(cmd, /bash "\$f" build;/);
 });
 
-test("install command carries the units and the artifact path", () => {
+test("install command carries the units, and takes the script's bytes of stdin, leaving the tgz", () => {
     const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: true }, { "live-restore": true });
     const cmd = installCommand({ hostName: "h1", owner: { stack: "forklift/dev", stackId: "0123456789abcdef", host: "h1" }, sha256: "a".repeat(64), version: "1.0", installDir: "/usr/bin", files, sudo: false });
-    assert.match(cmd, new RegExp(`FORKLIFT_ARTIFACT=/var/tmp/forklift-docker-${"a".repeat(64)}.tgz`));
+    assert.match(cmd, new RegExp(`FORKLIFT_SHA256=${"a".repeat(64)} `));
+    assert.match(cmd, new RegExp(`head -c ${Buffer.byteLength(readScript("forklift-host.sh"))} > "\\$f"`));
     const unit = /FORKLIFT_DOCKER_SERVICE_B64=(\S+)/.exec(cmd)![1];
     assert.equal(Buffer.from(unit, "base64").toString(), files["docker.service"]);
     assert.match(cmd, /FORKLIFT_DAEMON_JSON_B64=\S+/);

@@ -119,7 +119,7 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     assert.equal(check1.inputs.delete, undefined, "nothing to undo");
     assert.equal(install1.type, "command:local:Command", "the copy and install run from the machine of `pulumi up`");
     assert.match(install1.inputs.create, / bash scripts\/artifact\.sh install$/);
-    assert.match(install1.inputs.create, /FORKLIFT_TARGET_PATH=\/var\/tmp\/forklift-docker-b{64}\.tgz/);
+    assert.match(install1.inputs.create, /FORKLIFT_SHA256=b{64} /, "what the host checks the copy against");
     assert.match(install1.inputs.create, /FORKLIFT_REMOTE_PATH=\/var\/lib\/forklift-build\/k\/out\/docker-18\.03\.1-ce\.tgz/, "fetched from the build's path");
     assert.match(install1.inputs.create, /FORKLIFT_BUILDER_HOST_KEY='ssh-ed25519 /, "the fetch pins the builder's host key");
     assert.match(install1.inputs.create, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.4 .*FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 /, "the copy pins the host's key");
