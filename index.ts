@@ -10,7 +10,7 @@ import { BuildHost } from "./components/build-host";
 import { Fleet } from "./components/fleet";
 import { ForkBuild } from "./components/fork-build";
 import { Rollout } from "./components/rollout";
-import { SshAccess } from "./components/ssh-access";
+import { sshAccess } from "./components/ec2";
 
 function loadConfig(): ForkliftConfig {
     try {
@@ -29,7 +29,7 @@ if (cfg.insecureSkipHostKeyCheck) {
 
 const launches = cfg.builderHost === undefined || cfg.fleetEc2.count > 0;
 const access = launches
-    ? new SshAccess("forklift", { allowedCidrs: cfg.sshAllowedCidrs, subnetId: cfg.subnetId, privateKey: cfg.sshPrivateKey })
+    ? new (sshAccess().SshAccess)("forklift", { allowedCidrs: cfg.sshAllowedCidrs, subnetId: cfg.subnetId, privateKey: cfg.sshPrivateKey })
     : undefined;
 
 // Who this stack is on the hosts: two stacks of the same project and stack name (two engineers'

@@ -4,8 +4,8 @@ import { SshTarget } from "../lib/config";
 import { bootstrapCommand, builderCleanupCommand } from "../lib/protocol/bootstrap";
 import { readScript } from "../lib/protocol/script";
 import { Connection, ReachableHost, configuredHost, providerConnection, sshCommand } from "./connection";
-import { Ec2Host } from "./ec2-host";
-import { SshAccess } from "./ssh-access";
+import { ec2Host } from "./ec2";
+import type { SshAccess } from "./ssh-access";
 
 export interface BuildHostArgs {
     /**
@@ -77,7 +77,7 @@ export class BuildHost extends pulumi.ComponentResource {
 
         function launchedHost(): ReachableHost {
             if (!args.access) throw new Error(`${name}: launching a build host needs SSH access settings`);
-            const ec2 = new Ec2Host(
+            const ec2 = new (ec2Host().Ec2Host)(
                 `${name}-ec2`,
                 {
                     instanceType: args.ec2.instanceType,

@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Ec2Settings, SshTarget, launchedFleetNames } from "../lib/config";
 import { ReachableHost, configuredHop, configuredHost } from "./connection";
-import { Ec2Host } from "./ec2-host";
-import { SshAccess } from "./ssh-access";
+import { ec2Host } from "./ec2";
+import type { SshAccess } from "./ssh-access";
 
 export interface FleetArgs {
     /**
@@ -51,6 +51,7 @@ export class Fleet extends pulumi.ComponentResource {
             if (args.ec2.count === 0) return [];
             if (!args.access) throw new Error(`${name}: launching fleet instances needs SSH access settings`);
             const access = args.access;
+            const { Ec2Host } = ec2Host();
             const bastionKey = args.insecureSkipHostKeyCheck ? undefined : args.bastion?.hostKey;
             const bastion = args.bastion ? configuredHop({ ...args.bastion, hostKey: bastionKey }, args.connectTimeout) : undefined;
             return launchedFleetNames(args.ec2.count).map(

@@ -1,7 +1,8 @@
 /**
  * Runs index.ts once under pulumi.runtime.setMocks with the stack values read from stdin, and
  * prints one JSON line: every registered resource (type, name, inputs, dependsOn, deletedWith),
- * every invoke, the stack outputs, or the error that stopped the program; and, for the URN guard
+ * every invoke, the stack outputs, or the error that stopped the program, the @pulumi provider SDKs
+ * it loaded; and, for the URN guard
  * (urns.test.ts), every resource, components included, with its parent chain and its aliases.
  */
 import * as pulumi from "@pulumi/pulumi";
@@ -156,8 +157,10 @@ async function report(error: string | undefined, outputs: Record<string, unknown
     const custom = resources.filter((r) => !r.type.startsWith("forklift:") && r.type !== "pulumi:pulumi:Stack");
     const plain = await resolve(custom);
     for (let i = 0; i < custom.length; i++) plain[i].redacted = redact(custom[i].inputs);
+    // which of the heavy provider SDKs the program loaded (a hosts-mode run needs no EC2 ones)
+    const sdks = ["aws", "tls", "random", "command"].filter((sdk) => Object.keys(require.cache).some((f) => f.includes(`${path.sep}@pulumi${path.sep}${sdk}${path.sep}`)));
     // exit only once the (large) line is flushed: a pipe takes it in chunks
-    process.stdout.write(JSON.stringify({ resources: plain, invokes, outputs, error, urns }) + "\n", () => process.exit(0));
+    process.stdout.write(JSON.stringify({ resources: plain, invokes, outputs, error, urns, sdks }) + "\n", () => process.exit(0));
     return new Promise<never>(() => undefined);
 }
 

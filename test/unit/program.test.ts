@@ -21,6 +21,7 @@ const named = (run: Run, name: string) => {
 test("EC2 mode: t2.medium builder with IMDSv2, encrypted gp3 and SSH only from the CIDRs", () => {
     const run = runProgram(ec2Stack);
     assert.equal(run.error, undefined);
+    assert.deepEqual(run.sdks, ["aws", "tls", "random", "command"]);
     const builder = named(run, "forklift-builder-ec2");
     assert.equal(builder.type, "aws:ec2/instance:Instance");
     assert.equal(builder.inputs.instanceType, "t2.medium");
@@ -91,6 +92,8 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     assert.equal(run.error, undefined);
     assert.equal(byType(run, "aws:ec2/instance:Instance").length, 0, "nothing launched");
     assert.equal(byType(run, "aws:ec2/securityGroup:SecurityGroup").length, 0);
+    // each program run (a `pulumi up` has two) would take ~0.3 s more to load them
+    assert.deepEqual(run.sdks, ["random", "command"], "the EC2 SDKs (@pulumi/aws, @pulumi/tls) are not loaded");
 
     const bootstrap = named(run, "forklift-builder-bootstrap");
     assert.match(bootstrap.inputs.create, /bash "\$f" bootstrap;/);

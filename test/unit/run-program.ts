@@ -24,6 +24,8 @@ export interface Run {
     error?: string;
     /** every resource, components included, with its parent chain and aliases */
     urns: UrnRecord[];
+    /** the @pulumi provider SDKs the program loaded ("aws", "tls", "random", "command") */
+    sdks: string[];
 }
 
 export function runProgram(stack: Record<string, unknown>, mode: "up" | "preview" = "up"): Run {
