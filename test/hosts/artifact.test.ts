@@ -110,6 +110,30 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
         }
     });
 
+    test("the check's SSH connection carries the install too, and is closed when the install ends", async () => {
+        // SSH connections to the host other than this query's own (`ss` counts the query too)
+        const others = () => Number(ssh(host, "ss -Htn state established '( sport = :22 )' | wc -l").stdout.trim()) - 1;
+        const logins = () => Number(ssh(host, "journalctl -u ssh.service -o cat --no-pager | grep -c '^Accepted' || true").stdout.trim());
+        // earlier tests' checks may have left theirs open for a few seconds
+        for (let i = 0; i < 60 && others() > 0; i++) await new Promise((r) => setTimeout(r, 500));
+        assert.equal(others(), 0, "no connection open before");
+        const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(BINARIES) }, { "live-restore": true });
+        const stdin = { target: host.privateKey, install: installCommand({ hostName: "web", owner: OWNER, sha256: sha, version: "test", installDir: "/usr/bin", files, sudo: false }), uninstall: uninstallCommand("web", OWNER, false) };
+        const before = logins();
+        const check = run("check", targetVars(host, { FORKLIFT_NEED_KIB: "1024" }), { target: host.privateKey });
+        assert.equal(check.code, 0, check.stderr);
+        assert.equal(others(), 1, "the check's connection stays open");
+        const install = run("install", { ...targetVars(host), FORKLIFT_SHA256: sha, FORKLIFT_REMOTE_PATH: "/never/asked.tgz", FORKLIFT_CACHE_DIR: path.join(work, "cache") }, stdin);
+        assert.equal(install.code, 0, install.stderr);
+        assert.equal(parseHostStatus(install.stdout).sha256, sha);
+        // the check's login and those of the two queries since: none for the install
+        assert.equal(logins() - before, 3, "the install logged in on the check's connection");
+        assert.equal(others(), 0, "the install closed the connection");
+        const gone = run("uninstall", targetVars(host), stdin);
+        assert.equal(gone.code, 0, gone.stderr);
+        assert.equal(others(), 0, "an uninstall leaves no connection open");
+    });
+
     test("install copies, checks the sha256 there and installs; a rerun copies nothing; uninstall gives the host back", () => {
         const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(BINARIES) }, { "live-restore": true });
         const install = installCommand({ hostName: "web", owner: OWNER, sha256: sha, version: "test", installDir: "/usr/bin", files, sudo: false });
