@@ -657,15 +657,23 @@ restart_docker() {
     # shellcheck disable=SC2086 # word splitting of the unit list is intended
     systemctl reset-failed $units 2>/dev/null || true
     case "$units" in containerd.service*) timeout "$VERIFY_TIMEOUT" systemctl restart containerd.service ;; esac
+    local spawned_before spawned status rc=0
+    spawned_before=$(systemctl show -p ExecMainStartTimestampMonotonic --value docker.service 2>/dev/null || true)
     # Type=notify with TimeoutStartSec=0 would wait forever for a daemon that never gets ready
-    timeout "$VERIFY_TIMEOUT" systemctl start docker.socket docker.service && return 0
-    # a socket that failed to listen, or a daemon systemd could not even spawn (its exit status
-    # is then systemd's own, 200 and up: 219/CGROUP seen on busy hosts), is systemd's trouble,
-    # not the release's: one more try before the release is blamed and rolled back
-    local status
+    timeout "$VERIFY_TIMEOUT" systemctl start docker.socket docker.service || rc=$?
+    [ "$rc" != 0 ] || return 0
+    # not ready in the time allowed: the release's trouble
+    [ "$rc" != 124 ] || return 1
+    # a daemon that ran and failed is the release's trouble. One that was never spawned (the
+    # socket failed to listen), or that systemd could not spawn (its exit status is then
+    # systemd's own, 200 and up: 219/CGROUP seen on busy hosts, for the socket's setup too), is
+    # systemd's: one more try, a moment later, before the release is blamed
+    spawned=$(systemctl show -p ExecMainStartTimestampMonotonic --value docker.service 2>/dev/null || true)
     status=$(systemctl show -p ExecMainStatus --value docker.service 2>/dev/null || true)
-    if systemctl is-active --quiet docker.socket && [ "${status:-0}" -lt 200 ]; then return 1; fi
-    warn "systemd could not start docker.socket or spawn dockerd (socket: $(systemctl show -p Result --value docker.socket), dockerd exit status ${status:-?}); trying once more"
+    if [ "$spawned" != "$spawned_before" ] && [ "${status:-0}" -lt 200 ]; then return 1; fi
+    # (on the install's own stderr: the caller keeps this function's output for a failure's message)
+    warn "systemd could not start docker.socket or spawn dockerd (socket: $(systemctl show -p Result --value docker.socket), dockerd $([ "$spawned" != "$spawned_before" ] && echo "exit status ${status:-?}" || echo "not started")); trying once more" 2>&3
+    sleep 2
     systemctl reset-failed docker.socket docker.service 2>/dev/null || true
     timeout "$VERIFY_TIMEOUT" systemctl start docker.socket docker.service
 }
@@ -927,6 +935,8 @@ do_uninstall() {
 main() {
     # a dropped SSH session must not stop an install half-way: no SIGHUP/SIGPIPE death
     trap '' HUP PIPE
+    # the script's own stderr, for messages from functions whose output a caller keeps
+    exec 3>&2
     # any unexpected failure names the host and the step (errtrace: inside functions too)
     set -E
     trap 'fatal "failed at line $LINENO: $BASH_COMMAND"' ERR
