@@ -69,6 +69,7 @@ const rollout = new Rollout("forklift", {
     batchSize: cfg.batchSize,
     artifact: {
         builder: builder.host,
+        buildKey: build.key,
         remotePath: build.result.artifact,
         sha256: build.result.sha256,
         size: build.result.size,

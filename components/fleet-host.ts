@@ -11,6 +11,8 @@ import { ReachableHost, routeKeys, routeVars } from "./connection";
 export interface Artifact {
     /** The build host that holds it (it is fetched from there into the local cache). */
     builder: ReachableHost;
+    /** The build's key: the hash of its inputs, known before it runs (see ForkBuild). */
+    buildKey: string;
     /** Its path on the build host. */
     remotePath: pulumi.Input<string>;
     sha256: pulumi.Input<string>;
@@ -67,11 +69,14 @@ const FLEET_HOST_TYPE = "forklift:index:FleetHost";
  * uninstall that the install left on the host, except on instances forklift launched (terminating
  * them is the cleanup). Its `check` runs, before the first batch of the rollout, whenever its
  * install is about to run: reachable, host key, login, sudo, systemd, disk space, and that no
- * other stack owns the host.
+ * other stack owns the host. On an existing host, its `precheck` checks the same but the disk
+ * space while the fork builds, and leaves its SSH connection open for the check and the install.
  */
 export class FleetHost extends pulumi.ComponentResource {
     readonly install: command.local.Command;
     readonly check: command.local.Command;
+    /** Absent on launched instances (see below). */
+    readonly precheck?: command.local.Command;
     readonly status: pulumi.Output<HostStatus>;
 
     constructor(name: string, args: FleetHostArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -125,24 +130,27 @@ export class FleetHost extends pulumi.ComponentResource {
                 artifactStdin({ ...builderKeys, ...targetKeys, install, uninstall: uninstallCommand(args.host.name, owner, sudo) }),
             );
 
-        const checkVars = pulumi.all([target, create, args.artifact.size, owner]).apply(([vars, install, size, owner]) => ({
-            ...vars,
-            ...ownerVars(owner),
-            FORKLIFT_HOST: args.host.name,
-            FORKLIFT_INSECURE: args.insecureSkipHostKeyCheck ? "1" : "0",
-            // staged tgz, unpacked release, and the previous release kept for rollback
-            FORKLIFT_NEED_KIB: String(Math.ceil((size * 4) / 1024)),
-            FORKLIFT_CHECK_KEY: sha256Of(install).slice(0, 32),
-        }));
-        this.check = new command.local.Command(
+        // While the fork builds, an existing host is checked for all but the room the release
+        // needs (its size is not known yet): a wrong host key or login, or a host that is down,
+        // stops the `pulumi up` at its start instead of after a build of minutes. It runs whenever
+        // the build's inputs or the host's install settings change (the check below, whenever the
+        // install will run). Launched instances get none: they may still be booting then.
+        this.precheck = args.host.instance
+            ? undefined
+            : checkCommand(
+                  `${name}-precheck`,
+                  { FORKLIFT_CHECK_KEY: hashInputs({ build: args.artifact.buildKey, installDir: args.installDir, daemonJson: args.daemonJson, script: sha256Of(readScript("forklift-host.sh")) }).slice(0, 32) },
+                  { parent, deletedWith },
+              );
+        this.check = checkCommand(
             `${name}-check`,
-            {
-                create: checkVars.apply((vars) => artifactCommand("check", vars)),
-                stdin: pulumi.secret(routeKeys("target", args.host).apply((keys) => artifactStdin(keys))),
-                addPreviousOutputInEnv: false,
-                triggers: [args.host.address, args.host.port],
-            },
-            { parent, deletedWith, aliases: formerChild("check") },
+            pulumi.all([create, args.artifact.size]).apply(([install, size]) => ({
+                // staged tgz, unpacked release, and the previous release kept for rollback
+                FORKLIFT_NEED_KIB: String(Math.ceil((size * 4) / 1024)),
+                FORKLIFT_CHECK_KEY: sha256Of(install).slice(0, 32),
+            })),
+            // on the precheck's connection, when it is still open
+            { parent, deletedWith, aliases: formerChild("check"), dependsOn: this.precheck ? [this.precheck] : [] },
         );
 
         const check = this.check;
@@ -170,5 +178,26 @@ export class FleetHost extends pulumi.ComponentResource {
         );
         this.status = this.install.stdout.apply(parseHostStatus);
         this.registerOutputs({ status: this.status });
+
+        /** `artifact.sh check` on this host, with EXTRA variables (the disk space, the key that reruns it). */
+        function checkCommand(checkName: string, extra: pulumi.Input<Record<string, string>>, checkOpts: pulumi.CustomResourceOptions): command.local.Command {
+            const vars = pulumi.all([target, owner, extra]).apply(([targetVars, who, more]) => ({
+                ...targetVars,
+                ...ownerVars(who),
+                FORKLIFT_HOST: args.host.name,
+                FORKLIFT_INSECURE: args.insecureSkipHostKeyCheck ? "1" : "0",
+                ...more,
+            }));
+            return new command.local.Command(
+                checkName,
+                {
+                    create: vars.apply((v) => artifactCommand("check", v)),
+                    stdin: pulumi.secret(routeKeys("target", args.host).apply((keys) => artifactStdin(keys))),
+                    addPreviousOutputInEnv: false,
+                    triggers: [args.host.address, args.host.port],
+                },
+                checkOpts,
+            );
+        }
     }
 }

@@ -38,7 +38,8 @@
 #   FORKLIFT_HOST             install, uninstall: the fleet host's name, for messages
 #   FORKLIFT_INSTALL_KEY      install: hash of what is installed (only there so that a change of
 #                             it runs the install again)
-#   FORKLIFT_NEED_KIB         check: free space (KiB) the release needs in /opt and /var/tmp
+#   FORKLIFT_NEED_KIB         check: free space (KiB) the release needs in /opt and /var/tmp (unset:
+#                             not checked, as by the precheck while the build runs)
 #   FORKLIFT_OWNER, FORKLIFT_STACK_ID   check: who rolls out (project/stack/host, the stack's
 #                             random identity); a host another stack owns fails the check
 #   FORKLIFT_CHECK_KEY        check: hash of what the rollout will do there (only there so that a
@@ -255,7 +256,11 @@ bash -s owner || exit 3'
     out=$(remote target "$owner_vars sh -c '$script' sh ${FORKLIFT_NEED_KIB:-0}" 2>"$WORK/ssh.err" <"$SCRIPT_DIR/forklift-host.sh") || rc=$?
     [ "$rc" != 255 ] || explain_ssh_failure "$WORK/ssh.err"
     [ "$rc" = 0 ] || fatal "$(target_name): ${out:-$(tail -n 3 "$WORK/ssh.err")}"
-    info "$(target_name): reachable, host key as pinned, login, sudo, systemd, disk space and owner checked"
+    if [ -n "${FORKLIFT_NEED_KIB:-}" ]; then
+        info "$(target_name): reachable, host key as pinned, login, sudo, systemd, disk space and owner checked"
+    else
+        info "$(target_name): reachable, host key as pinned, login, sudo, systemd and owner checked"
+    fi
 }
 
 uninstall() {

@@ -114,12 +114,22 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     assert.deepEqual(install2.dependsOn, ["forklift-10-0-0-3-check", "forklift-h1-install"], "second batch waits for the first");
     const check1 = named(run, "forklift-h1-check");
     assert.equal(check1.type, "command:local:Command");
-    assert.deepEqual(check1.dependsOn, [], "checks wait for nothing but the build's result");
+    assert.deepEqual(check1.dependsOn, ["forklift-h1-precheck"], "checks wait for the build's result and ride on the precheck's connection");
     assert.match(check1.inputs.create, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.4 .*FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 .* bash scripts\/artifact\.sh check$/);
     assert.match(check1.inputs.create, /FORKLIFT_NEED_KIB=5 /, "room for the 1234-byte artifact four times over");
     assert.match(check1.inputs.create, /FORKLIFT_CONNECT_TIMEOUT=10 /, "sshConnectTimeout's default");
     assert.deepEqual(Object.keys(stdinOf(check1)), ["target"], "only the host's key");
     assert.equal(check1.inputs.delete, undefined, "nothing to undo");
+    const precheck1 = named(run, "forklift-h1-precheck");
+    assert.deepEqual(precheck1.dependsOn, [], "the precheck waits for nothing: it runs while the fork builds");
+    assert.doesNotMatch(precheck1.inputs.create, /FORKLIFT_NEED_KIB/, "the release's size is not known yet");
+    assert.equal(
+        precheck1.inputs.create.replace(/FORKLIFT_CHECK_KEY=\w+ /, ""),
+        check1.inputs.create.replace(/FORKLIFT_CHECK_KEY=\w+ /, "").replace(/FORKLIFT_NEED_KIB=\d+ /, ""),
+        "else the same check of the same host",
+    );
+    assert.deepEqual(stdinOf(precheck1), stdinOf(check1));
+    assert.equal(precheck1.deletedWith, undefined);
     assert.equal(install1.type, "command:local:Command", "the copy and install run from the machine of `pulumi up`");
     assert.match(install1.inputs.create, / bash scripts\/artifact\.sh install$/);
     assert.match(install1.inputs.create, /FORKLIFT_SHA256=b{64} /, "what the host checks the copy against");
@@ -159,14 +169,27 @@ test("hosts mode: batchSize 2 puts both hosts in one batch", () => {
     assert.deepEqual(named(run, "forklift-h1-install").dependsOn, ["forklift-h1-check", "forklift-10-0-0-3-check"]);
 });
 
-test("a host's check runs again exactly when its install would", () => {
-    const key = (stack: Record<string, unknown>, host = "h1") => /FORKLIFT_CHECK_KEY=(\w+)/.exec(named(runProgram(stack), `forklift-${host}-check`).inputs.create)?.[1];
-    const base = key(hostsStack());
-    assert.ok(base);
-    assert.equal(key({ ...hostsStack(), batchSize: 2 }), base, "a rollout setting changes no install");
-    assert.notEqual(key({ ...hostsStack(), daemonJson: { "live-restore": true, debug: true } }), base, "daemon.json changes the install");
-    assert.notEqual(key({ ...hostsStack(), installDir: "/usr/local/bin" }), base, "so does the install dir");
-    assert.equal(key({ ...hostsStack(), fleetHosts: [(hostsStack().fleetHosts as any[])[0]] }), base, "another host's removal changes nothing here");
+for (const which of ["check", "precheck"]) {
+    test(`a host's ${which} runs again when its install would`, () => {
+        const key = (stack: Record<string, unknown>, host = "h1") => /FORKLIFT_CHECK_KEY=(\w+)/.exec(named(runProgram(stack), `forklift-${host}-${which}`).inputs.create)?.[1];
+        const base = key(hostsStack());
+        assert.ok(base);
+        assert.equal(key({ ...hostsStack(), batchSize: 2 }), base, "a rollout setting changes no install");
+        assert.notEqual(key({ ...hostsStack(), daemonJson: { "live-restore": true, debug: true } }), base, "daemon.json changes the install");
+        assert.notEqual(key({ ...hostsStack(), installDir: "/usr/local/bin" }), base, "so does the install dir");
+        // a new ref is a new build: the check learns it from the build's result (the same under
+        // these mocks), the precheck from the build's key
+        if (which === "precheck") assert.notEqual(key({ ...hostsStack(), forkRef: "v18.03.2-ce" }), base, "so does a new build");
+        assert.equal(key({ ...hostsStack(), fleetHosts: [(hostsStack().fleetHosts as any[])[0]] }), base, "another host's removal changes nothing here");
+    });
+}
+
+test("launched instances get no precheck (they may still be booting while the fork builds)", () => {
+    const run = runProgram({ ...hostsStack(), fleetCount: 1, sshAllowedCidrs: ["203.0.113.7/32"] });
+    assert.equal(run.error, undefined);
+    assert.ok(named(run, "forklift-h1-precheck"), "an existing host beside it gets one");
+    assert.equal(run.resources.filter((r) => r.name === "forklift-fleet-1-precheck").length, 0);
+    assert.deepEqual(named(run, "forklift-fleet-1-check").dependsOn, []);
 });
 
 test("sshConnectTimeout reaches the provider's dial and OpenSSH", () => {
@@ -196,7 +219,7 @@ test("secrets: private keys never appear in clear in registered inputs", () => {
     const withKey = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyBody));
     assert.equal(withKey.length, 2, "the key does reach the builder's SSH connections (as a secret)");
     const withKeyB64 = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyB64));
-    assert.equal(withKeyB64.length, 4, "and the stdin of the two installs and two checks (as a secret)");
+    assert.equal(withKeyB64.length, 6, "and the stdin of the two installs, two checks and two prechecks (as a secret)");
     for (const r of run.resources) {
         assert.ok(JSON.stringify(r.inputs).length > 2, `${r.name} has inputs`);
         assert.ok(!JSON.stringify(r.redacted).includes(keyBody), `${r.name} carries the private key in clear`);
