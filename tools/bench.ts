@@ -69,13 +69,13 @@ class TimedCli extends PulumiCli {
     lines: Line[] = [];
     started = 0;
 
-    /** Runs `pulumi ARGS` like run(), timestamping each line; EXTRA_ENV is added to the CLI's environment. */
-    timed(args: string[], extraEnv: Record<string, string> = {}): Promise<CliResult> {
+    /** Runs `pulumi ARGS` like run(), timestamping each line. */
+    timed(args: string[]): Promise<CliResult> {
         const started = Date.now();
         this.started = started;
         this.lines = [];
         return new Promise((resolve, reject) => {
-            const child = spawn(this.pulumi, args, { cwd: this.projectDir, env: { ...this.env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
+            const child = spawn(this.pulumi, args, { cwd: this.projectDir, env: this.env, stdio: ["ignore", "pipe", "pipe"] });
             let stdout = "";
             let stderr = "";
             let partial = "";
@@ -96,8 +96,8 @@ class TimedCli extends PulumiCli {
         });
     }
 
-    async timedOk(args: string[], extraEnv: Record<string, string> = {}): Promise<CliResult> {
-        const r = await this.timed(args, extraEnv);
+    async timedOk(args: string[]): Promise<CliResult> {
+        const r = await this.timed(args);
         if (r.code !== 0) {
             // the errors, not the outputs' diff that ends the output
             const all = (r.stdout + r.stderr).trimEnd().split("\n");
@@ -244,7 +244,7 @@ async function setUp(opts: Options): Promise<Bench> {
 const sshLogins = async (hosts: TestHost[]) => (await onAll(hosts, "journalctl -u ssh.service --no-pager -o cat | grep -c 'Accepted publickey' || true")).map(Number);
 
 /** forklift: `pulumi up` rolling the other ref out to N hosts; returns seconds and the profile. */
-async function forkliftRollout(b: Bench, n: number, extraArgs: string[] = [], extraEnv: Record<string, string> = {}): Promise<Profile> {
+async function forkliftRollout(b: Bench, n: number, extraArgs: string[] = []): Promise<Profile> {
     const hosts = b.lab.fleet.slice(0, n);
     const stack = stackOf(n);
     const ref = other(b.stackRef.get(n)!);
@@ -253,7 +253,7 @@ async function forkliftRollout(b: Bench, n: number, extraArgs: string[] = [], ex
     await clearStartLimits(hosts);
     await handOver(hosts);
     await b.cli.ok(["config", "set", "--stack", stack, "forkRef", ref]);
-    const r = await b.cli.timedOk(["up", "--yes", "--stack", stack, ...extraArgs], extraEnv);
+    const r = await b.cli.timedOk(["up", "--yes", "--stack", stack, ...extraArgs]);
     b.stackRef.set(n, ref);
     const out = JSON.parse((await b.cli.ok(["stack", "output", "--json", "--stack", stack], "", false)).stdout);
     const wrong = (out.hosts as { name: string; sha256: string }[]).filter((h) => h.sha256 !== sha256);
@@ -289,10 +289,10 @@ async function journals(hosts: TestHost[], started: number): Promise<Profile["ho
 }
 
 /** forklift's no-change `pulumi up`; checks that it contacted no host (builder included). */
-async function forkliftNoop(b: Bench, n: number, extraArgs: string[] = [], extraEnv: Record<string, string> = {}): Promise<number> {
+async function forkliftNoop(b: Bench, n: number, extraArgs: string[] = []): Promise<number> {
     const hosts = [b.lab.builder, ...b.lab.fleet.slice(0, n)];
     const before = await sshLogins(hosts);
-    const r = await b.cli.timedOk(["up", "--yes", "--expect-no-changes", "--stack", stackOf(n), ...extraArgs], extraEnv);
+    const r = await b.cli.timedOk(["up", "--yes", "--expect-no-changes", "--stack", stackOf(n), ...extraArgs]);
     const after = await sshLogins(hosts);
     const contacted = hosts.filter((_, i) => after[i] !== before[i] + 1).map((h) => h.name);
     if (contacted.length > 0) throw new Error(`the no-change pulumi up logged in to ${contacted.join(", ")}`);
@@ -402,47 +402,63 @@ function lineAt(p: Profile, re: RegExp, from = 0): { i: number; s: number } | un
     return undefined;
 }
 
-/** The rollout's phases: engine and preview, build reuse, per-host steps, the tail. */
+/** The rollout's phases: engine and preview, build reuse, checks, per-host steps, the tail. */
 function breakdown(p: Profile): { rows: [string, string][]; text: string } {
     const rel = (t: number) => t - p.started / 1000;
     const update = lineAt(p, /^Updating \(/);
-    const buildStart = update && lineAt(p, /forklift-fork-build\s+updating/, update.i);
-    const buildDone = update && lineAt(p, /forklift-fork-build\s+updated/, update.i);
+    const after = update?.i ?? 0;
+    const buildStart = lineAt(p, /forklift-fork-build\s+updating/, after);
+    const buildDone = lineAt(p, /forklift-fork-build\s+updated/, after);
     const rows: [string, string][] = [];
     const fmt = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "?" : x.toFixed(2));
+    const diff = (a?: { s: number }, b?: { s: number }) => (a && b ? b.s - a.s : undefined);
     rows.push(["`pulumi up` start → \"Updating\" (engine, plugins, program run + preview)", fmt(update?.s)]);
-    rows.push(["\"Updating\" → build step starts (program run again, plugins)", fmt(buildStart && update ? buildStart.s - update.s : undefined)]);
-    rows.push(["build step (SSH to the builder, build-fork.sh reuses the finished build)", fmt(buildDone && buildStart ? buildDone.s - buildStart.s : undefined)]);
+    rows.push(["\"Updating\" → build step starts (program run again, plugins)", fmt(diff(update, buildStart))]);
+    rows.push(["build step (SSH to the builder, build-fork.sh reuses the finished build)", fmt(diff(buildStart, buildDone))]);
+    // per host, from the CLI's lines (each command's output arrives as it is printed) and the
+    // host's journal (docker.service stopping and started)
     const perHost = p.hosts.map((h) => {
-        // two SSH connections per host: the pre-rollout check, then one for the copy and the
-        // install (the install's session rides on the copy's connection, so sshd logs one login)
-        const session = h.connections.at(-1);
-        const check = h.connections.length > 1 ? h.connections[0] : undefined;
+        const entry = h.name.replace(/^[a-z0-9]+-/, "");
+        const at = (re: string) => lineAt(p, new RegExp(`forklift-${entry}-${re}`), after)?.s ?? NaN;
+        const installStart = at("install\\s+updating");
+        const received = at("install\\s+updating.*received \\d+ bytes");
+        const unpacked = at("install\\s+updating.*unpacked release");
+        const installDone = at("install\\s+updated");
         return {
-            firstLogin: h.connections.length ? rel(h.connections[0][0]) : NaN,
-            check: check ? check[1] - check[0] : NaN,
-            checkToSession: check && session ? session[0] - check[1] : NaN,
-            preRestart: session && h.stopping ? h.stopping - session[0] : NaN,
+            precheckStart: at("precheck\\s+updating"),
+            precheckDone: at("precheck\\s+updated"),
+            checkStart: at("check\\s+updating"),
+            checkDone: at("check\\s+updated"),
+            installStart,
+            copy: received - installStart,
+            unpack: unpacked - received,
+            toStop: h.stopping ? rel(h.stopping) - unpacked : NaN,
             restart: h.stopping && h.started ? h.started - h.stopping : NaN,
-            verify: session && h.started ? session[1] - h.started : NaN,
-            end: session ? rel(session[1]) : NaN,
+            verify: h.started ? installDone - rel(h.started) : NaN,
+            installDone,
         };
     });
-    const med = (k: keyof (typeof perHost)[number]) => median(perHost.map((x) => x[k]).filter((x) => !Number.isNaN(x)));
-    rows.push(["build step done → first fleet login (local command start, artifact.sh, SSH handshake)", fmt(buildDone ? med("firstLogin") - buildDone.s : undefined)]);
-    rows.push(["per host: pre-rollout check (its SSH session)", fmt(med("check"))]);
-    rows.push(["per host: check done → copy logged in (the other hosts' checks, local command start, SSH handshake)", fmt(med("checkToSession"))]);
-    rows.push(["per host: copy and install up to the restart (stream the tgz and hash it there; install: hash again, unpack, links, units)", fmt(med("preRestart"))]);
-    rows.push(["per host: docker stop → dockerd started", fmt(med("restart"))]);
-    rows.push(["per host: verify, record, end of session", fmt(med("verify"))]);
-    const lastEnd = Math.max(...perHost.map((x) => x.end).filter((x) => !Number.isNaN(x)));
-    rows.push(["last host done → `pulumi up` exits (outputs, state, summary)", fmt(p.total - lastEnd)]);
+    type Row = (typeof perHost)[number];
+    const med = (f: (x: Row) => number) => median(perHost.map(f).filter((x) => !Number.isNaN(x)));
+    const last = (f: (x: Row) => number) => Math.max(...perHost.map(f).filter((x) => !Number.isNaN(x)));
+    const first = (f: (x: Row) => number) => Math.min(...perHost.map(f).filter((x) => !Number.isNaN(x)));
+    rows.push(["per host: precheck, while the build runs (local command, SSH login, checks; the connection stays open)", fmt(med((x) => x.precheckDone - x.precheckStart))]);
+    rows.push(["per host: check after the build (on the precheck's connection: disk space)", fmt(med((x) => x.checkDone - x.checkStart))]);
+    rows.push(["build done → last check done (the first batch waits for every check)", fmt(buildDone ? last((x) => x.checkDone) - buildDone.s : undefined)]);
+    rows.push(["last check done → first install starts (engine, local command start)", fmt(first((x) => x.installStart) - last((x) => x.checkDone))]);
+    rows.push(["per host: copy of the tgz, on the check's connection, sha256 checked on the host", fmt(med((x) => x.copy))]);
+    rows.push(["per host: unpack (gzip; the hosts share the machine's cores)", fmt(med((x) => x.unpack))]);
+    rows.push(["per host: links, units, daemon.json, up to docker stop", fmt(med((x) => x.toStop))]);
+    rows.push(["per host: docker stop → dockerd started", fmt(med((x) => x.restart))]);
+    rows.push(["per host: verify, record, end of the install", fmt(med((x) => x.verify))]);
+    rows.push(["last host done → `pulumi up` exits (outputs, state, summary)", fmt(p.total - last((x) => x.installDone))]);
+    rows.push(["SSH logins per fleet host in this `pulumi up` (sshd's journal; the precheck's connection carries the rest)", fmt(median(p.hosts.map((h) => h.connections.length)))]);
     rows.push(["total", fmt(p.total)]);
     const text = p.lines.map((l) => `${((l.t - p.started) / 1000).toFixed(2).padStart(7)}  ${l.text}`).join("\n");
     return { rows, text };
 }
 
-/** Extra what-if runs at size N for the profile: preview skipped, type-check skipped, SSH handshake. */
+/** Extra single runs at size N for the profile: one SSH login, the preview alone, the preview skipped. */
 async function whatIfs(b: Bench, n: number): Promise<[string, string][]> {
     const rows: [string, string][] = [];
     const h = b.lab.fleet[0];
@@ -456,10 +472,7 @@ async function whatIfs(b: Bench, n: number): Promise<[string, string][]> {
     const preview = await b.cli.timedOk(["preview", "--stack", stackOf(n)]);
     rows.push([`no-change \`pulumi preview\` (N=${n})`, preview.seconds.toFixed(2)]);
     rows.push([`no-change \`pulumi up --skip-preview\` (N=${n})`, (await forkliftNoop(b, n, ["--skip-preview"])).toFixed(2)]);
-    const transpile = { PULUMI_NODEJS_TRANSPILE_ONLY: "true" };
-    rows.push([`no-change \`pulumi up\` without ts-node's type check (N=${n})`, (await forkliftNoop(b, n, [], transpile)).toFixed(2)]);
     rows.push([`rollout \`pulumi up --skip-preview\` (N=${n})`, (await forkliftRollout(b, n, ["--skip-preview"])).total.toFixed(2)]);
-    rows.push([`rollout \`pulumi up --skip-preview\` without the type check (N=${n})`, (await forkliftRollout(b, n, ["--skip-preview"], transpile)).total.toFixed(2)]);
     return rows;
 }
 
