@@ -135,8 +135,10 @@ add_route() {
 
 remote() { ssh -F "$WORK/ssh_config" "$@"; }
 
-# Seconds an SSH connection to a fleet host stays open unused for the next run's session.
-readonly SHARE_IDLE=10
+# Seconds an SSH connection to a fleet host stays open unused for the next run's session: long
+# enough for the first batch's installs, which start as the last check ends; short, because a
+# session asked of a connection whose host has just gone away waits for the keepalives to fail.
+readonly SHARE_IDLE=5
 
 # Lets the check before a rollout and the install that follows share one SSH connection to the
 # fleet host: the first leaves its connection open (an OpenSSH control master) for SHARE_IDLE

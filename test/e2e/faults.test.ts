@@ -120,7 +120,7 @@ describe("faults through pulumi up and destroy, on real hosts", { timeout: 45 * 
         if (work) fs.rmSync(work, { recursive: true, force: true });
     });
 
-    test("the build fails: pulumi up shows the end of the build log and contacts no fleet host; fixed, up converges", async () => {
+    test("the build fails: pulumi up shows the end of the build log and changes no fleet host (they are only prechecked); fixed, up converges", async () => {
         const v1 = (await cli.outputs()).artifact.sha256;
         await setConfig(cli, { forkRef: "broken" });
         const before = [a, b, c].map(logins);
@@ -130,8 +130,9 @@ describe("faults through pulumi up and destroy, on real hosts", { timeout: 45 * 
         const text = r.stdout + r.stderr;
         assert.match(text, /build forklift-build-[0-9a-f]{16} failed/);
         assert.match(text, /compile error: swarmkit\/manager\.go:42: undefined: timeoutFromFork/, "the build log's last lines");
-        assert.doesNotMatch(text, /forklift-[abc]-(check|install)\s+(creating|updating)/, "no fleet host's command started");
-        assert.deepEqual([a, b, c].map(logins), before.map((n) => n + 1), "no fleet host saw a login but this query's own");
+        assert.doesNotMatch(text, /forklift-[abc]-(check|install)\s+(creating|updating)/, "no fleet host's check or install started");
+        assert.match(text, /forklift-a-precheck\s+updat/, "the existing hosts were prechecked while the fork built");
+        assert.deepEqual([a, b, c].map(logins), before.map((n) => n + 2), "no fleet host saw a login but the precheck's and this query's own");
         for (const h of [a, b, c]) assert.equal(releaseOf(h), v1, `${h.name} kept its release`);
 
         await setConfig(cli, { forkRef: "v2" });
