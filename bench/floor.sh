@@ -46,7 +46,8 @@ units="docker.socket"; [ ! -f "$stage/containerd.service" ] || units="containerd
 systemctl enable $units 2>/dev/null
 systemctl stop docker.service docker.socket
 [ ! -f "$stage/containerd.service" ] || systemctl restart containerd.service
-systemctl start docker.socket docker.service
+# docker.service alone: its Requires= starts the socket in the same transaction (as forklift does)
+systemctl start docker.service
 until "$root/current/docker" -H unix:///run/docker.sock version >/dev/null 2>&1; do sleep 0.2; done
 rm -rf "$stage"'
 

@@ -659,8 +659,13 @@ restart_docker() {
     case "$units" in containerd.service*) timeout "$VERIFY_TIMEOUT" systemctl restart containerd.service ;; esac
     local spawned_before spawned status rc=0
     spawned_before=$(systemctl show -p ExecMainStartTimestampMonotonic --value docker.service 2>/dev/null || true)
-    # Type=notify with TimeoutStartSec=0 would wait forever for a daemon that never gets ready
-    timeout "$VERIFY_TIMEOUT" systemctl start docker.socket docker.service || rc=$?
+    # Type=notify with TimeoutStartSec=0 would wait forever for a daemon that never gets ready.
+    # docker.service alone: its Requires= starts docker.socket in the same transaction, so the
+    # two succeed or fail together. `systemctl start docker.socket docker.service` runs one
+    # transaction per unit: the socket's could fail (219/CGROUP) and report the start failed
+    # while docker.service's, starting the socket anew, brought both up (a good release was then
+    # rolled back for a spawned, running dockerd)
+    timeout "$VERIFY_TIMEOUT" systemctl start docker.service || rc=$?
     [ "$rc" != 0 ] || return 0
     # not ready in the time allowed: the release's trouble
     [ "$rc" != 124 ] || return 1
@@ -675,7 +680,7 @@ restart_docker() {
     warn "systemd could not start docker.socket or spawn dockerd (socket: $(systemctl show -p Result --value docker.socket), dockerd $([ "$spawned" != "$spawned_before" ] && echo "exit status ${status:-?}" || echo "not started")); trying once more" 2>&3
     sleep 2
     systemctl reset-failed docker.socket docker.service 2>/dev/null || true
-    timeout "$VERIFY_TIMEOUT" systemctl start docker.socket docker.service
+    timeout "$VERIFY_TIMEOUT" systemctl start docker.service
 }
 
 # True unless systemd answers that none of UNITs needs a daemon-reload (their files, drop-ins
