@@ -136,9 +136,13 @@ add_route() {
 remote() { ssh -F "$WORK/ssh_config" "$@"; }
 
 # Seconds an SSH connection to a fleet host stays open unused for the next run's session: long
-# enough for the first batch's installs, which start as the last check ends; short, because a
-# session asked of a connection whose host has just gone away waits for the keepalives to fail.
+# enough for the first batch's installs, which start as the last check ends; short, so that few
+# connections outlive their use.
 readonly SHARE_IDLE=5
+# Seconds an open connection has to run `true` before it is taken for dead: a session asked of a
+# connection whose host has gone away since would wait for the keepalives to fail
+# (3 × sshConnectTimeout); a live one answers in ~0.01 s, a busy one well within this.
+readonly SHARE_PROBE=3
 
 # Lets the check before a rollout and the install that follows share one SSH connection to the
 # fleet host: the first leaves its connection open (an OpenSSH control master) for SHARE_IDLE
@@ -158,6 +162,12 @@ share_connection() {
         done
     } | sha256sum | cut -c1-24)
     printf 'Host target\n  ControlMaster auto\n  ControlPath %s/%s\n  ControlPersist %s\n' "$dir" "$id" "$SHARE_IDLE" >>"$WORK/ssh_config"
+    # a connection left open by an earlier run: used only if it still answers, else closed, and
+    # this run connects anew (and is told at once when the host is down)
+    if remote -O check target 2>/dev/null && ! timeout "$SHARE_PROBE" ssh -F "$WORK/ssh_config" target true </dev/null >/dev/null 2>&1; then
+        remote -O exit target >/dev/null 2>&1 || true
+        info "$(target_name): the SSH connection left open for this run no longer answers; connecting anew"
+    fi
 }
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }

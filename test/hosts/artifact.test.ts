@@ -138,6 +138,29 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
         assert.equal(others(), 0, "an uninstall leaves no connection open");
     });
 
+    test("a connection left open whose host has gone away since is closed, not waited on: the install is told at once", async () => {
+        const open = () => Number(ssh(host, "ss -Htn state established '( sport = :22 )' | wc -l").stdout.trim()) - 1;
+        for (let i = 0; i < 60 && open() > 0; i++) await new Promise((r) => setTimeout(r, 500));
+        const check = run("check", targetVars(host, { FORKLIFT_NEED_KIB: "1024" }), { target: host.privateKey });
+        assert.equal(check.code, 0, check.stderr);
+        assert.equal(open(), 1, "the check's connection stays open");
+        const iptables = (op: string) => spawnSync(path.join(repoRoot(), "testbed", "host.sh"), ["exec", host.name, "iptables", op, "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"], { encoding: "utf8" });
+        const drop = iptables("-I");
+        assert.equal(drop.status, 0, drop.stderr);
+        try {
+            const stdin = { target: host.privateKey, install: installCommand({ hostName: "web", owner: OWNER, sha256: sha, version: "test", installDir: "/usr/bin", files: renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(BINARIES) }, { "live-restore": true }), sudo: false }) };
+            const install = run("install", { ...targetVars(host), FORKLIFT_SHA256: sha, FORKLIFT_REMOTE_PATH: "/never/asked.tgz", FORKLIFT_CACHE_DIR: path.join(work, "cache") }, stdin);
+            assert.notEqual(install.code, 0);
+            // without the probe, the session would ride on the dead connection until its
+            // keepalives failed, and no line would say so
+            assert.match(install.stderr, /web \(10\.78\.71\.2:22\): the SSH connection left open for this run no longer answers; connecting anew/);
+            assert.match(install.stderr, /cannot reach web \(10\.78\.71\.2:22\) over SSH/);
+        } finally {
+            iptables("-D");
+        }
+        assert.equal(ssh(host, "test -d /opt/forklift/releases/" + sha + " && echo unpacked || echo none").stdout.trim(), "none", "nothing was installed");
+    });
+
     test("install copies, checks the sha256 there and installs; a rerun copies nothing; uninstall gives the host back", () => {
         const files = renderManagedFiles({ installDir: "/usr/bin", shipsContainerd: needsContainerdUnit(BINARIES) }, { "live-restore": true });
         const install = installCommand({ hostName: "web", owner: OWNER, sha256: sha, version: "test", installDir: "/usr/bin", files, sudo: false });
