@@ -94,6 +94,8 @@ export class FleetHost extends pulumi.ComponentResource {
         const deletedWith = args.host.instance;
         const owner = pulumi.output(args.stackId).apply((stackId) => ({ stack: `${pulumi.getProject()}/${pulumi.getStack()}`, stackId, host: args.host.name }));
 
+        // the host script's hash: a new forklift-host.sh runs the precheck and the install again
+        const hostScript = sha256Of(readScript("forklift-host.sh"));
         const remoteInstall = pulumi
             .all([args.artifact.sha256, args.artifact.version, args.artifact.binaries, owner])
             .apply(([sha256, version, binaries, owner]) =>
@@ -121,7 +123,7 @@ export class FleetHost extends pulumi.ComponentResource {
                     FORKLIFT_CACHE_DIR: args.cacheDir,
                     // the remote command travels on stdin: its hash here makes a change of the
                     // units, daemon.json or the host script run the install again
-                    FORKLIFT_INSTALL_KEY: hashInputs({ install, script: sha256Of(readScript("forklift-host.sh")) }).slice(0, 32),
+                    FORKLIFT_INSTALL_KEY: hashInputs({ install, script: hostScript }).slice(0, 32),
                 }),
             );
         const stdin = pulumi
@@ -139,7 +141,7 @@ export class FleetHost extends pulumi.ComponentResource {
             ? undefined
             : checkCommand(
                   `${name}-precheck`,
-                  { FORKLIFT_CHECK_KEY: hashInputs({ build: args.artifact.buildKey, installDir: args.installDir, daemonJson: args.daemonJson, script: sha256Of(readScript("forklift-host.sh")) }).slice(0, 32) },
+                  { FORKLIFT_CHECK_KEY: hashInputs({ build: args.artifact.buildKey, installDir: args.installDir, daemonJson: args.daemonJson, script: hostScript }).slice(0, 32) },
                   { parent, deletedWith },
               );
         this.check = checkCommand(
