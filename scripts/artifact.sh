@@ -18,11 +18,17 @@
 #                                  login, passwordless sudo, systemd, free disk space, and that
 #                                  no other stack owns it; its SSH connection stays open for the
 #                                  install's session (see share_connection)
+#   artifact.sh prechecks < stdin  `check` of several fleet hosts at once, all but the disk space
+#                                  (the precheck while the fork builds): PRECHECK_PARALLEL at a
+#                                  time; every host's result is printed, and it fails when any
+#                                  host's check failed, naming them
 #
 # stdin: lines "<name> <base64>":
 #   builder, builder-proxy, target, target-proxy   private key of that SSH hop (a hop without a
 #                                                  line uses the SSH agent)
 #   install, uninstall                             the remote command to run on the fleet host
+# for prechecks, one block per host: a line "vars <base64>" (the host's variables for check, as
+# NUL-separated NAME=value pairs), then its target and target-proxy lines
 #
 # Variables, for each hop (BUILDER, BUILDER_PROXY, TARGET, TARGET_PROXY; a *_PROXY hop is used
 # when its ADDRESS is set):
@@ -275,6 +281,52 @@ bash -s owner || exit 3'
     fi
 }
 
+# Hosts checked at once by prechecks: each check is an SSH login (a few ms of this machine's CPU),
+# and it runs while the fork builds, off the rollout's path.
+readonly PRECHECK_PARALLEL=32
+
+# Runs check for every host block of stdin, PRECHECK_PARALLEL at a time, each with its own variables
+# and keys; prints each host's result in stdin's order and fails naming the hosts that failed.
+prechecks() {
+    WORK=$(mktemp -d)
+    chmod 0700 "$WORK"
+    local n=0 name b64 i running=0 failed=()
+    while read -r name b64; do
+        case "$name" in
+            vars)
+                n=$((n + 1))
+                printf '%s' "$b64" | base64 -d >"$WORK/$n.vars" || fatal "the variables of host $n are not base64"
+                : >"$WORK/$n.stdin"
+                ;;
+            target | target-proxy)
+                [ "$n" -gt 0 ] || fatal "a key line before the first vars line on stdin"
+                printf '%s %s\n' "$name" "$b64" >>"$WORK/$n.stdin"
+                ;;
+            *) fatal "unknown line '$name' on stdin" ;;
+        esac
+    done
+    [ "$n" -gt 0 ] || fatal "no host to check on stdin"
+    for ((i = 1; i <= n; i++)); do
+        if [ "$running" -ge "$PRECHECK_PARALLEL" ]; then
+            wait -n || true
+            running=$((running - 1))
+        fi
+        (
+            mapfile -d '' -t assigns <"$WORK/$i.vars"
+            rc=0
+            env -- "${assigns[@]}" bash "$SCRIPT_DIR/artifact.sh" check <"$WORK/$i.stdin" 2>"$WORK/$i.err" || rc=$?
+            echo "$rc" >"$WORK/$i.rc"
+        ) &
+        running=$((running + 1))
+    done
+    wait || true
+    for ((i = 1; i <= n; i++)); do
+        cat "$WORK/$i.err" >&2 2>/dev/null || true
+        [ "$(cat "$WORK/$i.rc" 2>/dev/null)" = 0 ] || failed+=("$(tr '\0' '\n' <"$WORK/$i.vars" | sed -n 's/^FORKLIFT_HOST=//p')")
+    done
+    [ "${#failed[@]}" = 0 ] || fatal "the precheck failed on ${#failed[@]} of $n hosts: $(printf '%s, ' "${failed[@]}" | sed 's/, $//') (see above)"
+}
+
 uninstall() {
     [ -s "$WORK/uninstall.cmd" ] || fatal "no uninstall command on stdin"
     local rc=0
@@ -286,8 +338,11 @@ uninstall() {
 
 main() {
     local mode=${1:-}
-    case "$mode" in fetch | install | uninstall | check) ;; *) fatal "usage: $0 fetch|install|uninstall|check < stdin" ;; esac
-    read_stdin
+    case "$mode" in
+        fetch | install | uninstall | check) read_stdin ;;
+        prechecks) ;;
+        *) fatal "usage: $0 fetch|install|uninstall|check|prechecks < stdin" ;;
+    esac
     "$mode"
 }
 

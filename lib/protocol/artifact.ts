@@ -7,10 +7,11 @@ import { b64, envPrefix } from "../shell";
 
 /**
  * The local command (scripts/artifact.sh MODE) that brings the release onto one fleet host
- * (`install`), takes it off (`uninstall`) or checks the host first (`check`).
- * Keys and the remote commands travel on its stdin (artifactStdin).
+ * (`install`), takes it off (`uninstall`), checks the host first (`check`), or checks several
+ * hosts at once (`prechecks`). Keys and the remote commands travel on its stdin (artifactStdin,
+ * precheckStdin).
  */
-export function artifactCommand(mode: "install" | "uninstall" | "check", vars: Record<string, string>): string {
+export function artifactCommand(mode: "install" | "uninstall" | "check" | "prechecks", vars: Record<string, string>): string {
     return `${envPrefix(vars)} bash scripts/artifact.sh ${mode}`;
 }
 
@@ -19,5 +20,31 @@ export function artifactStdin(entries: Record<string, string | undefined>): stri
     return Object.entries(entries)
         .filter(([, v]) => v)
         .map(([k, v]) => `${k} ${b64(v as string)}\n`)
+        .join("");
+}
+
+/** One host for `artifact.sh prechecks`: its variables for `check`, and its keys (artifactStdin's). */
+export interface PrecheckHost {
+    vars: Record<string, string>;
+    keys: Record<string, string | undefined>;
+}
+
+/**
+ * stdin of `artifact.sh prechecks`: per host, a "vars <base64>" line (its variables as
+ * NUL-separated NAME=value pairs, names sorted), then its key lines.
+ */
+export function precheckStdin(hosts: PrecheckHost[]): string {
+    return hosts
+        .map(({ vars, keys }) => {
+            const pairs = Object.keys(vars)
+                .sort()
+                .map((k) => {
+                    if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw new Error(`not an environment variable name: ${k}`);
+                    if (vars[k].includes("\0")) throw new Error(`${k} contains a NUL byte`);
+                    return `${k}=${vars[k]}\0`;
+                })
+                .join("");
+            return `vars ${b64(pairs)}\n${artifactStdin(keys)}`;
+        })
         .join("");
 }

@@ -1,7 +1,8 @@
 /**
  * scripts/artifact.sh on real hosts, driven exactly as the program's local commands run it
  * (artifactCommand + artifactStdin): the check before a rollout, with one message per cause
- * (host key, login, key, unreachable, no answer, sudo, disk), and install/uninstall through it
+ * (host key, login, key, unreachable, no answer, sudo, disk), the precheck of several hosts in one
+ * run, and install/uninstall through it
  * (copy over SSH, sha256 checked on the host, no copy where the release is unpacked already).
  * What `pulumi up` adds on top runs in test/e2e, which CI cannot run.
  */
@@ -11,7 +12,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { artifactCommand, artifactStdin } from "../../lib/protocol/artifact";
+import { PrecheckHost, artifactCommand, artifactStdin, precheckStdin } from "../../lib/protocol/artifact";
 import { installCommand, parseHostStatus, uninstallCommand } from "../../lib/protocol/host";
 import { sha256 } from "../../lib/hash";
 import { needsContainerdUnit, renderManagedFiles } from "../../lib/units";
@@ -40,6 +41,13 @@ const targetVars = (h: TestHost, over: Record<string, string> = {}) => ({
 function run(mode: "check" | "install" | "uninstall", vars: Record<string, string>, stdin: Record<string, string | undefined>) {
     const started = Date.now();
     const r = spawnSync("bash", ["-c", artifactCommand(mode, vars)], { input: artifactStdin(stdin), encoding: "utf8", cwd: repoRoot(), timeout: 120_000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr, seconds: (Date.now() - started) / 1000 };
+}
+
+/** Runs `bash scripts/artifact.sh prechecks` as the program's precheck does, for HOSTS. */
+function prechecks(hosts: PrecheckHost[]) {
+    const started = Date.now();
+    const r = spawnSync("bash", ["-c", artifactCommand("prechecks", { FORKLIFT_CHECK_KEY: "k" })], { input: precheckStdin(hosts), encoding: "utf8", cwd: repoRoot(), timeout: 120_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr, seconds: (Date.now() - started) / 1000 };
 }
 
@@ -100,6 +108,42 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
             assert.equal(r.stderr.trim().split("\n").filter((l) => l.includes("ERROR")).length, 1, "one message");
         });
     }
+
+    test("prechecks: every host is checked in one run, each with its own route and key; the ones that failed are named", () => {
+        const wrongKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE13Mx9w3k99vWlCJXURrSYBWBucTfvv3XrE8dCTUoOn";
+        const r = prechecks([
+            { vars: targetVars(host), keys: { target: host.privateKey } },
+            { vars: targetVars(host, { FORKLIFT_HOST: "down", FORKLIFT_TARGET_ADDRESS: "127.0.0.1", FORKLIFT_TARGET_PORT: "1" }), keys: { target: host.privateKey } },
+            { vars: targetVars(host, { FORKLIFT_HOST: "moved", FORKLIFT_TARGET_HOST_KEY: wrongKey }), keys: { target: host.privateKey } },
+            { vars: targetVars(host, { FORKLIFT_HOST: "other-key" }), keys: { target: otherKey() } },
+        ]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /web \(10\.78\.71\.2:22\): reachable, host key as pinned, login, sudo, systemd and owner checked/);
+        assert.match(r.stderr, /down \(127\.0\.0\.1:1\): unreachable; check that it is up/);
+        assert.match(r.stderr, /moved \(10\.78\.71\.2:22\): its SSH host key is not the pinned hostKey/);
+        assert.match(r.stderr, /other-key \(10\.78\.71\.2:22\): the login as root was refused/, "each host with its own private key");
+        assert.match(r.stderr.trim().split("\n").pop() as string, /ERROR: the precheck failed on 3 of 4 hosts: down, moved, other-key \(see above\)$/);
+
+        const good = prechecks([
+            { vars: targetVars(host), keys: { target: host.privateKey } },
+            { vars: targetVars(host, { FORKLIFT_HOST: "web-again", FORKLIFT_CONNECT_TIMEOUT: "4" }), keys: { target: host.privateKey } },
+        ]);
+        assert.equal(good.code, 0, good.stderr);
+        assert.match(good.stderr, /^\[forklift artifact\] web \(10\.78\.71\.2:22\): reachable.*\n\[forklift artifact\] web-again \(10\.78\.71\.2:22\): reachable/, "in the hosts' order");
+        assert.doesNotMatch(good.stderr, /ERROR/);
+    });
+
+    test("prechecks: a key line before any host, or no host at all, is refused", () => {
+        for (const [stdin, message] of [
+            ["target a2V5\n", /a key line before the first vars line/],
+            ["", /no host to check on stdin/],
+            ["builder a2V5\n", /unknown line 'builder' on stdin/],
+        ] as const) {
+            const r = spawnSync("bash", ["-c", artifactCommand("prechecks", {})], { input: stdin, encoding: "utf8", cwd: repoRoot() });
+            assert.equal(r.status, 1);
+            assert.match(r.stderr, message);
+        }
+    });
 
     test("check: a host that does not answer is reported after the connect timeout, not retried", () => {
         const drop = spawnSync(path.join(repoRoot(), "testbed", "host.sh"), ["exec", host.name, "iptables", "-I", "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"], { encoding: "utf8" });

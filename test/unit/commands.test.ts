@@ -2,6 +2,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { ForkConfig } from "../../lib/config";
+import { artifactStdin, precheckStdin } from "../../lib/protocol/artifact";
 import { buildCommand, buildKey, parseBuildResult } from "../../lib/protocol/build";
 import { installCommand, parseHostStatus, uninstallCommand } from "../../lib/protocol/host";
 import { canonicalJson, hashInputs } from "../../lib/hash";
@@ -160,4 +161,35 @@ test("parseHostStatus reads the last line, and names the output it could not rea
     const status = { host: "h1", sha256: "b".repeat(64), version: "v", dockerdSha256: "d".repeat(64), dockerService: "active", changed: true };
     assert.deepEqual(parseHostStatus(`installing\n${JSON.stringify(status)}\n`), status);
     assert.throws(() => parseHostStatus("rolled back\n"), /printed no status line; its output ended with: rolled back/);
+});
+
+const b64 = (text: string) => Buffer.from(text).toString("base64");
+const precheckInputs: [string, Parameters<typeof precheckStdin>[0], string][] = [
+    ["one host, the agent's keys", [{ vars: { FORKLIFT_HOST: "a" }, keys: {} }], `vars ${b64("FORKLIFT_HOST=a\0")}\n`],
+    [
+        "names sorted, values as they are (spaces, quotes, newlines), keys after their host",
+        [
+            { vars: { Z: "it's a\nb", A: "ssh-ed25519 AAAA" }, keys: { target: "K1", "target-proxy": undefined } },
+            { vars: { A: "" }, keys: { target: "K2", "target-proxy": "P2" } },
+        ],
+        `vars ${b64("A=ssh-ed25519 AAAA\0Z=it's a\nb\0")}\n${artifactStdin({ target: "K1" })}vars ${b64("A=\0")}\n${artifactStdin({ target: "K2", "target-proxy": "P2" })}`,
+    ],
+];
+for (const [what, hosts, expected] of precheckInputs) {
+    test(`precheckStdin: ${what}`, () => assert.equal(precheckStdin(hosts), expected));
+}
+
+test("precheckStdin's variables reach a command through bash's mapfile and env unchanged", () => {
+    const vars = { A: "it's $(not run) `either`", B: "two\nlines", C: "" };
+    const line = precheckStdin([{ vars, keys: {} }]).split(" ")[1].trim();
+    // how scripts/artifact.sh prechecks reads them
+    const script = `mapfile -d '' -t a < <(printf '%s' "$1" | base64 -d); env -i -- "\${a[@]}" /usr/bin/env -0`;
+    const r = spawnSync("bash", ["-c", script, "bash", line], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(Object.fromEntries(r.stdout.split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])), vars);
+});
+
+test("precheckStdin refuses a name that is no variable, and a NUL byte in a value", () => {
+    assert.throws(() => precheckStdin([{ vars: { "A-B": "x" }, keys: {} }]), /not an environment variable name: A-B/);
+    assert.throws(() => precheckStdin([{ vars: { A: "x\0y" }, keys: {} }]), /A contains a NUL byte/);
 });
