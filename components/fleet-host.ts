@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { artifactCommand, artifactStdin } from "../lib/protocol/artifact";
-import { HostStatus, installCommand, ownerVars, parseHostStatus, uninstallCommand } from "../lib/protocol/host";
+import { HostStatus, Owner, installCommand, ownerVars, parseHostStatus, uninstallCommand } from "../lib/protocol/host";
 import { readScript } from "../lib/protocol/script";
 import { hashInputs, sha256 as sha256Of } from "../lib/hash";
 import { needsContainerdUnit, renderManagedFiles } from "../lib/units";
@@ -34,6 +34,12 @@ export interface FleetHostArgs {
      * leaves the host's own file alone.
      */
     daemonJson: Record<string, unknown> | null;
+    /**
+     * The precheck of the existing hosts while the fork builds (see Rollout): the check waits for
+     * it, to ride on the SSH connection it left open.
+     * @default none (launched instances get no precheck)
+     */
+    precheck?: pulumi.Resource;
     /**
      * What the install waits for: the installs of the previous batch (it starts only after they
      * verified), or, for the first batch, every host's check.
@@ -69,14 +75,12 @@ const FLEET_HOST_TYPE = "forklift:index:FleetHost";
  * uninstall that the install left on the host, except on instances forklift launched (terminating
  * them is the cleanup). Its `check` runs, before the first batch of the rollout, whenever its
  * install is about to run: reachable, host key, login, sudo, systemd, disk space, and that no
- * other stack owns the host. On an existing host, its `precheck` checks the same but the disk
- * space while the fork builds, and leaves its SSH connection open for the check and the install.
+ * other stack owns the host; on an existing host it rides on the SSH connection that the
+ * precheck (args.precheck) left open.
  */
 export class FleetHost extends pulumi.ComponentResource {
     readonly install: command.local.Command;
     readonly check: command.local.Command;
-    /** Absent on launched instances (see below). */
-    readonly precheck?: command.local.Command;
     readonly status: pulumi.Output<HostStatus>;
 
     constructor(name: string, args: FleetHostArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -92,10 +96,8 @@ export class FleetHost extends pulumi.ComponentResource {
             formerName ? [{ name: `${formerName}-${suffix}`, parent: pulumi.createUrn(formerName, FLEET_HOST_TYPE, opts?.parent) }] : [];
         const sudo = args.host.user !== "root";
         const deletedWith = args.host.instance;
-        const owner = pulumi.output(args.stackId).apply((stackId) => ({ stack: `${pulumi.getProject()}/${pulumi.getStack()}`, stackId, host: args.host.name }));
-
-        // the host script's hash: a new forklift-host.sh runs the precheck and the install again
-        const hostScript = sha256Of(readScript("forklift-host.sh"));
+        const owner = hostOwner(args.host, args.stackId);
+        const hostScript = hostScriptHash();
         const remoteInstall = pulumi
             .all([args.artifact.sha256, args.artifact.version, args.artifact.binaries, owner])
             .apply(([sha256, version, binaries, owner]) =>
@@ -132,18 +134,6 @@ export class FleetHost extends pulumi.ComponentResource {
                 artifactStdin({ ...builderKeys, ...targetKeys, install, uninstall: uninstallCommand(args.host.name, owner, sudo) }),
             );
 
-        // While the fork builds, an existing host is checked for all but the room the release
-        // needs (its size is not known yet): a wrong host key or login, or a host that is down,
-        // stops the `pulumi up` at its start instead of after a build of minutes. It runs whenever
-        // the build's inputs or the host's install settings change (the check below, whenever the
-        // install will run). Launched instances get none: they may still be booting then.
-        this.precheck = args.host.instance
-            ? undefined
-            : checkCommand(
-                  `${name}-precheck`,
-                  { FORKLIFT_CHECK_KEY: hashInputs({ build: args.artifact.buildKey, installDir: args.installDir, daemonJson: args.daemonJson, script: hostScript }).slice(0, 32) },
-                  { parent, deletedWith },
-              );
         this.check = checkCommand(
             `${name}-check`,
             pulumi.all([create, args.artifact.size]).apply(([install, size]) => ({
@@ -152,7 +142,7 @@ export class FleetHost extends pulumi.ComponentResource {
                 FORKLIFT_CHECK_KEY: sha256Of(install).slice(0, 32),
             })),
             // on the precheck's connection, when it is still open
-            { parent, deletedWith, aliases: formerChild("check"), dependsOn: this.precheck ? [this.precheck] : [] },
+            { parent, deletedWith, aliases: formerChild("check"), dependsOn: args.precheck ? [args.precheck] : [] },
         );
 
         const check = this.check;
@@ -183,17 +173,10 @@ export class FleetHost extends pulumi.ComponentResource {
 
         /** `artifact.sh check` on this host, with EXTRA variables (the disk space, the key that reruns it). */
         function checkCommand(checkName: string, extra: pulumi.Input<Record<string, string>>, checkOpts: pulumi.CustomResourceOptions): command.local.Command {
-            const vars = pulumi.all([target, owner, extra]).apply(([targetVars, who, more]) => ({
-                ...targetVars,
-                ...ownerVars(who),
-                FORKLIFT_HOST: args.host.name,
-                FORKLIFT_INSECURE: args.insecureSkipHostKeyCheck ? "1" : "0",
-                ...more,
-            }));
             return new command.local.Command(
                 checkName,
                 {
-                    create: vars.apply((v) => artifactCommand("check", v)),
+                    create: checkVars(args.host, owner, args.insecureSkipHostKeyCheck, extra).apply((v) => artifactCommand("check", v)),
                     stdin: pulumi.secret(routeKeys("target", args.host).apply((keys) => artifactStdin(keys))),
                     addPreviousOutputInEnv: false,
                     triggers: [args.host.address, args.host.port],
@@ -202,4 +185,30 @@ export class FleetHost extends pulumi.ComponentResource {
             );
         }
     }
+}
+
+/** Who rolls out to HOST: recorded there by the install; the check refuses a host another stack owns. */
+export function hostOwner(host: ReachableHost, stackId: pulumi.Input<string>): pulumi.Output<Owner> {
+    return pulumi.output(stackId).apply((id) => ({ stack: `${pulumi.getProject()}/${pulumi.getStack()}`, stackId: id, host: host.name }));
+}
+
+/** The variables of `artifact.sh check` for HOST, with EXTRA ones (the disk space, the key that reruns it). */
+export function checkVars(
+    host: ReachableHost,
+    owner: pulumi.Input<Owner>,
+    insecure: boolean,
+    extra: pulumi.Input<Record<string, string>> = {},
+): pulumi.Output<Record<string, string>> {
+    return pulumi.all([routeVars("TARGET", host, insecure), owner, extra]).apply(([targetVars, who, more]): Record<string, string> => ({
+        ...targetVars,
+        ...ownerVars(who),
+        FORKLIFT_HOST: host.name,
+        FORKLIFT_INSECURE: insecure ? "1" : "0",
+        ...more,
+    }));
+}
+
+/** forklift-host.sh's hash: a new host script runs the precheck, the checks and the installs again. */
+export function hostScriptHash(): string {
+    return sha256Of(readScript("forklift-host.sh"));
 }

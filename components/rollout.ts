@@ -1,8 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { hashInputs } from "../lib/hash";
+import { artifactCommand, precheckStdin } from "../lib/protocol/artifact";
 import { HostStatus } from "../lib/protocol/host";
 import { planBatches } from "../lib/rollout";
-import { ReachableHost } from "./connection";
-import { Artifact, FleetHost } from "./fleet-host";
+import { ReachableHost, routeKeys } from "./connection";
+import { Artifact, FleetHost, checkVars, hostOwner, hostScriptHash } from "./fleet-host";
 
 export interface RolloutArgs {
     /** Fleet hosts in rollout order: existing hosts as listed, then launched instances. */
@@ -25,13 +28,20 @@ export interface RolloutArgs {
     stackId: pulumi.Input<string>;
 }
 
-/** The release rolled out over the fleet, batch by batch. */
+/**
+ * The release rolled out over the fleet, batch by batch. While the fork builds, the existing
+ * hosts are prechecked, all in one local command (`NAME-precheck`).
+ */
 export class Rollout extends pulumi.ComponentResource {
     readonly hosts: FleetHost[] = [];
+    /** Absent when every host is a launched instance (see createPrecheck). */
+    readonly precheck?: command.local.Command;
     readonly statuses: pulumi.Output<(HostStatus & { address: string })[]>;
 
     constructor(name: string, args: RolloutArgs, opts?: pulumi.ComponentResourceOptions) {
         super("forklift:index:Rollout", name, {}, opts);
+        const parent = this;
+        const precheck = (this.precheck = createPrecheck());
         // the first batch waits for every host's check: a host that is down or has a wrong key
         // stops the rollout before any host changes
         let checked!: (checks: pulumi.Resource[]) => void;
@@ -48,6 +58,7 @@ export class Rollout extends pulumi.ComponentResource {
                             artifact: args.artifact,
                             installDir: args.installDir,
                             daemonJson: args.daemonJson,
+                            precheck: host.instance ? undefined : precheck,
                             after: previous.length > 0 ? previous.map((p) => p.install) : allChecks,
                             cacheDir: args.cacheDir,
                             insecureSkipHostKeyCheck: args.insecureSkipHostKeyCheck,
@@ -64,6 +75,38 @@ export class Rollout extends pulumi.ComponentResource {
             this.hosts.map((h, i) => pulumi.all([h.status, args.hosts[i].address]).apply(([s, address]) => ({ ...s, address }))),
         );
         this.registerOutputs({ statuses: this.statuses });
+
+        // While the fork builds, the existing hosts are checked for all but the room the release
+        // needs (its size is not known yet): a wrong host key or login, or a host that is down,
+        // stops the `pulumi up` at its start instead of after a build of minutes. One local
+        // command checks them all at once, so that it takes one of the engine's parallel slots
+        // (4 per CPU unless --parallel), not one per host while the build step waits for one. It
+        // runs whenever the build's inputs, the install settings or the list of existing hosts
+        // change. Launched instances get none: they may still be booting then.
+        function createPrecheck(): command.local.Command | undefined {
+            const existing = args.hosts.filter((h) => !h.instance);
+            if (existing.length === 0) return undefined;
+            const hosts = existing.map((h) => ({
+                vars: checkVars(h, hostOwner(h, args.stackId), args.insecureSkipHostKeyCheck),
+                keys: routeKeys("target", h),
+            }));
+            const vars = pulumi.all(hosts.map((h) => h.vars)).apply((all) => ({
+                FORKLIFT_HOSTS: existing.map((h) => h.name).join(","),
+                FORKLIFT_CHECK_KEY: hashInputs({
+                    build: args.artifact.buildKey,
+                    installDir: args.installDir,
+                    daemonJson: args.daemonJson,
+                    script: hostScriptHash(),
+                    hosts: all,
+                }).slice(0, 32),
+            }));
+            const stdin = pulumi.all(hosts.map((h) => pulumi.all([h.vars, h.keys]))).apply((all) => precheckStdin(all.map(([v, keys]) => ({ vars: v, keys }))));
+            return new command.local.Command(
+                `${name}-precheck`,
+                { create: vars.apply((v) => artifactCommand("prechecks", v)), stdin: pulumi.secret(stdin), addPreviousOutputInEnv: false },
+                { parent },
+            );
+        }
     }
 }
 

@@ -7,10 +7,27 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { TEST_HOST_KEY, TEST_PRIVATE_KEY, ec2Stack, hostsStack } from "./fixtures";
 import { Recorded, Run, runProgram } from "./run-program";
+import { artifactCommand } from "../../lib/protocol/artifact";
 
 /** The "<name> <base64>" lines of scripts/artifact.sh's stdin, decoded. */
 const stdinOf = (r: Recorded): Record<string, string> =>
     Object.fromEntries((r.inputs.stdin as string).trim().split("\n").map((l) => [l.split(" ")[0], Buffer.from(l.split(" ")[1], "base64").toString()]));
+/** The host blocks of `artifact.sh prechecks`'s stdin, decoded: each host's variables and key lines. */
+const precheckHostsOf = (r: Recorded): { vars: Record<string, string>; keys: Record<string, string> }[] => {
+    const hosts: { vars: Record<string, string>; keys: Record<string, string> }[] = [];
+    for (const line of (r.inputs.stdin as string).trim().split("\n")) {
+        const [name, data] = line.split(" ");
+        const text = Buffer.from(data, "base64").toString();
+        if (name === "vars") {
+            assert.ok(text.endsWith("\0"), "every pair ends in a NUL byte");
+            hosts.push({ vars: Object.fromEntries(text.slice(0, -1).split("\0").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])), keys: {} });
+        } else {
+            assert.ok(hosts.length > 0, `the key line ${name} comes after a vars line`);
+            hosts[hosts.length - 1].keys[name] = text;
+        }
+    }
+    return hosts;
+};
 const byType = (run: Run, type: string) => run.resources.filter((r) => r.type === type);
 const named = (run: Run, name: string) => {
     const r = run.resources.find((x) => x.name === name);
@@ -114,22 +131,28 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     assert.deepEqual(install2.dependsOn, ["forklift-10-0-0-3-check", "forklift-h1-install"], "second batch waits for the first");
     const check1 = named(run, "forklift-h1-check");
     assert.equal(check1.type, "command:local:Command");
-    assert.deepEqual(check1.dependsOn, ["forklift-h1-precheck"], "checks wait for the build's result and ride on the precheck's connection");
+    assert.deepEqual(check1.dependsOn, ["forklift-precheck"], "checks wait for the build's result and ride on the precheck's connection");
     assert.match(check1.inputs.create, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.4 .*FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 .* bash scripts\/artifact\.sh check$/);
     assert.match(check1.inputs.create, /FORKLIFT_NEED_KIB=5 /, "room for the 1234-byte artifact four times over");
     assert.match(check1.inputs.create, /FORKLIFT_CONNECT_TIMEOUT=10 /, "sshConnectTimeout's default");
     assert.deepEqual(Object.keys(stdinOf(check1)), ["target"], "only the host's key");
     assert.equal(check1.inputs.delete, undefined, "nothing to undo");
-    const precheck1 = named(run, "forklift-h1-precheck");
-    assert.deepEqual(precheck1.dependsOn, [], "the precheck waits for nothing: it runs while the fork builds");
-    assert.doesNotMatch(precheck1.inputs.create, /FORKLIFT_NEED_KIB/, "the release's size is not known yet");
+    // one precheck for all existing hosts: one of the engine's parallel slots, not one per host
+    const precheck = named(run, "forklift-precheck");
+    assert.equal(precheck.type, "command:local:Command");
+    assert.deepEqual(precheck.dependsOn, [], "the precheck waits for nothing: it runs while the fork builds");
+    assert.match(precheck.inputs.create, /^FORKLIFT_CHECK_KEY=\w{32} FORKLIFT_HOSTS=h1,10-0-0-3 bash scripts\/artifact\.sh prechecks$/, "the hosts in rollout order");
+    assert.doesNotMatch(precheck.inputs.create, /FORKLIFT_NEED_KIB/, "the release's size is not known yet");
+    const prechecked = precheckHostsOf(precheck);
+    assert.deepEqual(prechecked.map((h) => h.vars.FORKLIFT_HOST), ["h1", "10-0-0-3"]);
     assert.equal(
-        precheck1.inputs.create.replace(/FORKLIFT_CHECK_KEY=\w+ /, ""),
+        artifactCommand("check", prechecked[0].vars),
         check1.inputs.create.replace(/FORKLIFT_CHECK_KEY=\w+ /, "").replace(/FORKLIFT_NEED_KIB=\d+ /, ""),
-        "else the same check of the same host",
+        "each host's precheck is the check of the same host, but for the disk space",
     );
-    assert.deepEqual(stdinOf(precheck1), stdinOf(check1));
-    assert.equal(precheck1.deletedWith, undefined);
+    assert.deepEqual(prechecked[0].keys, stdinOf(check1), "with the same key");
+    assert.equal(precheck.deletedWith, undefined);
+    assert.equal(precheck.inputs.delete, undefined, "nothing to undo");
     assert.equal(install1.type, "command:local:Command", "the copy and install run from the machine of `pulumi up`");
     assert.match(install1.inputs.create, / bash scripts\/artifact\.sh install$/);
     assert.match(install1.inputs.create, /FORKLIFT_SHA256=b{64} /, "what the host checks the copy against");
@@ -169,27 +192,47 @@ test("hosts mode: batchSize 2 puts both hosts in one batch", () => {
     assert.deepEqual(named(run, "forklift-h1-install").dependsOn, ["forklift-h1-check", "forklift-10-0-0-3-check"]);
 });
 
-for (const which of ["check", "precheck"]) {
-    test(`a host's ${which} runs again when its install would`, () => {
-        const key = (stack: Record<string, unknown>, host = "h1") => /FORKLIFT_CHECK_KEY=(\w+)/.exec(named(runProgram(stack), `forklift-${host}-${which}`).inputs.create)?.[1];
-        const base = key(hostsStack());
-        assert.ok(base);
-        assert.equal(key({ ...hostsStack(), batchSize: 2 }), base, "a rollout setting changes no install");
-        assert.notEqual(key({ ...hostsStack(), daemonJson: { "live-restore": true, debug: true } }), base, "daemon.json changes the install");
-        assert.notEqual(key({ ...hostsStack(), installDir: "/usr/local/bin" }), base, "so does the install dir");
-        // a new ref is a new build: the check learns it from the build's result (the same under
-        // these mocks), the precheck from the build's key
-        if (which === "precheck") assert.notEqual(key({ ...hostsStack(), forkRef: "v18.03.2-ce" }), base, "so does a new build");
-        assert.equal(key({ ...hostsStack(), fleetHosts: [(hostsStack().fleetHosts as any[])[0]] }), base, "another host's removal changes nothing here");
-    });
+/** The FORKLIFT_CHECK_KEY of the resource NAME for STACK: a new key runs the check again. */
+const checkKeyOf = (name: string) => (stack: Record<string, unknown>) => /FORKLIFT_CHECK_KEY=(\w+)/.exec(named(runProgram(stack), name).inputs.create)?.[1];
+
+/** Asserts that KEY changes with each install setting, and not with a rollout setting; returns the base key. */
+function assertKeyFollowsInstall(key: (stack: Record<string, unknown>) => string | undefined): string {
+    const base = key(hostsStack());
+    assert.ok(base);
+    assert.equal(key({ ...hostsStack(), batchSize: 2 }), base, "a rollout setting changes no install");
+    assert.notEqual(key({ ...hostsStack(), daemonJson: { "live-restore": true, debug: true } }), base, "daemon.json changes the install");
+    assert.notEqual(key({ ...hostsStack(), installDir: "/usr/local/bin" }), base, "so does the install dir");
+    return base;
 }
+
+test("a host's check runs again when its install would", () => {
+    const key = checkKeyOf("forklift-h1-check");
+    const base = assertKeyFollowsInstall(key);
+    assert.equal(key({ ...hostsStack(), fleetHosts: [(hostsStack().fleetHosts as any[])[0]] }), base, "another host's removal changes nothing here");
+});
+
+test("the precheck runs again when an install would, or the list of existing hosts changes", () => {
+    const key = checkKeyOf("forklift-precheck");
+    const base = assertKeyFollowsInstall(key);
+    // the check learns of a new ref from the build's result, the precheck from the build's key
+    assert.notEqual(key({ ...hostsStack(), forkRef: "v18.03.2-ce" }), base, "so does a new build");
+    const [h1, h2] = hostsStack().fleetHosts as any[];
+    assert.notEqual(key({ ...hostsStack(), fleetHosts: [h1] }), base, "a host removed");
+    assert.notEqual(key({ ...hostsStack(), fleetHosts: [h1, { ...h2, user: "ops" }] }), base, "a host's route changed");
+});
 
 test("launched instances get no precheck (they may still be booting while the fork builds)", () => {
     const run = runProgram({ ...hostsStack(), fleetCount: 1, sshAllowedCidrs: ["203.0.113.7/32"] });
     assert.equal(run.error, undefined);
-    assert.ok(named(run, "forklift-h1-precheck"), "an existing host beside it gets one");
-    assert.equal(run.resources.filter((r) => r.name === "forklift-fleet-1-precheck").length, 0);
+    assert.match(named(run, "forklift-precheck").inputs.create, /FORKLIFT_HOSTS=h1,10-0-0-3 /, "only the existing hosts beside it");
+    assert.deepEqual(named(run, "forklift-h1-check").dependsOn, ["forklift-precheck"]);
     assert.deepEqual(named(run, "forklift-fleet-1-check").dependsOn, []);
+});
+
+test("a fleet of launched instances only has no precheck", () => {
+    const run = runProgram(ec2Stack);
+    assert.equal(run.error, undefined);
+    assert.equal(run.resources.filter((r) => r.name.endsWith("precheck")).length, 0);
 });
 
 test("sshConnectTimeout reaches the provider's dial and OpenSSH", () => {
@@ -219,7 +262,7 @@ test("secrets: private keys never appear in clear in registered inputs", () => {
     const withKey = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyBody));
     assert.equal(withKey.length, 2, "the key does reach the builder's SSH connections (as a secret)");
     const withKeyB64 = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyB64));
-    assert.equal(withKeyB64.length, 6, "and the stdin of the two installs, two checks and two prechecks (as a secret)");
+    assert.equal(withKeyB64.length, 5, "and the stdin of the two installs, two checks and the precheck (as a secret)");
     for (const r of run.resources) {
         assert.ok(JSON.stringify(r.inputs).length > 2, `${r.name} has inputs`);
         assert.ok(!JSON.stringify(r.redacted).includes(keyBody), `${r.name} carries the private key in clear`);
