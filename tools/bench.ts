@@ -409,6 +409,8 @@ function breakdown(p: Profile): { rows: [string, string][]; text: string } {
     const after = update?.i ?? 0;
     const buildStart = lineAt(p, /forklift-fork-build\s+updating/, after);
     const buildDone = lineAt(p, /forklift-fork-build\s+updated/, after);
+    const precheckStart = lineAt(p, /forklift-precheck\s+updating/, after);
+    const precheckDone = lineAt(p, /forklift-precheck\s+updated/, after);
     const rows: [string, string][] = [];
     const fmt = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "?" : x.toFixed(2));
     const diff = (a?: { s: number }, b?: { s: number }) => (a && b ? b.s - a.s : undefined);
@@ -425,8 +427,6 @@ function breakdown(p: Profile): { rows: [string, string][]; text: string } {
         const unpacked = at("install\\s+updating.*unpacked release");
         const installDone = at("install\\s+updated");
         return {
-            precheckStart: at("precheck\\s+updating"),
-            precheckDone: at("precheck\\s+updated"),
             checkStart: at("check\\s+updating"),
             checkDone: at("check\\s+updated"),
             installStart,
@@ -442,7 +442,8 @@ function breakdown(p: Profile): { rows: [string, string][]; text: string } {
     const med = (f: (x: Row) => number) => median(perHost.map(f).filter((x) => !Number.isNaN(x)));
     const last = (f: (x: Row) => number) => Math.max(...perHost.map(f).filter((x) => !Number.isNaN(x)));
     const first = (f: (x: Row) => number) => Math.min(...perHost.map(f).filter((x) => !Number.isNaN(x)));
-    rows.push(["per host: precheck, while the build runs (local command, SSH login, checks; the connection stays open)", fmt(med((x) => x.precheckDone - x.precheckStart))]);
+    rows.push(["\"Updating\" → precheck starts", fmt(diff(update, precheckStart))]);
+    rows.push(["precheck of every host, while the build runs (one local command, the hosts' SSH logins at once; the connections stay open)", fmt(diff(precheckStart, precheckDone))]);
     rows.push(["per host: check after the build (on the precheck's connection: disk space)", fmt(med((x) => x.checkDone - x.checkStart))]);
     rows.push(["build done → last check done (the first batch waits for every check)", fmt(buildDone ? last((x) => x.checkDone) - buildDone.s : undefined)]);
     rows.push(["last check done → first install starts (engine, local command start)", fmt(first((x) => x.installStart) - last((x) => x.checkDone))]);
