@@ -35,14 +35,8 @@ export interface FleetHostArgs {
      */
     daemonJson: Record<string, unknown> | null;
     /**
-     * The precheck of the existing hosts while the fork builds (see Rollout): the check waits for
-     * it, to ride on the SSH connection it left open.
-     * @default none (launched instances get no precheck)
-     */
-    precheck?: pulumi.Resource;
-    /**
      * What the install waits for: the installs of the previous batch (it starts only after they
-     * verified), or, for the first batch, every host's check.
+     * verified), or, for the first batch, every host's check and the precheck.
      */
     after: pulumi.Resource[] | Promise<pulumi.Resource[]>;
     /**
@@ -76,7 +70,7 @@ const FLEET_HOST_TYPE = "forklift:index:FleetHost";
  * them is the cleanup). Its `check` runs, before the first batch of the rollout, whenever its
  * install is about to run: reachable, host key, login, sudo, systemd, disk space, and that no
  * other stack owns the host; on an existing host it rides on the SSH connection that the
- * precheck (args.precheck) left open.
+ * Rollout's precheck left open.
  */
 export class FleetHost extends pulumi.ComponentResource {
     readonly install: command.local.Command;
@@ -141,8 +135,9 @@ export class FleetHost extends pulumi.ComponentResource {
                 FORKLIFT_NEED_KIB: String(Math.ceil((size * 4) / 1024)),
                 FORKLIFT_CHECK_KEY: sha256Of(install).slice(0, 32),
             })),
-            // on the precheck's connection, when it is still open
-            { parent, deletedWith, aliases: formerChild("check"), dependsOn: args.precheck ? [args.precheck] : [] },
+            // it starts as soon as the build is done; where the precheck is still logging in to the
+            // host, artifact.sh waits for it and rides on its connection (see share_connection)
+            { parent, deletedWith, aliases: formerChild("check") },
         );
 
         const check = this.check;

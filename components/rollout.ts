@@ -42,8 +42,8 @@ export class Rollout extends pulumi.ComponentResource {
         super("forklift:index:Rollout", name, {}, opts);
         const parent = this;
         const precheck = (this.precheck = createPrecheck());
-        // the first batch waits for every host's check: a host that is down or has a wrong key
-        // stops the rollout before any host changes
+        // the first batch waits for every host's check, and the precheck: a host that is down or
+        // has a wrong key stops the rollout before any host changes
         let checked!: (checks: pulumi.Resource[]) => void;
         const allChecks = new Promise<pulumi.Resource[]>((resolve) => (checked = resolve));
         let previous: FleetHost[] = [];
@@ -58,7 +58,6 @@ export class Rollout extends pulumi.ComponentResource {
                             artifact: args.artifact,
                             installDir: args.installDir,
                             daemonJson: args.daemonJson,
-                            precheck: host.instance ? undefined : precheck,
                             after: previous.length > 0 ? previous.map((p) => p.install) : allChecks,
                             cacheDir: args.cacheDir,
                             insecureSkipHostKeyCheck: args.insecureSkipHostKeyCheck,
@@ -70,7 +69,7 @@ export class Rollout extends pulumi.ComponentResource {
             this.hosts.push(...current);
             previous = current;
         }
-        checked(this.hosts.map((h) => h.check));
+        checked([...this.hosts.map((h) => h.check), ...(precheck ? [precheck] : [])]);
         this.statuses = pulumi.all(
             this.hosts.map((h, i) => pulumi.all([h.status, args.hosts[i].address]).apply(([s, address]) => ({ ...s, address }))),
         );

@@ -139,7 +139,8 @@ add_route() {
     fi
 }
 
-remote() { ssh -F "$WORK/ssh_config" "$@"; }
+# (fd 9, the connection's lock, is not passed on: the connection ssh leaves open would hold it)
+remote() { ssh -F "$WORK/ssh_config" "$@" 9>&-; }
 
 # Seconds an SSH connection to a fleet host stays open unused for the next run's session: long
 # enough for the first batch's installs, which start as the last check ends; short, so that few
@@ -149,6 +150,9 @@ readonly SHARE_IDLE=5
 # connection whose host has gone away since would wait for the keepalives to fail
 # (3 × sshConnectTimeout); a live one answers in ~0.01 s, a busy one well within this.
 readonly SHARE_PROBE=3
+# Seconds a run waits for another run on the same connection (the precheck's check of the host, as
+# it logs in) before it connects on its own.
+readonly SHARE_WAIT=60
 
 # Lets the check before a rollout and the install that follows share one SSH connection to the
 # fleet host: the first leaves its connection open (an OpenSSH control master) for SHARE_IDLE
@@ -168,9 +172,14 @@ share_connection() {
         done
     } | sha256sum | cut -c1-24)
     printf 'Host target\n  ControlMaster auto\n  ControlPath %s/%s\n  ControlPersist %s\n' "$dir" "$id" "$SHARE_IDLE" >>"$WORK/ssh_config"
+    # one run at a time per connection, until it ends: a check that starts while the precheck is
+    # still logging in to the host waits for it, then rides on the connection it leaves open
+    # instead of logging in a second time
+    exec 9>>"$dir/$id.lock"
+    flock -w "$SHARE_WAIT" 9 || info "$(target_name): another run has held its SSH connection for ${SHARE_WAIT}s; connecting on its own"
     # a connection left open by an earlier run: used only if it still answers, else closed, and
     # this run connects anew (and is told at once when the host is down)
-    if remote -O check target 2>/dev/null && ! timeout "$SHARE_PROBE" ssh -F "$WORK/ssh_config" target true </dev/null >/dev/null 2>&1; then
+    if remote -O check target 2>/dev/null && ! timeout "$SHARE_PROBE" ssh -F "$WORK/ssh_config" target true </dev/null >/dev/null 2>&1 9>&-; then
         remote -O exit target >/dev/null 2>&1 || true
         info "$(target_name): the SSH connection left open for this run no longer answers; connecting anew"
     fi

@@ -8,7 +8,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -49,6 +49,17 @@ function prechecks(hosts: PrecheckHost[]) {
     const started = Date.now();
     const r = spawnSync("bash", ["-c", artifactCommand("prechecks", { FORKLIFT_CHECK_KEY: "k" })], { input: precheckStdin(hosts), encoding: "utf8", cwd: repoRoot(), timeout: 120_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr, seconds: (Date.now() - started) / 1000 };
+}
+
+/** `bash -c COMMAND` with STDIN, without blocking the test (runs beside others). */
+function runAsync(command: string, stdin: string): Promise<{ code: number | null; stderr: string }> {
+    return new Promise((resolve) => {
+        const child = spawn("bash", ["-c", command], { cwd: repoRoot(), stdio: ["pipe", "ignore", "pipe"] });
+        let stderr = "";
+        child.stderr.on("data", (d) => (stderr += d));
+        child.on("close", (code) => resolve({ code, stderr }));
+        child.stdin.end(stdin);
+    });
 }
 
 describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
@@ -180,6 +191,23 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
         const gone = run("uninstall", targetVars(host), stdin);
         assert.equal(gone.code, 0, gone.stderr);
         assert.equal(others(), 0, "an uninstall leaves no connection open");
+    });
+
+    test("a check that starts while the precheck is logging in to the same host waits for it and rides on its connection: one login", async () => {
+        const open = () => Number(ssh(host, "ss -Htn state established '( sport = :22 )' | wc -l").stdout.trim()) - 1;
+        const logins = () => Number(ssh(host, "journalctl -u ssh.service -o cat --no-pager | grep -c '^Accepted' || true").stdout.trim());
+        for (let i = 0; i < 60 && open() > 0; i++) await new Promise((r) => setTimeout(r, 500));
+        assert.equal(open(), 0, "no connection open before");
+        const before = logins();
+        // both at once: without the lock, each would log in before the other's connection is up
+        const [pre, check] = await Promise.all([
+            runAsync(artifactCommand("prechecks", { FORKLIFT_CHECK_KEY: "k" }), precheckStdin([{ vars: targetVars(host), keys: { target: host.privateKey } }])),
+            runAsync(artifactCommand("check", targetVars(host, { FORKLIFT_NEED_KIB: "1024" })), artifactStdin({ target: host.privateKey })),
+        ]);
+        assert.equal(pre.code, 0, pre.stderr);
+        assert.equal(check.code, 0, check.stderr);
+        assert.match(check.stderr, /disk space and owner checked/);
+        assert.equal(logins() - before, 2, "one login for both, and this query's own");
     });
 
     test("a connection left open whose host has gone away since is closed, not waited on: the install is told at once", async () => {
