@@ -63,6 +63,8 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=""
 # 1 when this run closes the shared connection to the fleet host as it ends (see share_connection)
 CLOSE_SHARED=""
+# where this run records that it could not connect, for the run that waits for it (see share_connection)
+SHARE_FAILED=""
 cleanup() {
     [ -n "$WORK" ] || return 0
     [ -z "$CLOSE_SHARED" ] || remote -O exit target >/dev/null 2>&1 || true
@@ -176,7 +178,15 @@ share_connection() {
     # still logging in to the host waits for it, then rides on the connection it leaves open
     # instead of logging in a second time
     exec 9>>"$dir/$id.lock"
-    flock -w "$SHARE_WAIT" 9 || info "$(target_name): another run has held its SSH connection for ${SHARE_WAIT}s; connecting on its own"
+    SHARE_FAILED="$dir/$id.failed"
+    if flock -n 9; then
+        rm -f "$SHARE_FAILED"
+    else
+        flock -w "$SHARE_WAIT" 9 || info "$(target_name): another run has held its SSH connection for ${SHARE_WAIT}s; connecting on its own"
+        # the run this one waited for could not connect (the host is down, its key is wrong): the
+        # same answer at once, not after another sshConnectTimeout
+        [ ! -s "$SHARE_FAILED" ] || fatal "$(cat "$SHARE_FAILED")"
+    fi
     # a connection left open by an earlier run: used only if it still answers, else closed, and
     # this run connects anew (and is told at once when the host is down)
     if remote -O check target 2>/dev/null && ! timeout "$SHARE_PROBE" ssh -F "$WORK/ssh_config" target true </dev/null >/dev/null 2>&1 9>&-; then
@@ -214,8 +224,14 @@ fetch() {
 # What to call the fleet host in messages.
 target_name() { printf '%s (%s:%s)' "${FORKLIFT_HOST:-${FORKLIFT_TARGET_ADDRESS:-?}}" "${FORKLIFT_TARGET_ADDRESS:-?}" "${FORKLIFT_TARGET_PORT:-22}"; }
 
+# Fails with MESSAGE about the connection, recorded for a run that waits for this one.
+ssh_fatal() {
+    [ -z "$SHARE_FAILED" ] || printf '%s\n' "$*" >"$SHARE_FAILED" 2>/dev/null || true
+    fatal "$@"
+}
+
 unreachable() {
-    fatal "cannot reach $(target_name) over SSH: check that it is up, that its hostKey is right and that ${FORKLIFT_TARGET_USER:-root} can log in with its key"
+    ssh_fatal "cannot reach $(target_name) over SSH: check that it is up, that its hostKey is right and that ${FORKLIFT_TARGET_USER:-root} can log in with its key"
 }
 
 # Copies the cached artifact to the fleet host and installs it there, in one SSH session: its
@@ -259,12 +275,12 @@ explain_ssh_failure() {
     where=$(target_name)
     case "$err" in
         *"Host key verification failed"* | *"IDENTIFICATION HAS CHANGED"* | *"host key for"*"has changed"*)
-            fatal "$where: its SSH host key is not the pinned hostKey; check hostKey (ssh-keyscan -t ed25519 ${FORKLIFT_TARGET_ADDRESS:-}) and that the address is the machine you mean. ssh said: $err" ;;
+            ssh_fatal "$where: its SSH host key is not the pinned hostKey; check hostKey (ssh-keyscan -t ed25519 ${FORKLIFT_TARGET_ADDRESS:-}) and that the address is the machine you mean. ssh said: $err" ;;
         *"Permission denied"* | *"Too many authentication failures"*)
-            fatal "$where: the login as ${FORKLIFT_TARGET_USER:-root} was refused; check user and privateKey (or the agent's keys). ssh said: $err" ;;
+            ssh_fatal "$where: the login as ${FORKLIFT_TARGET_USER:-root} was refused; check user and privateKey (or the agent's keys). ssh said: $err" ;;
         *"timed out"* | *"No route to host"* | *"Network is unreachable"* | *"Connection refused"* | *"Could not resolve"* | *"Name or service not known"*)
-            fatal "$where: unreachable; check that it is up, the address and port, and the network path (sshConnectTimeout is ${FORKLIFT_CONNECT_TIMEOUT:-15}s). ssh said: $err" ;;
-        *) fatal "$where: SSH failed: $err" ;;
+            ssh_fatal "$where: unreachable; check that it is up, the address and port, and the network path (sshConnectTimeout is ${FORKLIFT_CONNECT_TIMEOUT:-15}s). ssh said: $err" ;;
+        *) ssh_fatal "$where: SSH failed: $err" ;;
     esac
 }
 

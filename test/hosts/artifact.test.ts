@@ -210,6 +210,35 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
         assert.equal(logins() - before, 2, "one login for both, and this query's own");
     });
 
+    test("a check that waited for a precheck that could not reach the host fails at once with its message, not after another connect timeout", async () => {
+        const iptables = (op: string) => spawnSync(path.join(repoRoot(), "testbed", "host.sh"), ["exec", host.name, "iptables", op, "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"], { encoding: "utf8" });
+        // no connection left open by an earlier test (it would answer the check)
+        for (let i = 0; i < 60 && Number(ssh(host, "ss -Htn state established '( sport = :22 )' | wc -l").stdout.trim()) > 1; i++) await new Promise((r) => setTimeout(r, 500));
+        const drop = iptables("-I");
+        assert.equal(drop.status, 0, drop.stderr);
+        try {
+            const started = Date.now();
+            const pre = runAsync(artifactCommand("prechecks", { FORKLIFT_CHECK_KEY: "k" }), precheckStdin([{ vars: targetVars(host), keys: { target: host.privateKey } }]));
+            // the check starts a little later, as it does after the build
+            await new Promise((r) => setTimeout(r, 500));
+            const check = await runAsync(artifactCommand("check", targetVars(host, { FORKLIFT_NEED_KIB: "1024" })), artifactStdin({ target: host.privateKey }));
+            const seconds = (Date.now() - started) / 1000;
+            const precheck = await pre;
+            assert.equal(precheck.code, 1);
+            assert.equal(check.code, 1);
+            const unreachable = /web \(10\.78\.71\.2:22\): unreachable; check that it is up/;
+            assert.match(precheck.stderr, unreachable);
+            assert.match(check.stderr, unreachable, "the check gives the precheck's message");
+            // FORKLIFT_CONNECT_TIMEOUT is 3: one timeout, not two
+            assert.ok(seconds < 5.5, `the check ended ${seconds.toFixed(1)} s after the precheck started`);
+        } finally {
+            iptables("-D");
+        }
+        // the host is back: a new run connects without waiting and is not told the old failure
+        const again = run("check", targetVars(host), { target: host.privateKey });
+        assert.equal(again.code, 0, again.stderr);
+    });
+
     test("a connection left open whose host has gone away since is closed, not waited on: the install is told at once", async () => {
         const open = () => Number(ssh(host, "ss -Htn state established '( sport = :22 )' | wc -l").stdout.trim()) - 1;
         for (let i = 0; i < 60 && open() > 0; i++) await new Promise((r) => setTimeout(r, 500));
