@@ -48,9 +48,11 @@
 #                             not checked, as by the precheck while the build runs)
 #   FORKLIFT_OWNER, FORKLIFT_STACK_ID   check: who rolls out (project/stack/host, the stack's
 #                             random identity); a host another stack owns fails the check
-#   FORKLIFT_CHECK_KEY        check: hash of what the rollout will do there (only there so that a
-#                             change of it runs the check again)
+#   FORKLIFT_CHECK_KEY        check, prechecks: hash of what the rollout will do there (only there
+#                             so that a change of it runs the check again)
 #   FORKLIFT_CONNECT_TIMEOUT  seconds per SSH connection attempt (default 15)
+#   FORKLIFT_HOSTS            prechecks: the hosts' names, for the plan (what is checked are the
+#                             blocks on stdin)
 set -euo pipefail
 
 info() { printf '[forklift artifact] %s\n' "$*" >&2; }
