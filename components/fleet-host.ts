@@ -128,13 +128,23 @@ export class FleetHost extends pulumi.ComponentResource {
                 artifactStdin({ ...builderKeys, ...targetKeys, install, uninstall: uninstallCommand(args.host.name, owner, sudo) }),
             );
 
-        this.check = checkCommand(
+        this.check = new command.local.Command(
             `${name}-check`,
-            pulumi.all([create, args.artifact.size]).apply(([install, size]) => ({
-                // staged tgz, unpacked release, and the previous release kept for rollback
-                FORKLIFT_NEED_KIB: String(Math.ceil((size * 4) / 1024)),
-                FORKLIFT_CHECK_KEY: sha256Of(install).slice(0, 32),
-            })),
+            {
+                create: checkVars(
+                    args.host,
+                    owner,
+                    args.insecureSkipHostKeyCheck,
+                    pulumi.all([create, args.artifact.size]).apply(([install, size]) => ({
+                        // staged tgz, unpacked release, and the previous release kept for rollback
+                        FORKLIFT_NEED_KIB: String(Math.ceil((size * 4) / 1024)),
+                        FORKLIFT_CHECK_KEY: sha256Of(install).slice(0, 32),
+                    })),
+                ).apply((v) => artifactCommand("check", v)),
+                stdin: pulumi.secret(routeKeys("target", args.host).apply((keys) => artifactStdin(keys))),
+                addPreviousOutputInEnv: false,
+                triggers: [args.host.address, args.host.port],
+            },
             // it starts as soon as the build is done; where the precheck is still logging in to the
             // host, artifact.sh waits for it and rides on its connection (see share_connection)
             { parent, deletedWith, aliases: formerChild("check") },
@@ -165,20 +175,6 @@ export class FleetHost extends pulumi.ComponentResource {
         );
         this.status = this.install.stdout.apply(parseHostStatus);
         this.registerOutputs({ status: this.status });
-
-        /** `artifact.sh check` on this host, with EXTRA variables (the disk space, the key that reruns it). */
-        function checkCommand(checkName: string, extra: pulumi.Input<Record<string, string>>, checkOpts: pulumi.CustomResourceOptions): command.local.Command {
-            return new command.local.Command(
-                checkName,
-                {
-                    create: checkVars(args.host, owner, args.insecureSkipHostKeyCheck, extra).apply((v) => artifactCommand("check", v)),
-                    stdin: pulumi.secret(routeKeys("target", args.host).apply((keys) => artifactStdin(keys))),
-                    addPreviousOutputInEnv: false,
-                    triggers: [args.host.address, args.host.port],
-                },
-                checkOpts,
-            );
-        }
     }
 }
 

@@ -10,13 +10,18 @@ export function shq(value: string): string {
     return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
+/** Throws unless NAME can be an environment variable's name. */
+export function assertEnvName(name: string): void {
+    if (!/^[A-Z_][A-Z0-9_]*$/.test(name)) throw new Error(`not an environment variable name: ${name}`);
+}
+
 /** `K='v' K2='v2'`, keys sorted so the rendering is stable. */
 export function envPrefix(vars: Record<string, string | number | boolean | undefined>): string {
     return Object.keys(vars)
         .sort()
         .filter((k) => vars[k] !== undefined)
         .map((k) => {
-            if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw new Error(`not an environment variable name: ${k}`);
+            assertEnvName(k);
             return `${k}=${shq(String(vars[k]))}`;
         })
         .join(" ");

@@ -3,7 +3,7 @@
  * fetches the artifact from the build host into the local cache, copies it to a fleet host and
  * runs forklift-host.sh there (host.ts renders that remote command), or checks the host first.
  */
-import { b64, envPrefix } from "../shell";
+import { assertEnvName, b64, envPrefix } from "../shell";
 
 /**
  * The local command (scripts/artifact.sh MODE) that brings the release onto one fleet host
@@ -39,7 +39,7 @@ export function precheckStdin(hosts: PrecheckHost[]): string {
             const pairs = Object.keys(vars)
                 .sort()
                 .map((k) => {
-                    if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw new Error(`not an environment variable name: ${k}`);
+                    assertEnvName(k);
                     if (vars[k].includes("\0")) throw new Error(`${k} contains a NUL byte`);
                     return `${k}=${vars[k]}\0`;
                 })
