@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { artifactCommand, artifactStdin } from "../lib/protocol/artifact";
+import { PrecheckHost, artifactCommand, artifactStdin } from "../lib/protocol/artifact";
 import { HostStatus, Owner, installCommand, ownerVars, parseHostStatus, uninstallCommand } from "../lib/protocol/host";
 import { readScript } from "../lib/protocol/script";
 import { hashInputs, sha256 as sha256Of } from "../lib/hash";
@@ -36,7 +36,7 @@ export interface FleetHostArgs {
     daemonJson: Record<string, unknown> | null;
     /**
      * What the install waits for: the installs of the previous batch (it starts only after they
-     * verified), or, for the first batch, every host's check and the precheck.
+     * verified), or, for the first batch, the Rollout's check of every host and its precheck.
      */
     after: pulumi.Resource[] | Promise<pulumi.Resource[]>;
     /**
@@ -67,14 +67,19 @@ const FLEET_HOST_TYPE = "forklift:index:FleetHost";
  * build host once, sha256-checked on the host), units rendered for it, installed and verified by
  * forklift-host.sh, rolled back there if the new daemon does not answer. Destroy runs the
  * uninstall that the install left on the host, except on instances forklift launched (terminating
- * them is the cleanup). Its `check` runs, before the first batch of the rollout, whenever its
- * install is about to run: reachable, host key, login, sudo, systemd, disk space, and that no
- * other stack owns the host; on an existing host it rides on the SSH connection that the
- * Rollout's precheck left open.
+ * them is the cleanup). Before the first batch, the Rollout checks every host (reachable, host key,
+ * login, sudo, systemd, disk space, and that no other stack owns it) in one command, from each
+ * host's `checkHost`.
  */
 export class FleetHost extends pulumi.ComponentResource {
     readonly install: command.local.Command;
-    readonly check: command.local.Command;
+    /**
+     * This host in the Rollout's check after the build: its variables for `artifact.sh check`,
+     * with the room the release needs, and its key.
+     */
+    readonly checkHost: pulumi.Output<PrecheckHost>;
+    /** A hash of the install's command: it changes whenever the install runs again. */
+    readonly installKey: pulumi.Output<string>;
     readonly status: pulumi.Output<HostStatus>;
 
     constructor(name: string, args: FleetHostArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -128,30 +133,23 @@ export class FleetHost extends pulumi.ComponentResource {
                 artifactStdin({ ...builderKeys, ...targetKeys, install, uninstall: uninstallCommand(args.host.name, owner, sudo) }),
             );
 
-        this.check = new command.local.Command(
-            `${name}-check`,
-            {
-                create: checkVars(
+        this.installKey = create.apply((c) => sha256Of(c).slice(0, 32));
+        this.checkHost = pulumi
+            .all([
+                checkVars(
                     args.host,
                     owner,
                     args.insecureSkipHostKeyCheck,
-                    pulumi.all([create, args.artifact.size]).apply(([install, size]) => ({
-                        // staged tgz, unpacked release, and the previous release kept for rollback
+                    pulumi.all([args.artifact.size, args.artifact.sha256]).apply(([size, sha256]) => ({
+                        // staged tgz, unpacked release, and the previous release kept for rollback;
+                        // none where the release is unpacked already (the install copies nothing)
                         FORKLIFT_NEED_KIB: String(Math.ceil((size * 4) / 1024)),
-                        FORKLIFT_CHECK_KEY: sha256Of(install).slice(0, 32),
+                        FORKLIFT_SHA256: sha256,
                     })),
-                ).apply((v) => artifactCommand("check", v)),
-                stdin: pulumi.secret(routeKeys("target", args.host).apply((keys) => artifactStdin(keys))),
-                addPreviousOutputInEnv: false,
-                triggers: [args.host.address, args.host.port],
-            },
-            // it starts as soon as the build is done; where the precheck is still logging in to the
-            // host, artifact.sh waits for it and rides on its connection (see share_connection)
-            { parent, deletedWith, aliases: formerChild("check") },
-        );
-
-        const check = this.check;
-        const waitsFor: Promise<pulumi.Resource[]> = Promise.resolve(args.after).then((after) => [...new Set([check, ...after])]);
+                ),
+                routeKeys("target", args.host),
+            ])
+            .apply(([vars, keys]) => ({ vars, keys }));
 
         // A local command on the machine of `pulumi up` that copies the artifact and installs,
         // and whose delete uninstalls. Its inputs are plain strings, so a preview with the build
@@ -171,7 +169,7 @@ export class FleetHost extends pulumi.ComponentResource {
                 // from uninstalling what its create just installed.
                 triggers: [args.host.address, args.host.port],
             },
-            { parent, dependsOn: waitsFor, deletedWith, deleteBeforeReplace: true, aliases: formerChild("install") },
+            { parent, dependsOn: args.after, deletedWith, deleteBeforeReplace: true, aliases: formerChild("install") },
         );
         this.status = this.install.stdout.apply(parseHostStatus);
         this.registerOutputs({ status: this.status });
@@ -183,7 +181,7 @@ export function hostOwner(host: ReachableHost, stackId: pulumi.Input<string>): p
     return pulumi.output(stackId).apply((id) => ({ stack: `${pulumi.getProject()}/${pulumi.getStack()}`, stackId: id, host: host.name }));
 }
 
-/** The variables of `artifact.sh check` for HOST, with EXTRA ones (the disk space, the key that reruns it). */
+/** The variables of `artifact.sh check` for HOST, with EXTRA ones (the room the release needs). */
 export function checkVars(
     host: ReachableHost,
     owner: pulumi.Input<Owner>,
@@ -199,7 +197,7 @@ export function checkVars(
     }));
 }
 
-/** forklift-host.sh's hash: a new host script runs the precheck, the checks and the installs again. */
+/** forklift-host.sh's hash: a new host script runs the precheck, the check and the installs again. */
 export function hostScriptHash(): string {
     return sha256Of(readScript("forklift-host.sh"));
 }

@@ -30,20 +30,23 @@ export interface RolloutArgs {
 
 /**
  * The release rolled out over the fleet, batch by batch. While the fork builds, the existing
- * hosts are prechecked, all in one local command (`NAME-precheck`).
+ * hosts are prechecked, all in one local command (`NAME-precheck`); when it is built, every host
+ * is checked for the room it needs, in another (`NAME-check`), before the first batch starts.
  */
 export class Rollout extends pulumi.ComponentResource {
     readonly hosts: FleetHost[] = [];
     /** Absent when every host is a launched instance (see createPrecheck). */
     readonly precheck?: command.local.Command;
+    /** The check of every host after the build (see createCheck). */
+    readonly check: command.local.Command;
     readonly statuses: pulumi.Output<(HostStatus & { address: string })[]>;
 
     constructor(name: string, args: RolloutArgs, opts?: pulumi.ComponentResourceOptions) {
         super("forklift:index:Rollout", name, {}, opts);
         const parent = this;
         const precheck = (this.precheck = createPrecheck());
-        // the first batch waits for every host's check, and the precheck: a host that is down or
-        // has a wrong key stops the rollout before any host changes
+        // the first batch waits for the check of every host, and the precheck: a host that is down,
+        // has a wrong key or too little room stops the rollout before any host changes
         let checked!: (checks: pulumi.Resource[]) => void;
         const allChecks = new Promise<pulumi.Resource[]>((resolve) => (checked = resolve));
         let previous: FleetHost[] = [];
@@ -69,7 +72,8 @@ export class Rollout extends pulumi.ComponentResource {
             this.hosts.push(...current);
             previous = current;
         }
-        checked([...this.hosts.map((h) => h.check), ...(precheck ? [precheck] : [])]);
+        const check = (this.check = createCheck(this.hosts));
+        checked([check, ...(precheck ? [precheck] : [])]);
         this.statuses = pulumi.all(
             this.hosts.map((h, i) => pulumi.all([h.status, args.hosts[i].address]).apply(([s, address]) => ({ ...s, address }))),
         );
@@ -103,6 +107,26 @@ export class Rollout extends pulumi.ComponentResource {
             return new command.local.Command(
                 `${name}-precheck`,
                 { create: vars.apply((v) => artifactCommand("prechecks", v)), stdin: pulumi.secret(stdin), addPreviousOutputInEnv: false },
+                { parent },
+            );
+        }
+
+        // When the fork is built, every host is checked once more, for the room the release needs
+        // (its size is known now) and all the precheck checked (a launched instance gets no
+        // precheck), all in one local command: one of the engine's slots, where a check per host
+        // left the last host's waiting for a slot at 8 hosts. On an existing host it rides on the
+        // SSH connection the precheck left open (artifact.sh waits for the precheck where it is
+        // still logging in). It runs whenever any host's install is about to run; a host that has
+        // the release unpacked already needs no room.
+        function createCheck(hosts: FleetHost[]): command.local.Command {
+            const vars = pulumi.all(hosts.map((h) => h.installKey)).apply((keys) => ({
+                FORKLIFT_HOSTS: args.hosts.map((h) => h.name).join(","),
+                FORKLIFT_CHECK_KEY: hashInputs(keys).slice(0, 32),
+            }));
+            const stdin = pulumi.all(hosts.map((h) => h.checkHost)).apply(precheckStdin);
+            return new command.local.Command(
+                `${name}-check`,
+                { create: vars.apply((v) => artifactCommand("checks", v)), stdin: pulumi.secret(stdin), addPreviousOutputInEnv: false },
                 { parent },
             );
         }

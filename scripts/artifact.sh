@@ -19,15 +19,17 @@
 #                                  no other stack owns it; its SSH connection stays open for the
 #                                  install's session (see share_connection)
 #   artifact.sh prechecks < stdin  `check` of several fleet hosts at once, all but the disk space
-#                                  (the precheck while the fork builds): PRECHECK_PARALLEL at a
+#                                  (the precheck while the fork builds): CHECK_PARALLEL at a
 #                                  time; every host's result is printed, and it fails when any
 #                                  host's check failed, naming them
+#   artifact.sh checks < stdin     the same after the build, with the disk space (the check that
+#                                  the first batch waits for)
 #
 # stdin: lines "<name> <base64>":
 #   builder, builder-proxy, target, target-proxy   private key of that SSH hop (a hop without a
 #                                                  line uses the SSH agent)
 #   install, uninstall                             the remote command to run on the fleet host
-# for prechecks, one block per host: a line "vars <base64>" (the host's variables for check, as
+# for prechecks and checks, one block per host: a line "vars <base64>" (the host's variables for check, as
 # NUL-separated NAME=value pairs), then its target and target-proxy lines
 #
 # Variables, for each hop (BUILDER, BUILDER_PROXY, TARGET, TARGET_PROXY; a *_PROXY hop is used
@@ -46,13 +48,14 @@
 #                             it runs the install again)
 #   FORKLIFT_NEED_KIB         check: free space (KiB) the release needs in /opt and /var/tmp (unset:
 #                             not checked, as by the precheck while the build runs)
+#   FORKLIFT_SHA256           check: the release; a host that has it unpacked needs no free space
 #   FORKLIFT_OWNER, FORKLIFT_STACK_ID   check: who rolls out (project/stack/host, the stack's
 #                             random identity); a host another stack owns fails the check
-#   FORKLIFT_CHECK_KEY        check, prechecks: hash of what the rollout will do there (only there
-#                             so that a change of it runs the check again)
+#   FORKLIFT_CHECK_KEY        prechecks, checks: hash of what the rollout will do (only there so
+#                             that a change of it runs the check again)
 #   FORKLIFT_CONNECT_TIMEOUT  seconds per SSH connection attempt (default 15)
-#   FORKLIFT_HOSTS            prechecks: the hosts' names, for the plan (what is checked are the
-#                             blocks on stdin)
+#   FORKLIFT_HOSTS            prechecks, checks: the hosts' names, for the plan (what is checked
+#                             are the blocks on stdin)
 set -euo pipefail
 
 info() { printf '[forklift artifact] %s\n' "$*" >&2; }
@@ -293,12 +296,12 @@ check() {
     # shellcheck disable=SC2016 # expanded by the remote shell
     local script='if [ "$(id -u)" != 0 ] && ! sudo -n true 2>/dev/null; then echo "the login user $(id -un) cannot sudo without a password (forklift needs root or passwordless sudo)"; exit 3; fi
 [ -d /run/systemd/system ] || { echo "systemd is not running as init (forklift runs Docker under systemd)"; exit 3; }
-for d in /opt /var/tmp; do a=$(df -Pk "$d" | awk "NR==2 {print \$4}"); if [ "$a" -lt "$1" ]; then echo "only $((a / 1024)) MiB free in $d, the release needs about $(($1 / 1024)) MiB"; exit 3; fi; done
+[ -n "$2" ] && [ -d "/opt/forklift/releases/$2" ] || for d in /opt /var/tmp; do a=$(df -Pk "$d" | awk "NR==2 {print \$4}"); if [ "$a" -lt "$1" ]; then echo "only $((a / 1024)) MiB free in $d, the release needs about $(($1 / 1024)) MiB"; exit 3; fi; done
 bash -s owner || exit 3'
     # forklift-host.sh (on stdin) decides whether another stack owns the host, as at install
     local owner_vars
     owner_vars=$(printf 'FORKLIFT_HOST=%q FORKLIFT_OWNER=%q FORKLIFT_STACK_ID=%q' "${FORKLIFT_HOST:-}" "${FORKLIFT_OWNER:-}" "${FORKLIFT_STACK_ID:-}")
-    out=$(remote target "$owner_vars sh -c '$script' sh ${FORKLIFT_NEED_KIB:-0}" 2>"$WORK/ssh.err" <"$SCRIPT_DIR/forklift-host.sh") || rc=$?
+    out=$(remote target "$owner_vars sh -c '$script' sh ${FORKLIFT_NEED_KIB:-0} ${FORKLIFT_SHA256:-''}" 2>"$WORK/ssh.err" <"$SCRIPT_DIR/forklift-host.sh") || rc=$?
     [ "$rc" != 255 ] || explain_ssh_failure "$WORK/ssh.err"
     [ "$rc" = 0 ] || fatal "$(target_name): ${out:-$(tail -n 3 "$WORK/ssh.err")}"
     if [ -n "${FORKLIFT_NEED_KIB:-}" ]; then
@@ -308,13 +311,16 @@ bash -s owner || exit 3'
     fi
 }
 
-# Hosts checked at once by prechecks: each check is an SSH login (a few ms of this machine's CPU),
-# and it runs while the fork builds, off the rollout's path.
-readonly PRECHECK_PARALLEL=32
+# Hosts checked at once by prechecks and checks: each check of the precheck is an SSH login (a few
+# ms of this machine's CPU) while the fork builds, off the rollout's path; each of the check after
+# it is a session on the connection the precheck left open.
+readonly CHECK_PARALLEL=32
 
-# Runs check for every host block of stdin, PRECHECK_PARALLEL at a time, each with its own variables
-# and keys; prints each host's result in stdin's order and fails naming the hosts that failed.
-prechecks() {
+# Runs check for every host block of stdin, CHECK_PARALLEL at a time, each with its own variables
+# and keys; prints each host's result in stdin's order and fails naming the hosts that failed
+# (WHAT: the precheck or the check).
+check_all() {
+    local what=$1
     WORK=$(mktemp -d)
     chmod 0700 "$WORK"
     local n=0 name b64 i running=0 failed=()
@@ -334,7 +340,7 @@ prechecks() {
     done
     [ "$n" -gt 0 ] || fatal "no host to check on stdin"
     for ((i = 1; i <= n; i++)); do
-        if [ "$running" -ge "$PRECHECK_PARALLEL" ]; then
+        if [ "$running" -ge "$CHECK_PARALLEL" ]; then
             wait -n || true
             running=$((running - 1))
         fi
@@ -351,7 +357,7 @@ prechecks() {
         cat "$WORK/$i.err" >&2 2>/dev/null || true
         [ "$(cat "$WORK/$i.rc" 2>/dev/null)" = 0 ] || failed+=("$(tr '\0' '\n' <"$WORK/$i.vars" | sed -n 's/^FORKLIFT_HOST=//p')")
     done
-    [ "${#failed[@]}" = 0 ] || fatal "the precheck failed on ${#failed[@]} of $n hosts: $(printf '%s, ' "${failed[@]}" | sed 's/, $//') (see above)"
+    [ "${#failed[@]}" = 0 ] || fatal "the $what failed on ${#failed[@]} of $n hosts: $(printf '%s, ' "${failed[@]}" | sed 's/, $//') (see above)"
 }
 
 uninstall() {
@@ -366,11 +372,14 @@ uninstall() {
 main() {
     local mode=${1:-}
     case "$mode" in
-        fetch | install | uninstall | check) read_stdin ;;
-        prechecks) ;;
-        *) fatal "usage: $0 fetch|install|uninstall|check|prechecks < stdin" ;;
+        fetch | install | uninstall | check)
+            read_stdin
+            "$mode"
+            ;;
+        prechecks) check_all precheck ;;
+        checks) check_all check ;;
+        *) fatal "usage: $0 fetch|install|uninstall|check|prechecks|checks < stdin" ;;
     esac
-    "$mode"
 }
 
 main "$@"

@@ -411,6 +411,8 @@ function breakdown(p: Profile): { rows: [string, string][]; text: string } {
     const buildDone = lineAt(p, /forklift-fork-build\s+updated/, after);
     const precheckStart = lineAt(p, /forklift-precheck\s+updating/, after);
     const precheckDone = lineAt(p, /forklift-precheck\s+updated/, after);
+    const checkStart = lineAt(p, /forklift-check\s+updating/, after);
+    const checkDone = lineAt(p, /forklift-check\s+updated/, after);
     const rows: [string, string][] = [];
     const fmt = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "?" : x.toFixed(2));
     const diff = (a?: { s: number }, b?: { s: number }) => (a && b ? b.s - a.s : undefined);
@@ -427,8 +429,6 @@ function breakdown(p: Profile): { rows: [string, string][]; text: string } {
         const unpacked = at("install\\s+updating.*unpacked release");
         const installDone = at("install\\s+updated");
         return {
-            checkStart: at("check\\s+updating"),
-            checkDone: at("check\\s+updated"),
             installStart,
             copy: received - installStart,
             unpack: unpacked - received,
@@ -444,9 +444,9 @@ function breakdown(p: Profile): { rows: [string, string][]; text: string } {
     const first = (f: (x: Row) => number) => Math.min(...perHost.map(f).filter((x) => !Number.isNaN(x)));
     rows.push(["\"Updating\" → precheck starts", fmt(diff(update, precheckStart))]);
     rows.push(["precheck of every host, while the build runs (one local command, the hosts' SSH logins at once; the connections stay open)", fmt(diff(precheckStart, precheckDone))]);
-    rows.push(["per host: check after the build (on the precheck's connection: disk space)", fmt(med((x) => x.checkDone - x.checkStart))]);
-    rows.push(["build done → last check done (the first batch waits for every check)", fmt(buildDone ? last((x) => x.checkDone) - buildDone.s : undefined)]);
-    rows.push(["last check done → first install starts (engine, local command start)", fmt(first((x) => x.installStart) - last((x) => x.checkDone))]);
+    rows.push(["check of every host after the build (one local command, on the precheck's connections: disk space)", fmt(diff(checkStart, checkDone))]);
+    rows.push(["build done → check done (the first batch waits for it and the precheck)", fmt(diff(buildDone, checkDone))]);
+    rows.push(["check done → first install starts (engine, local command start)", fmt(checkDone ? first((x) => x.installStart) - checkDone.s : undefined)]);
     rows.push(["per host: copy of the tgz, on the check's connection, sha256 checked on the host", fmt(med((x) => x.copy))]);
     rows.push(["per host: unpack (gzip; the hosts share the machine's cores)", fmt(med((x) => x.unpack))]);
     rows.push(["per host: links, units, daemon.json, up to docker stop", fmt(med((x) => x.toStop))]);

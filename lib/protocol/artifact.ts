@@ -8,10 +8,10 @@ import { assertEnvName, b64, envPrefix } from "../shell";
 /**
  * The local command (scripts/artifact.sh MODE) that brings the release onto one fleet host
  * (`install`), takes it off (`uninstall`), checks the host first (`check`), or checks several
- * hosts at once (`prechecks`). Keys and the remote commands travel on its stdin (artifactStdin,
- * precheckStdin).
+ * hosts at once (`prechecks` while the fork builds, `checks` after). Keys and the remote commands
+ * travel on its stdin (artifactStdin, precheckStdin).
  */
-export function artifactCommand(mode: "install" | "uninstall" | "check" | "prechecks", vars: Record<string, string>): string {
+export function artifactCommand(mode: "install" | "uninstall" | "check" | "prechecks" | "checks", vars: Record<string, string>): string {
     return `${envPrefix(vars)} bash scripts/artifact.sh ${mode}`;
 }
 
@@ -23,14 +23,14 @@ export function artifactStdin(entries: Record<string, string | undefined>): stri
         .join("");
 }
 
-/** One host for `artifact.sh prechecks`: its variables for `check`, and its keys (artifactStdin's). */
+/** One host for `artifact.sh prechecks` or `checks`: its variables for `check`, and its keys (artifactStdin's). */
 export interface PrecheckHost {
     vars: Record<string, string>;
     keys: Record<string, string | undefined>;
 }
 
 /**
- * stdin of `artifact.sh prechecks`: per host, a "vars <base64>" line (its variables as
+ * stdin of `artifact.sh prechecks` and `checks`: per host, a "vars <base64>" line (its variables as
  * NUL-separated NAME=value pairs, names sorted), then its key lines.
  */
 export function precheckStdin(hosts: PrecheckHost[]): string {

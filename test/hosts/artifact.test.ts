@@ -44,10 +44,10 @@ function run(mode: "check" | "install" | "uninstall", vars: Record<string, strin
     return { code: r.status, stdout: r.stdout, stderr: r.stderr, seconds: (Date.now() - started) / 1000 };
 }
 
-/** Runs `bash scripts/artifact.sh prechecks` as the program's precheck does, for HOSTS. */
-function prechecks(hosts: PrecheckHost[]) {
+/** Runs `bash scripts/artifact.sh prechecks` (or `checks`) as the program's precheck (or check) does, for HOSTS. */
+function prechecks(hosts: PrecheckHost[], mode: "prechecks" | "checks" = "prechecks") {
     const started = Date.now();
-    const r = spawnSync("bash", ["-c", artifactCommand("prechecks", { FORKLIFT_CHECK_KEY: "k" })], { input: precheckStdin(hosts), encoding: "utf8", cwd: repoRoot(), timeout: 120_000 });
+    const r = spawnSync("bash", ["-c", artifactCommand(mode, { FORKLIFT_CHECK_KEY: "k" })], { input: precheckStdin(hosts), encoding: "utf8", cwd: repoRoot(), timeout: 120_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr, seconds: (Date.now() - started) / 1000 };
 }
 
@@ -142,6 +142,27 @@ describe("artifact.sh on real hosts", { timeout: 10 * 60_000 }, () => {
         assert.equal(good.code, 0, good.stderr);
         assert.match(good.stderr, /^\[forklift artifact\] web \(10\.78\.71\.2:22\): reachable.*\n\[forklift artifact\] web-again \(10\.78\.71\.2:22\): reachable/, "in the hosts' order");
         assert.doesNotMatch(good.stderr, /ERROR/);
+    });
+
+    test("checks (after the build): the room the release needs, except where it is unpacked already; the failed hosts are named", () => {
+        const huge = String(1024 ** 4);
+        const unpacked = "d".repeat(64);
+        assert.equal(ssh(host, `mkdir -p /opt/forklift/releases/${unpacked}`).code, 0);
+        try {
+            const r = prechecks(
+                [
+                    { vars: targetVars(host, { FORKLIFT_NEED_KIB: huge, FORKLIFT_SHA256: unpacked }), keys: { target: host.privateKey } },
+                    { vars: targetVars(host, { FORKLIFT_HOST: "full", FORKLIFT_NEED_KIB: huge, FORKLIFT_SHA256: "e".repeat(64) }), keys: { target: host.privateKey } },
+                ],
+                "checks",
+            );
+            assert.equal(r.code, 1, r.stderr);
+            assert.match(r.stderr, /web \(10\.78\.71\.2:22\): reachable, host key as pinned, login, sudo, systemd, disk space and owner checked/, "the release is there: no room needed");
+            assert.match(r.stderr, /full \(10\.78\.71\.2:22\): only \d+ MiB free in \/opt, the release needs about 1073741824 MiB/);
+            assert.match(r.stderr.trim().split("\n").pop() as string, /ERROR: the check failed on 1 of 2 hosts: full \(see above\)$/);
+        } finally {
+            ssh(host, `rmdir /opt/forklift/releases/${unpacked}`);
+        }
     });
 
     test("prechecks: a key line before any host, or no host at all, is refused", () => {

@@ -12,7 +12,7 @@ import { artifactCommand } from "../../lib/protocol/artifact";
 /** The "<name> <base64>" lines of scripts/artifact.sh's stdin, decoded. */
 const stdinOf = (r: Recorded): Record<string, string> =>
     Object.fromEntries((r.inputs.stdin as string).trim().split("\n").map((l) => [l.split(" ")[0], Buffer.from(l.split(" ")[1], "base64").toString()]));
-/** The host blocks of `artifact.sh prechecks`'s stdin, decoded: each host's variables and key lines. */
+/** The host blocks of the stdin of `artifact.sh prechecks` or `checks`, decoded: each host's variables and key lines. */
 const precheckHostsOf = (r: Recorded): { vars: Record<string, string>; keys: Record<string, string> }[] => {
     const hosts: { vars: Record<string, string>; keys: Record<string, string> }[] = [];
     for (const line of (r.inputs.stdin as string).trim().split("\n")) {
@@ -127,16 +127,23 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
 
     const install1 = named(run, "forklift-h1-install");
     const install2 = named(run, "forklift-10-0-0-3-install");
-    assert.deepEqual(install1.dependsOn, ["forklift-h1-check", "forklift-10-0-0-3-check", "forklift-precheck"], "the first batch waits for every host's check, and the precheck");
-    assert.deepEqual(install2.dependsOn, ["forklift-10-0-0-3-check", "forklift-h1-install"], "second batch waits for the first");
-    const check1 = named(run, "forklift-h1-check");
-    assert.equal(check1.type, "command:local:Command");
-    assert.deepEqual(check1.dependsOn, [], "checks wait for the build's result only (artifact.sh lets each ride on the precheck's connection)");
-    assert.match(check1.inputs.create, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.4 .*FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 .* bash scripts\/artifact\.sh check$/);
-    assert.match(check1.inputs.create, /FORKLIFT_NEED_KIB=5 /, "room for the 1234-byte artifact four times over");
-    assert.match(check1.inputs.create, /FORKLIFT_CONNECT_TIMEOUT=10 /, "sshConnectTimeout's default");
-    assert.deepEqual(Object.keys(stdinOf(check1)), ["target"], "only the host's key");
-    assert.equal(check1.inputs.delete, undefined, "nothing to undo");
+    assert.deepEqual(install1.dependsOn, ["forklift-check", "forklift-precheck"], "the first batch waits for the check of every host, and the precheck");
+    assert.deepEqual(install2.dependsOn, ["forklift-h1-install"], "second batch waits for the first");
+    // one check after the build for all hosts: one of the engine's parallel slots, not one per host
+    const check = named(run, "forklift-check");
+    assert.equal(check.type, "command:local:Command");
+    assert.deepEqual(check.dependsOn, [], "the check waits for the build's result only (artifact.sh lets it ride on the precheck's connections)");
+    assert.match(check.inputs.create, /^FORKLIFT_CHECK_KEY=\w{32} FORKLIFT_HOSTS=h1,10-0-0-3 bash scripts\/artifact\.sh checks$/, "the hosts in rollout order");
+    assert.equal(check.inputs.delete, undefined, "nothing to undo");
+    assert.equal(check.deletedWith, undefined);
+    const checked = precheckHostsOf(check);
+    assert.deepEqual(checked.map((h) => h.vars.FORKLIFT_HOST), ["h1", "10-0-0-3"]);
+    const check1 = checked[0];
+    assert.match(artifactCommand("check", check1.vars), /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.4 .*FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 .* bash scripts\/artifact\.sh check$/);
+    assert.equal(check1.vars.FORKLIFT_NEED_KIB, "5", "room for the 1234-byte artifact four times over");
+    assert.equal(check1.vars.FORKLIFT_SHA256, "b".repeat(64), "none where the release is unpacked already");
+    assert.equal(check1.vars.FORKLIFT_CONNECT_TIMEOUT, "10", "sshConnectTimeout's default");
+    assert.deepEqual(Object.keys(check1.keys), ["target"], "only the host's key");
     // one precheck for all existing hosts: one of the engine's parallel slots, not one per host
     const precheck = named(run, "forklift-precheck");
     assert.equal(precheck.type, "command:local:Command");
@@ -145,12 +152,12 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     assert.doesNotMatch(precheck.inputs.create, /FORKLIFT_NEED_KIB/, "the release's size is not known yet");
     const prechecked = precheckHostsOf(precheck);
     assert.deepEqual(prechecked.map((h) => h.vars.FORKLIFT_HOST), ["h1", "10-0-0-3"]);
-    assert.equal(
-        artifactCommand("check", prechecked[0].vars),
-        check1.inputs.create.replace(/FORKLIFT_CHECK_KEY=\w+ /, "").replace(/FORKLIFT_NEED_KIB=\d+ /, ""),
-        "each host's precheck is the check of the same host, but for the disk space",
-    );
-    assert.deepEqual(prechecked[0].keys, stdinOf(check1), "with the same key");
+    for (const [i, h] of prechecked.entries()) {
+        const { FORKLIFT_NEED_KIB, FORKLIFT_SHA256, ...rest } = checked[i].vars;
+        assert.ok(FORKLIFT_NEED_KIB && FORKLIFT_SHA256);
+        assert.deepEqual(h.vars, rest, "each host's precheck is its check, but for the disk space");
+        assert.deepEqual(h.keys, checked[i].keys, "with the same key");
+    }
     assert.equal(precheck.deletedWith, undefined);
     assert.equal(precheck.inputs.delete, undefined, "nothing to undo");
     assert.equal(install1.type, "command:local:Command", "the copy and install run from the machine of `pulumi up`");
@@ -169,7 +176,7 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     const identity = named(run, "forklift-stack-identity");
     assert.equal(identity.type, "random:index/randomId:RandomId");
     assert.equal(identity.inputs.byteLength, 8);
-    for (const cmd of [stdin.install, stdin.uninstall, check1.inputs.create]) {
+    for (const cmd of [stdin.install, stdin.uninstall, artifactCommand("check", check1.vars)]) {
         assert.match(cmd, /FORKLIFT_OWNER=forklift\/test\/h1 /);
         assert.match(cmd, /FORKLIFT_STACK_ID=5eed5eed5eed5eed /);
     }
@@ -188,8 +195,8 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
 
 test("hosts mode: batchSize 2 puts both hosts in one batch", () => {
     const run = runProgram({ ...hostsStack(), batchSize: 2 });
-    assert.deepEqual(named(run, "forklift-10-0-0-3-install").dependsOn, ["forklift-10-0-0-3-check", "forklift-h1-check", "forklift-precheck"]);
-    assert.deepEqual(named(run, "forklift-h1-install").dependsOn, ["forklift-h1-check", "forklift-10-0-0-3-check", "forklift-precheck"]);
+    assert.deepEqual(named(run, "forklift-10-0-0-3-install").dependsOn, ["forklift-check", "forklift-precheck"]);
+    assert.deepEqual(named(run, "forklift-h1-install").dependsOn, ["forklift-check", "forklift-precheck"]);
 });
 
 /** The FORKLIFT_CHECK_KEY of the resource NAME for STACK: a new key runs the check again. */
@@ -205,10 +212,12 @@ function assertKeyFollowsInstall(key: (stack: Record<string, unknown>) => string
     return base;
 }
 
-test("a host's check runs again when its install would", () => {
-    const key = checkKeyOf("forklift-h1-check");
+test("the check runs again when any host's install would", () => {
+    const key = checkKeyOf("forklift-check");
     const base = assertKeyFollowsInstall(key);
-    assert.equal(key({ ...hostsStack(), fleetHosts: [(hostsStack().fleetHosts as any[])[0]] }), base, "another host's removal changes nothing here");
+    const [h1, h2] = hostsStack().fleetHosts as any[];
+    assert.notEqual(key({ ...hostsStack(), fleetHosts: [h1, { ...h2, user: "ops" }] }), base, "a host's route changed");
+    assert.notEqual(key({ ...hostsStack(), fleetHosts: [h1] }), base, "a host removed: the installs are others");
 });
 
 test("the precheck runs again when an install would, or the list of existing hosts changes", () => {
@@ -225,6 +234,7 @@ test("launched instances get no precheck (they may still be booting while the fo
     const run = runProgram({ ...hostsStack(), fleetCount: 1, sshAllowedCidrs: ["203.0.113.7/32"] });
     assert.equal(run.error, undefined);
     assert.match(named(run, "forklift-precheck").inputs.create, /FORKLIFT_HOSTS=h1,10-0-0-3 /, "only the existing hosts beside it");
+    assert.match(named(run, "forklift-check").inputs.create, /FORKLIFT_HOSTS=h1,10-0-0-3,forklift-fleet-1 bash/, "the check after the build checks it too");
     const oneBatch = runProgram({ ...hostsStack(), fleetCount: 1, sshAllowedCidrs: ["203.0.113.7/32"], batchSize: 3 });
     assert.ok(named(oneBatch, "forklift-fleet-1-install").dependsOn.includes("forklift-precheck"), "the first batch, launched instances too, waits for it");
 });
@@ -241,7 +251,7 @@ test("sshConnectTimeout reaches the provider's dial and OpenSSH", () => {
     assert.equal(build.inputs.connection.perDialTimeout, 4);
     assert.equal(build.inputs.connection.dialErrorLimit, 2, "an existing host is not dialed for minutes");
     assert.match(named(run, "forklift-h1-install").inputs.create, /FORKLIFT_CONNECT_TIMEOUT=4 /);
-    assert.match(named(run, "forklift-h1-check").inputs.create, /FORKLIFT_CONNECT_TIMEOUT=4 /);
+    assert.equal(precheckHostsOf(named(run, "forklift-check"))[0].vars.FORKLIFT_CONNECT_TIMEOUT, "4");
     const ec2 = runProgram(ec2Stack);
     assert.equal(named(ec2, "forklift-fork-build").inputs.connection.dialErrorLimit, 30, "a launched instance gets its boot time");
 });
@@ -262,7 +272,7 @@ test("secrets: private keys never appear in clear in registered inputs", () => {
     const withKey = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyBody));
     assert.equal(withKey.length, 2, "the key does reach the builder's SSH connections (as a secret)");
     const withKeyB64 = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyB64));
-    assert.equal(withKeyB64.length, 5, "and the stdin of the two installs, two checks and the precheck (as a secret)");
+    assert.equal(withKeyB64.length, 4, "and the stdin of the two installs, the check and the precheck (as a secret)");
     for (const r of run.resources) {
         assert.ok(JSON.stringify(r.inputs).length > 2, `${r.name} has inputs`);
         assert.ok(!JSON.stringify(r.redacted).includes(keyBody), `${r.name} carries the private key in clear`);
