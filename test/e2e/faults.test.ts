@@ -30,11 +30,21 @@ const logins = (h: LabHost) => Number(sh(h, "journalctl -u ssh.service -o cat --
 /** Runs a command on HOST without SSH (through the test bed), for when its SSH is cut. */
 const onHost = (h: LabHost, command: string) =>
     spawnSync(path.join(repoRoot(), "testbed", "host.sh"), ["exec", h.name, "bash", "-c", command], { encoding: "utf8" });
-/** Makes HOST drop SSH, new and established sessions alike (as if it were down), until the returned function is called. */
+/**
+ * Makes HOST drop SSH both ways, new and established sessions alike (as if it were down), until the
+ * returned function is called. Both ways: with only what arrives dropped, what the host still sends
+ * on an open session (an install's last lines and status) would arrive, and an install cut off near
+ * its end would look whole.
+ */
 function takeDown(h: LabHost): () => void {
-    const rule = (op: string) => execFileSync(path.join(repoRoot(), "testbed", "host.sh"), ["exec", h.name, "iptables", op, "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"]);
-    rule("-I");
-    return () => rule("-D");
+    const rules = [
+        ["INPUT", "--dport"],
+        ["OUTPUT", "--sport"],
+    ];
+    const rule = (op: string, [chain, port]: string[]) =>
+        execFileSync(path.join(repoRoot(), "testbed", "host.sh"), ["exec", h.name, "iptables", op, chain, "-p", "tcp", port, "22", "-j", "DROP"]);
+    for (const r of rules) rule("-I", r);
+    return () => rules.forEach((r) => rule("-D", r));
 }
 /** Whether forklift-host.sh holds its lock on HOST (an install or uninstall is running there). */
 const installing = (h: LabHost) => onHost(h, "test -e /run/lock/forklift.lock && ! flock -n /run/lock/forklift.lock true").status === 0;
