@@ -19,7 +19,10 @@ async function program(): Promise<Record<string, unknown>> {
     for (const id of Object.keys(require.cache)) {
         if (id.startsWith(ROOT) && !id.includes("node_modules") && !id.includes(`${path.sep}test${path.sep}`)) delete require.cache[id];
     }
-    return require(path.join(ROOT, "index.ts"));
+    // the program is an async function, as the Pulumi runtime runs it
+    const main = require(path.join(ROOT, "index.ts"));
+    if (typeof main !== "function") throw new Error("index.ts exports the program as a function");
+    return await main();
 }
 
 async function errorOf(run: () => Promise<unknown>): Promise<string | null> {

@@ -7,6 +7,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
+import * as assert from "node:assert/strict";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import { checkProviderContract } from "./provider-contract";
 
@@ -141,7 +142,12 @@ async function main(): Promise<void> {
                 });
                 return undefined;
             });
-            return await import(path.join(__dirname, "..", "..", "index.ts"));
+            // the program is an async function (as the Pulumi runtime runs it: it awaits what
+            // the module exports, called when it is a function)
+            const mod = await import(path.join(__dirname, "..", "..", "index.ts"));
+            const main = typeof mod === "function" ? mod : mod.default;
+            assert.equal(typeof main, "function", "index.ts exports the program as a function");
+            return await main();
         });
         outputs = await resolve(exported ?? {});
     } catch (e) {
