@@ -29,8 +29,8 @@
 #   builder, builder-proxy, target, target-proxy   private key of that SSH hop (a hop without a
 #                                                  line uses the SSH agent)
 #   install, uninstall                             the remote command to run on the fleet host
-# for prechecks and checks, one block per host: a line "vars <base64>" (the host's variables for check, as
-# NUL-separated NAME=value pairs), then its target and target-proxy lines
+# for prechecks and checks, one block per host: a line "vars <base64>" (the host's variables for
+# check, as NUL-separated NAME=value pairs), then its target and target-proxy lines
 #
 # Variables, for each hop (BUILDER, BUILDER_PROXY, TARGET, TARGET_PROXY; a *_PROXY hop is used
 # when its ADDRESS is set):
@@ -311,9 +311,9 @@ bash -s owner || exit 3'
     fi
 }
 
-# Hosts checked at once by prechecks and checks: each check of the precheck is an SSH login (a few
-# ms of this machine's CPU) while the fork builds, off the rollout's path; each of the check after
-# it is a session on the connection the precheck left open.
+# Hosts checked at once by prechecks and checks: each host of the precheck is an SSH login (~0.13 s
+# of this machine's CPU with OpenSSH 9.2's post-quantum key exchange) while the fork builds; each
+# host of the check after it is a session on the connection the precheck left open.
 readonly CHECK_PARALLEL=32
 
 # Runs check for every host block of stdin, CHECK_PARALLEL at a time, each with its own variables
