@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { PrecheckHost, artifactCommand, artifactStdin } from "../lib/protocol/artifact";
+import { artifactCommand, artifactStdin } from "../lib/protocol/artifact";
 import { HostStatus, Owner, installCommand, ownerVars, parseHostStatus, uninstallCommand } from "../lib/protocol/host";
 import { readScript } from "../lib/protocol/script";
 import { hashInputs, sha256 as sha256Of } from "../lib/hash";
@@ -77,7 +77,7 @@ export class FleetHost extends pulumi.ComponentResource {
      * This host in the Rollout's check after the build: its variables for `artifact.sh check`,
      * with the room the release needs, and its key.
      */
-    readonly checkHost: pulumi.Output<PrecheckHost>;
+    readonly checkHost: HostToCheck;
     /** A hash of the install's command: it changes whenever the install runs again. */
     readonly installKey: pulumi.Output<string>;
     readonly status: pulumi.Output<HostStatus>;
@@ -134,22 +134,17 @@ export class FleetHost extends pulumi.ComponentResource {
             );
 
         this.installKey = create.apply((c) => sha256Of(c).slice(0, 32));
-        this.checkHost = pulumi
-            .all([
-                checkVars(
-                    args.host,
-                    owner,
-                    args.insecureSkipHostKeyCheck,
-                    pulumi.all([args.artifact.size, args.artifact.sha256]).apply(([size, sha256]) => ({
-                        // staged tgz, unpacked release, and the previous release kept for rollback;
-                        // none where the release is unpacked already (the install copies nothing)
-                        FORKLIFT_NEED_KIB: String(Math.ceil((size * 4) / 1024)),
-                        FORKLIFT_SHA256: sha256,
-                    })),
-                ),
-                routeKeys("target", args.host),
-            ])
-            .apply(([vars, keys]) => ({ vars, keys }));
+        this.checkHost = hostToCheck(
+            args.host,
+            owner,
+            args.insecureSkipHostKeyCheck,
+            pulumi.all([args.artifact.size, args.artifact.sha256]).apply(([size, sha256]) => ({
+                // staged tgz, unpacked release, and the previous release kept for rollback; none
+                // where the release is unpacked already (the install copies nothing)
+                FORKLIFT_NEED_KIB: String(Math.ceil((size * 4) / 1024)),
+                FORKLIFT_SHA256: sha256,
+            })),
+        );
 
         // A local command on the machine of `pulumi up` that copies the artifact and installs,
         // and whose delete uninstalls. Its inputs are plain strings, so a preview with the build
@@ -181,20 +176,29 @@ export function hostOwner(host: ReachableHost, stackId: pulumi.Input<string>): p
     return pulumi.output(stackId).apply((id) => ({ stack: `${pulumi.getProject()}/${pulumi.getStack()}`, stackId: id, host: host.name }));
 }
 
-/** The variables of `artifact.sh check` for HOST, with EXTRA ones (the room the release needs). */
-export function checkVars(
+/** A host as `artifact.sh check` sees it (one block of the precheck's or the check's stdin). */
+export interface HostToCheck {
+    /** Its variables for `artifact.sh check`. */
+    vars: pulumi.Output<Record<string, string>>;
+    /** Its route's private keys (secrets; artifactStdin's entries). */
+    keys: pulumi.Output<Record<string, string | undefined>>;
+}
+
+/** HOST as `artifact.sh check` sees it, with EXTRA variables (the room the release needs). */
+export function hostToCheck(
     host: ReachableHost,
     owner: pulumi.Input<Owner>,
     insecure: boolean,
     extra: pulumi.Input<Record<string, string>> = {},
-): pulumi.Output<Record<string, string>> {
-    return pulumi.all([routeVars("TARGET", host, insecure), owner, extra]).apply(([targetVars, who, more]): Record<string, string> => ({
+): HostToCheck {
+    const vars = pulumi.all([routeVars("TARGET", host, insecure), owner, extra]).apply(([targetVars, who, more]): Record<string, string> => ({
         ...targetVars,
         ...ownerVars(who),
         FORKLIFT_HOST: host.name,
         FORKLIFT_INSECURE: insecure ? "1" : "0",
         ...more,
     }));
+    return { vars, keys: routeKeys("target", host) };
 }
 
 /** forklift-host.sh's hash: a new host script runs the precheck, the check and the installs again. */

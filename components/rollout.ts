@@ -4,8 +4,8 @@ import { hashInputs } from "../lib/hash";
 import { artifactCommand, precheckStdin } from "../lib/protocol/artifact";
 import { HostStatus } from "../lib/protocol/host";
 import { planBatches } from "../lib/rollout";
-import { ReachableHost, routeKeys } from "./connection";
-import { Artifact, FleetHost, checkVars, hostOwner, hostScriptHash } from "./fleet-host";
+import { ReachableHost } from "./connection";
+import { Artifact, FleetHost, HostToCheck, hostOwner, hostScriptHash, hostToCheck } from "./fleet-host";
 
 export interface RolloutArgs {
     /** Fleet hosts in rollout order: existing hosts as listed, then launched instances. */
@@ -89,26 +89,17 @@ export class Rollout extends pulumi.ComponentResource {
         function createPrecheck(): command.local.Command | undefined {
             const existing = args.hosts.filter((h) => !h.instance);
             if (existing.length === 0) return undefined;
-            const hosts = existing.map((h) => ({
-                vars: checkVars(h, hostOwner(h, args.stackId), args.insecureSkipHostKeyCheck),
-                keys: routeKeys("target", h),
-            }));
-            const vars = pulumi.all(hosts.map((h) => h.vars)).apply((all) => ({
-                FORKLIFT_HOSTS: existing.map((h) => h.name).join(","),
-                FORKLIFT_CHECK_KEY: hashInputs({
+            const hosts = existing.map((h) => hostToCheck(h, hostOwner(h, args.stackId), args.insecureSkipHostKeyCheck));
+            const key = pulumi.all(hosts.map((h) => h.vars)).apply((all) =>
+                hashInputs({
                     build: args.artifact.buildKey,
                     installDir: args.installDir,
                     daemonJson: args.daemonJson,
                     script: hostScriptHash(),
                     hosts: all,
-                }).slice(0, 32),
-            }));
-            const stdin = pulumi.all(hosts.map((h) => pulumi.all([h.vars, h.keys]))).apply((all) => precheckStdin(all.map(([v, keys]) => ({ vars: v, keys }))));
-            return new command.local.Command(
-                `${name}-precheck`,
-                { create: vars.apply((v) => artifactCommand("prechecks", v)), stdin: pulumi.secret(stdin), addPreviousOutputInEnv: false },
-                { parent },
+                }),
             );
+            return checkAll("precheck", "prechecks", existing, hosts, key);
         }
 
         // When the fork is built, every host is checked once more, for the room the release needs
@@ -119,14 +110,18 @@ export class Rollout extends pulumi.ComponentResource {
         // still logging in). It runs whenever any host's install is about to run; a host that has
         // the release unpacked already needs no room.
         function createCheck(hosts: FleetHost[]): command.local.Command {
-            const vars = pulumi.all(hosts.map((h) => h.installKey)).apply((keys) => ({
-                FORKLIFT_HOSTS: args.hosts.map((h) => h.name).join(","),
-                FORKLIFT_CHECK_KEY: hashInputs(keys).slice(0, 32),
-            }));
-            const stdin = pulumi.all(hosts.map((h) => h.checkHost)).apply(precheckStdin);
+            const key = pulumi.all(hosts.map((h) => h.installKey)).apply(hashInputs);
+            return checkAll("check", "checks", args.hosts, hosts.map((h) => h.checkHost), key);
+        }
+
+        // One local command (`artifact.sh MODE`, NAME-SUFFIX) that checks HOSTS at once, each
+        // from its block (TO_CHECK, in the same order); a new KEY runs it again.
+        function checkAll(suffix: string, mode: "prechecks" | "checks", hosts: ReachableHost[], toCheck: HostToCheck[], key: pulumi.Output<string>) {
+            const stdin = pulumi.all(toCheck.map((h) => pulumi.all([h.vars, h.keys]))).apply((all) => precheckStdin(all.map(([vars, keys]) => ({ vars, keys }))));
+            const vars = key.apply((k) => ({ FORKLIFT_HOSTS: hosts.map((h) => h.name).join(","), FORKLIFT_CHECK_KEY: k.slice(0, 32) }));
             return new command.local.Command(
-                `${name}-check`,
-                { create: vars.apply((v) => artifactCommand("checks", v)), stdin: pulumi.secret(stdin), addPreviousOutputInEnv: false },
+                `${name}-${suffix}`,
+                { create: vars.apply((v) => artifactCommand(mode, v)), stdin: pulumi.secret(stdin), addPreviousOutputInEnv: false },
                 { parent },
             );
         }

@@ -293,6 +293,8 @@ check() {
     add_route target TARGET
     share_connection
     local out rc=0
+    # ($2, the release: where forklift-host.sh has it unpacked already, under its OPT, /opt/forklift,
+    # the install copies nothing and needs no room)
     # shellcheck disable=SC2016 # expanded by the remote shell
     local script='if [ "$(id -u)" != 0 ] && ! sudo -n true 2>/dev/null; then echo "the login user $(id -un) cannot sudo without a password (forklift needs root or passwordless sudo)"; exit 3; fi
 [ -d /run/systemd/system ] || { echo "systemd is not running as init (forklift runs Docker under systemd)"; exit 3; }

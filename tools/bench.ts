@@ -447,7 +447,7 @@ function breakdown(p: Profile): { rows: [string, string][]; text: string } {
     rows.push(["check of every host after the build (one local command, on the precheck's connections: disk space)", fmt(diff(checkStart, checkDone))]);
     rows.push(["build done → check done (the first batch waits for it and the precheck)", fmt(diff(buildDone, checkDone))]);
     rows.push(["check done → first install starts (engine, local command start)", fmt(checkDone ? first((x) => x.installStart) - checkDone.s : undefined)]);
-    rows.push(["per host: copy of the tgz, on the check's connection, sha256 checked on the host", fmt(med((x) => x.copy))]);
+    rows.push(["per host: copy of the tgz, on the precheck's connection, sha256 checked on the host", fmt(med((x) => x.copy))]);
     rows.push(["per host: unpack (gzip; the hosts share the machine's cores)", fmt(med((x) => x.unpack))]);
     rows.push(["per host: links, units, daemon.json, up to docker stop", fmt(med((x) => x.toStop))]);
     rows.push(["per host: docker stop → dockerd started", fmt(med((x) => x.restart))]);
