@@ -34,11 +34,14 @@ export interface RolloutArgs {
  * is checked for the room it needs, in another (`NAME-check`), before the first batch starts.
  */
 export class Rollout extends pulumi.ComponentResource {
-    readonly hosts: FleetHost[] = [];
     /** Absent when every host is a launched instance (see createPrecheck). */
     readonly precheck?: command.local.Command;
-    /** The check of every host after the build (see createCheck). */
-    readonly check: command.local.Command;
+    /**
+     * Every host's FleetHost, in rollout order, and the check of every host after the build
+     * (see createCheck), once constructed: they are constructed one host at a time, after the
+     * precheck (see constructHosts).
+     */
+    readonly parts: Promise<{ hosts: FleetHost[]; check: command.local.Command }>;
     readonly statuses: pulumi.Output<(HostStatus & { address: string })[]>;
 
     constructor(name: string, args: RolloutArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -49,35 +52,50 @@ export class Rollout extends pulumi.ComponentResource {
         // has a wrong key or too little room stops the rollout before any host changes
         let checked!: (checks: pulumi.Resource[]) => void;
         const allChecks = new Promise<pulumi.Resource[]>((resolve) => (checked = resolve));
-        let previous: FleetHost[] = [];
-        for (const batch of planBatches(args.hosts, args.batchSize)) {
-            const current = batch.map(
-                (host) =>
-                    new FleetHost(
-                        fleetHostName(name, host),
-                        {
-                            host,
-                            formerName: host.instance ? `${name}-${host.name}` : undefined,
-                            artifact: args.artifact,
-                            installDir: args.installDir,
-                            daemonJson: args.daemonJson,
-                            after: previous.length > 0 ? previous.map((p) => p.install) : allChecks,
-                            cacheDir: args.cacheDir,
-                            insecureSkipHostKeyCheck: args.insecureSkipHostKeyCheck,
-                            stackId: args.stackId,
-                        },
-                        { parent: this },
-                    ),
-            );
-            this.hosts.push(...current);
-            previous = current;
-        }
-        const check = (this.check = createCheck(this.hosts));
-        checked([check, ...(precheck ? [precheck] : [])]);
-        this.statuses = pulumi.all(
-            this.hosts.map((h, i) => pulumi.all([h.status, args.hosts[i].address]).apply(([s, address]) => ({ ...s, address }))),
+        this.parts = constructHosts();
+        this.statuses = pulumi.output(
+            this.parts.then(({ hosts }) => pulumi.all(hosts.map((h, i) => pulumi.all([h.status, args.hosts[i].address]).apply(([s, address]) => ({ ...s, address }))))),
         );
         this.registerOutputs({ statuses: this.statuses });
+
+        // The FleetHosts, batch by batch, and the check after them. Constructing one takes ~40 ms
+        // of CPU on a busy machine, and while the program constructs, it reads no answer of the
+        // engine: all at once, they held back what waits for the stack identity's answer (the
+        // precheck, the build host's bootstrap and so the build step). So the event loop turns
+        // before each host: at 8 hosts the precheck starts ~0.55 s after the program does, ~0.7 s
+        // before.
+        async function constructHosts(): Promise<{ hosts: FleetHost[]; check: command.local.Command }> {
+            const hosts: FleetHost[] = [];
+            let previous: FleetHost[] = [];
+            for (const batch of planBatches(args.hosts, args.batchSize)) {
+                const current: FleetHost[] = [];
+                for (const host of batch) {
+                    await new Promise((resolve) => setImmediate(resolve));
+                    current.push(
+                        new FleetHost(
+                            fleetHostName(name, host),
+                            {
+                                host,
+                                formerName: host.instance ? `${name}-${host.name}` : undefined,
+                                artifact: args.artifact,
+                                installDir: args.installDir,
+                                daemonJson: args.daemonJson,
+                                after: previous.length > 0 ? previous.map((p) => p.install) : allChecks,
+                                cacheDir: args.cacheDir,
+                                insecureSkipHostKeyCheck: args.insecureSkipHostKeyCheck,
+                                stackId: args.stackId,
+                            },
+                            { parent },
+                        ),
+                    );
+                }
+                hosts.push(...current);
+                previous = current;
+            }
+            const check = createCheck(hosts);
+            checked([check, ...(precheck ? [precheck] : [])]);
+            return { hosts, check };
+        }
 
         // While the fork builds, the existing hosts are checked for all but the room the release
         // needs (its size is not known yet): a wrong host key or login, or a host that is down,
