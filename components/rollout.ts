@@ -36,12 +36,6 @@ export interface RolloutArgs {
 export class Rollout extends pulumi.ComponentResource {
     /** Absent when every host is a launched instance (see createPrecheck). */
     readonly precheck?: command.local.Command;
-    /**
-     * Every host's FleetHost, in rollout order, and the check of every host after the build
-     * (see createCheck), once constructed: they are constructed one host at a time, after the
-     * precheck (see constructHosts).
-     */
-    readonly parts: Promise<{ hosts: FleetHost[]; check: command.local.Command }>;
     readonly statuses: pulumi.Output<(HostStatus & { address: string })[]>;
 
     constructor(name: string, args: RolloutArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -52,9 +46,10 @@ export class Rollout extends pulumi.ComponentResource {
         // has a wrong key or too little room stops the rollout before any host changes
         let checked!: (checks: pulumi.Resource[]) => void;
         const allChecks = new Promise<pulumi.Resource[]>((resolve) => (checked = resolve));
-        this.parts = constructHosts();
+        // every host's FleetHost and the check after them, constructed one host at a time
+        const parts = constructHosts();
         this.statuses = pulumi.output(
-            this.parts.then(({ hosts }) => pulumi.all(hosts.map((h, i) => pulumi.all([h.status, args.hosts[i].address]).apply(([s, address]) => ({ ...s, address }))))),
+            parts.then(({ hosts }) => pulumi.all(hosts.map((h, i) => pulumi.all([h.status, args.hosts[i].address]).apply(([s, address]) => ({ ...s, address }))))),
         );
         this.registerOutputs({ statuses: this.statuses });
 
