@@ -46,10 +46,10 @@ export class Rollout extends pulumi.ComponentResource {
         // has a wrong key or too little room stops the rollout before any host changes
         let checked!: (checks: pulumi.Resource[]) => void;
         const allChecks = new Promise<pulumi.Resource[]>((resolve) => (checked = resolve));
-        // every host's FleetHost and the check after them, constructed one host at a time
-        const parts = constructHosts();
+        // every host's FleetHost, in rollout order, constructed one host at a time (then the check)
+        const constructed = constructHosts();
         this.statuses = pulumi.output(
-            parts.then(({ hosts }) => pulumi.all(hosts.map((h, i) => pulumi.all([h.status, args.hosts[i].address]).apply(([s, address]) => ({ ...s, address }))))),
+            constructed.then((hosts) => pulumi.all(hosts.map((h, i) => pulumi.all([h.status, args.hosts[i].address]).apply(([s, address]) => ({ ...s, address }))))),
         );
         this.registerOutputs({ statuses: this.statuses });
 
@@ -59,7 +59,7 @@ export class Rollout extends pulumi.ComponentResource {
         // precheck, the build host's bootstrap and so the build step). So the event loop turns
         // before each host: at 8 hosts the precheck starts ~0.55 s after the program does, ~0.7 s
         // before.
-        async function constructHosts(): Promise<{ hosts: FleetHost[]; check: command.local.Command }> {
+        async function constructHosts(): Promise<FleetHost[]> {
             const hosts: FleetHost[] = [];
             let previous: FleetHost[] = [];
             for (const batch of planBatches(args.hosts, args.batchSize)) {
@@ -87,9 +87,8 @@ export class Rollout extends pulumi.ComponentResource {
                 hosts.push(...current);
                 previous = current;
             }
-            const check = createCheck(hosts);
-            checked([check, ...(precheck ? [precheck] : [])]);
-            return { hosts, check };
+            checked([createCheck(hosts), ...(precheck ? [precheck] : [])]);
+            return hosts;
         }
 
         // While the fork builds, the existing hosts are checked for all but the room the release
