@@ -30,6 +30,10 @@ function enable(env) {
     if (env.FORKLIFT_COMPILE_CACHE === "off") return "off";
     const dir = cacheDir(env);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // compiled code from this directory is run as the program: only from one that is ours and
+    // that no one else may write to (an XDG_CACHE_HOME on a shared disk, say)
+    const st = fs.statSync(dir);
+    if (st.uid !== process.getuid() || (st.mode & 0o022) !== 0) throw new Error(`${dir} is not private to this user`);
     if (typeof nodeModule.enableCompileCache === "function") {
         nodeModule.enableCompileCache(dir);
         return `node:${dir}`;

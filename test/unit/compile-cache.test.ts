@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import * as yaml from "js-yaml";
@@ -81,6 +81,17 @@ test("a cache directory that cannot be made leaves the cache off and the program
         const [said, version] = out.split("\n");
         assert.match(said, /^failed: /);
         assert.match(version, /^\d+\.\d+\.\d+$/);
+    });
+});
+
+test("a cache directory others may write to is not used", () => {
+    withCache((xdg) => {
+        const dir = path.join(xdg, "forklift", "compile-cache", `${process.platform}-${process.arch}-v8-${process.versions.v8}`);
+        mkdirSync(dir, { recursive: true });
+        chmodSync(dir, 0o777);
+        const out = node(`require("typescript"); ${state}`, { XDG_CACHE_HOME: xdg });
+        assert.match(out, /^failed: .* is not private to this user$/);
+        assert.deepEqual(files(dir), [], "nothing was cached there");
     });
 });
 
