@@ -64,7 +64,9 @@ fatal() {
     exit 1
 }
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# (no subshells or processes here or in the per-run paths below where bash can do without: the
+# program runs this ~3 times per host and `pulumi up`, on a machine whose cores the rollout needs)
+case "${BASH_SOURCE[0]}" in */*) SCRIPT_DIR=${BASH_SOURCE[0]%/*} ;; *) SCRIPT_DIR=. ;; esac
 WORK=""
 # 1 when this run closes the shared connection to the fleet host as it ends (see share_connection)
 CLOSE_SHARED=""
@@ -87,21 +89,21 @@ require() {
 
 # Reads the "<name> <base64>" lines of stdin: one private key file per hop, and the remote commands.
 read_stdin() {
+    # (mktemp -d makes it private to this user)
     WORK=$(mktemp -d)
-    chmod 0700 "$WORK"
     : >"$WORK/ssh_config"
     : >"$WORK/known_hosts"
-    local name b64
+    local name b64 key
     while read -r name b64; do
         case "$name" in
             builder | builder-proxy | target | target-proxy)
                 [ -n "$b64" ] || continue
-                printf '%s' "$b64" | base64 -d >"$WORK/$name.key" || fatal "the private key of $name is not base64"
-                # OpenSSH refuses a key without its final newline (`pulumi config set ... < file` drops it)
-                [ -z "$(tail -c 1 "$WORK/$name.key")" ] || echo >>"$WORK/$name.key"
-                chmod 0600 "$WORK/$name.key"
+                key=$(base64 -d <<<"$b64") || fatal "the private key of $name is not base64"
+                # with exactly one final newline: OpenSSH refuses a key without it (`pulumi config
+                # set ... < file` drops it); private to this user, or OpenSSH refuses it too
+                (umask 077 && printf '%s\n' "$key" >"$WORK/$name.key")
                 ;;
-            install | uninstall) printf '%s' "$b64" | base64 -d >"$WORK/$name.cmd" || fatal "the $name command is not base64" ;;
+            install | uninstall) base64 -d <<<"$b64" >"$WORK/$name.cmd" || fatal "the $name command is not base64" ;;
             *) fatal "unknown line '$name' on stdin" ;;
         esac
     done
@@ -169,15 +171,18 @@ readonly SHARE_WAIT=60
 # in a directory only this user may enter; where there is no such directory, nothing is shared.
 share_connection() {
     local dir id f
-    dir="${XDG_RUNTIME_DIR:-/tmp}/forklift-ssh-$(id -u)"
+    dir="${XDG_RUNTIME_DIR:-/tmp}/forklift-ssh-$EUID"
     [ -d "$dir" ] || mkdir -m 0700 "$dir" 2>/dev/null || return 0
     [ -O "$dir" ] && [ "$(stat -c %a "$dir")" = 700 ] || return 0
-    id=$({
-        env | grep -E '^FORKLIFT_(TARGET_|INSECURE=)' | sort
-        for f in "$WORK/target.key" "$WORK/target-proxy.key"; do
-            [ ! -f "$f" ] || cat "$f"
-        done
-    } | sha256sum | cut -c1-24)
+    local route="" var
+    for var in $(compgen -e FORKLIFT_TARGET_) FORKLIFT_INSECURE; do
+        route+="$var=${!var:-}"$'\n'
+    done
+    for f in "$WORK/target.key" "$WORK/target-proxy.key"; do
+        [ ! -f "$f" ] || route+=$(<"$f")$'\n'
+    done
+    id=$(sha256sum <<<"$route")
+    id=${id:0:24}
     printf 'Host target\n  ControlMaster auto\n  ControlPath %s/%s\n  ControlPersist %s\n' "$dir" "$id" "$SHARE_IDLE" >>"$WORK/ssh_config"
     # one run at a time per connection, until it ends: a check that starts while the precheck is
     # still logging in to the host waits for it, then rides on the connection it leaves open
@@ -222,8 +227,8 @@ fetch() {
         mv -f "$part" "$dest"
         info "fetched $(stat -c %s "$dest") bytes from the build host into $dest"
     fi
-    flock -u 8
-    printf '%s\n' "$(cd "$(dirname "$dest")" && pwd)/$(basename "$dest")"
+    exec 8>&-
+    case "$dest" in /*) printf '%s\n' "$dest" ;; *) printf '%s\n' "$PWD/$dest" ;; esac
 }
 
 # What to call the fleet host in messages.
@@ -263,7 +268,7 @@ install() {
         src=""
     fi
     # (cat dies of SIGPIPE when the host does not read the tgz: only ssh's status counts)
-    { cat "$SCRIPT_DIR/forklift-host.sh" ${src:+"$src"} 2>/dev/null || true; } | remote target "$(cat "$WORK/install.cmd")" || rc=$?
+    { cat "$SCRIPT_DIR/forklift-host.sh" ${src:+"$src"} 2>/dev/null || true; } | remote target "$(<"$WORK/install.cmd")" || rc=$?
     # ssh itself exits 255 when it cannot connect; anything else is the remote script's own failure
     [ "$rc" != 255 ] || unreachable
     if [ "$rc" != 0 ] && [ -n "$src" ] && [ "$(sha_of "$src")" != "$FORKLIFT_SHA256" ]; then
@@ -299,10 +304,12 @@ check() {
     local script='if [ "$(id -u)" != 0 ] && ! sudo -n true 2>/dev/null; then echo "the login user $(id -un) cannot sudo without a password (forklift needs root or passwordless sudo)"; exit 3; fi
 [ -d /run/systemd/system ] || { echo "systemd is not running as init (forklift runs Docker under systemd)"; exit 3; }
 [ -n "$2" ] && [ -d "/opt/forklift/releases/$2" ] || for d in /opt /var/tmp; do a=$(df -Pk "$d" | awk "NR==2 {print \$4}"); if [ "$a" -lt "$1" ]; then echo "only $((a / 1024)) MiB free in $d, the release needs about $(($1 / 1024)) MiB"; exit 3; fi; done
-bash -s owner || exit 3'
-    # forklift-host.sh (on stdin) decides whether another stack owns the host, as at install
+bash -c "$(cat)" forklift-host.sh owner || exit 3'
+    # forklift-host.sh (on stdin) decides whether another stack owns the host, as at install. It
+    # is read whole first: bash -s reads a script from a pipe one byte at a time (~43,000 reads
+    # on the host, twice per host and rollout)
     local owner_vars
-    owner_vars=$(printf 'FORKLIFT_HOST=%q FORKLIFT_OWNER=%q FORKLIFT_STACK_ID=%q' "${FORKLIFT_HOST:-}" "${FORKLIFT_OWNER:-}" "${FORKLIFT_STACK_ID:-}")
+    printf -v owner_vars 'FORKLIFT_HOST=%q FORKLIFT_OWNER=%q FORKLIFT_STACK_ID=%q' "${FORKLIFT_HOST:-}" "${FORKLIFT_OWNER:-}" "${FORKLIFT_STACK_ID:-}"
     out=$(remote target "$owner_vars sh -c '$script' sh ${FORKLIFT_NEED_KIB:-0} ${FORKLIFT_SHA256:-''}" 2>"$WORK/ssh.err" <"$SCRIPT_DIR/forklift-host.sh") || rc=$?
     [ "$rc" != 255 ] || explain_ssh_failure "$WORK/ssh.err"
     [ "$rc" = 0 ] || fatal "$(target_name): ${out:-$(tail -n 3 "$WORK/ssh.err")}"
@@ -323,8 +330,8 @@ readonly CHECK_PARALLEL=32
 # (WHAT: the precheck or the check).
 check_all() {
     local what=$1
+    # (mktemp -d makes it private to this user)
     WORK=$(mktemp -d)
-    chmod 0700 "$WORK"
     local n=0 name b64 i running=0 failed=()
     while read -r name b64; do
         case "$name" in
@@ -349,7 +356,9 @@ check_all() {
         (
             mapfile -d '' -t assigns <"$WORK/$i.vars"
             rc=0
-            env -- "${assigns[@]}" bash "$SCRIPT_DIR/artifact.sh" check <"$WORK/$i.stdin" 2>"$WORK/$i.err" || rc=$?
+            # (never a bare `export`: it would print the environment)
+            [ "${#assigns[@]}" -eq 0 ] || export -- "${assigns[@]}"
+            bash "$SCRIPT_DIR/artifact.sh" check <"$WORK/$i.stdin" 2>"$WORK/$i.err" || rc=$?
             echo "$rc" >"$WORK/$i.rc"
         ) &
         running=$((running + 1))

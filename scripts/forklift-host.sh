@@ -194,16 +194,21 @@ release_binaries() {
 }
 
 # The sha256 tool: OpenSSL's uses the CPU's SHA instructions where it has them (about 3× faster
-# than coreutils' on a 70 MiB release); sha256sum when the host has no working openssl.
-if command -v openssl >/dev/null && [ "$(openssl dgst -sha256 -r </dev/null 2>/dev/null)" = "$EMPTY_SHA256 *stdin" ]; then
-    readonly SHA256_TOOL="openssl dgst -sha256 -r"
-else
-    readonly SHA256_TOOL=sha256sum
-fi
+# than coreutils' on a 70 MiB release); sha256sum when the host has no working openssl. Chosen at
+# the first hash: the owner check hashes nothing.
+SHA256_TOOL=""
+sha256_tool() {
+    if command -v openssl >/dev/null && [ "$(openssl dgst -sha256 -r </dev/null 2>/dev/null)" = "$EMPTY_SHA256 *stdin" ]; then
+        SHA256_TOOL="openssl dgst -sha256 -r"
+    else
+        SHA256_TOOL=sha256sum
+    fi
+}
 
 # Prints the sha256 of FILE.
 sha256_of() {
     local out
+    [ -n "$SHA256_TOOL" ] || sha256_tool
     out=$($SHA256_TOOL <"$1") || return 1
     echo "${out%% *}"
 }
@@ -862,6 +867,8 @@ check_containerd_handover() {
 
 do_install() {
     require_tools
+    # once here: the hashes below run in subshells, which would each choose again
+    sha256_tool
     check_owner
     stage_files
     receive_artifact
