@@ -27,9 +27,8 @@ function loadConfig(): ForkliftConfig {
     }
 }
 
-// An async program (the Pulumi runtime awaits it; what it returns are the stack's outputs), so
-// that it can let its first registrations go before the rest (see below).
-export = async () => {
+// The program: the Pulumi runtime calls it; what it returns are the stack's outputs.
+export = () => {
     const cfg = loadConfig();
     if (cfg.insecureSkipHostKeyCheck) {
         pulumi.log.warn("insecureSkipHostKeyCheck is on: SSH host keys are NOT checked; anyone on the path can impersonate your hosts.");
@@ -54,12 +53,6 @@ export = async () => {
         connectTimeout: cfg.sshConnectTimeout,
         stackId: identity.hex,
     });
-
-    // The first registrations (the stack's identity, the build host and its bootstrap) go to the
-    // engine now, not when the whole program has run: the engine starts their plugins and answers
-    // them while the fleet's resources are built here, so the precheck and the build step, which
-    // wait for those answers, start sooner (the first install of an 8-host rollout ~0.3 s sooner).
-    await new Promise((resolve) => setImmediate(resolve));
 
     const build = new ForkBuild("forklift-fork", {
         host: builder.host,

@@ -28,6 +28,10 @@ export interface UrnRecord extends Identity {
     aliases?: AliasRecord[];
 }
 const urns: UrnRecord[] = [];
+/** The URNs each registration told the engine to wait for (what the SDK sends, components resolved). */
+const dependencies: Record<string, string[]> = {};
+/** Components by TYPE::NAME, for FORKLIFT_MOCK_DEPENDENTS. */
+const components = new Map<string, pulumi.Resource>();
 const identities = new Map<pulumi.Resource, UrnRecord>();
 /** Alias parents given as URN outputs (pulumi.createUrn), resolved before the report. */
 const aliasParents: Promise<void>[] = [];
@@ -83,6 +87,13 @@ function mockState(type: string, name: string, inputs: any): Record<string, unkn
 // and every output the mocks do not state (the build's stdout, say) is unknown.
 const PREVIEW = process.env.FORKLIFT_MOCK_PREVIEW === "1";
 
+// what each registration asks the engine to wait for: the URNs the SDK resolved its dependsOn to
+const mockRegister = (MockMonitor.prototype as any).registerResource;
+(MockMonitor.prototype as any).registerResource = function (req: any, callback: any) {
+    dependencies[req.getName()] = req.getDependenciesList();
+    return mockRegister.call(this, req, callback);
+};
+
 pulumi.runtime.setMocks(
     {
         newResource(args) {
@@ -129,6 +140,7 @@ async function main(): Promise<void> {
         const exported = await pulumi.runtime.runInPulumiStack(async () => {
             pulumi.runtime.registerStackTransformation((t) => {
                 names.set(t.resource, t.name);
+                if (t.type.startsWith("forklift:")) components.set(`${t.type}::${t.name}`, t.resource);
                 recordIdentity(t.resource, t.type, t.name, t.opts);
                 // dependsOn may be a promise (the first batch waits for every host's check)
                 const deps = depNames(t.opts.dependsOn);
@@ -147,7 +159,15 @@ async function main(): Promise<void> {
             const mod = await import(path.join(__dirname, "..", "..", "index.ts"));
             const main = typeof mod === "function" ? mod : mod.default;
             assert.equal(typeof main, "function", "index.ts exports the program as a function");
-            return await main();
+            const exported = await main();
+            // FORKLIFT_MOCK_DEPENDENTS=TYPE::NAME,...: after the program, one resource that depends
+            // on each of those components, as a user's own resource would (`dependsOn: [rollout]`)
+            for (const component of (process.env.FORKLIFT_MOCK_DEPENDENTS ?? "").split(",").filter(Boolean)) {
+                const target = components.get(component);
+                assert.ok(target, `no component named ${component}`);
+                new pulumi.CustomResource("test:index:Dependent", `dependent-of-${component.split("::")[1]}`, {}, { dependsOn: [target] });
+            }
+            return exported;
         });
         outputs = await resolve(exported ?? {});
     } catch (e) {
@@ -166,7 +186,7 @@ async function report(error: string | undefined, outputs: Record<string, unknown
     // which of the heavy provider SDKs the program loaded (a hosts-mode run needs no EC2 ones)
     const sdks = ["aws", "tls", "random", "command"].filter((sdk) => Object.keys(require.cache).some((f) => f.includes(`${path.sep}@pulumi${path.sep}${sdk}${path.sep}`)));
     // exit only once the (large) line is flushed: a pipe takes it in chunks
-    process.stdout.write(JSON.stringify({ resources: plain, invokes, outputs, error, urns, sdks }) + "\n", () => process.exit(0));
+    process.stdout.write(JSON.stringify({ resources: plain, invokes, outputs, error, urns, sdks, dependencies }) + "\n", () => process.exit(0));
     return new Promise<never>(() => undefined);
 }
 

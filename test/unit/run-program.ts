@@ -26,12 +26,15 @@ export interface Run {
     urns: UrnRecord[];
     /** the @pulumi provider SDKs the program loaded ("aws", "tls", "random", "command") */
     sdks: string[];
+    /** per registered resource name, the URNs the SDK told the engine to wait for */
+    dependencies: Record<string, string[]>;
 }
 
-export function runProgram(stack: Record<string, unknown>, mode: "up" | "preview" = "up"): Run {
+/** DEPENDENTS: components ("TYPE::NAME") after which the harness registers a resource that depends on each. */
+export function runProgram(stack: Record<string, unknown>, mode: "up" | "preview" = "up", dependents: string[] = []): Run {
     const r = spawnSync(process.execPath, ["--import", "tsx", path.join(__dirname, "program-harness.ts")], {
         input: JSON.stringify(stack),
-        env: { ...process.env, FORKLIFT_MOCK_PREVIEW: mode === "preview" ? "1" : "0" },
+        env: { ...process.env, FORKLIFT_MOCK_PREVIEW: mode === "preview" ? "1" : "0", FORKLIFT_MOCK_DEPENDENTS: dependents.join(",") },
         encoding: "utf8",
         cwd: path.join(__dirname, "..", ".."),
         timeout: 120_000,
