@@ -19,6 +19,9 @@
 #   FORKLIFT_MAKE_VARS_B64    base64 of extra make variables, one NAME=value per line; optional
 #   FORKLIFT_BUILD_ROOT       work directory (default /var/lib/forklift-build)
 #   FORKLIFT_BUILD_TIMEOUT    seconds to wait for the build (default 10800)
+#   FORKLIFT_BUILD_KEEP       finished builds kept under the build root (default 3); older ones are
+#                             removed after each successful build
+#   FORKLIFT_BUILD_PROGRESS   seconds between the progress lines of a running build (default 10)
 #
 # Output (stdout, one JSON line): artifact, sha256, size, version, commit, cliCommit, binaries, recipe, buildKey.
 set -euo pipefail
@@ -27,6 +30,7 @@ shopt -s inherit_errexit
 
 BUILD_ROOT=${FORKLIFT_BUILD_ROOT:-/var/lib/forklift-build}
 BUILD_TIMEOUT=${FORKLIFT_BUILD_TIMEOUT:-10800}
+BUILD_KEEP=${FORKLIFT_BUILD_KEEP:-3}
 readonly ENV_VARS="FORKLIFT_BUILD_KEY FORKLIFT_RECIPE FORKLIFT_REPO FORKLIFT_REF FORKLIFT_CLI_REPO FORKLIFT_CLI_REF FORKLIFT_PACKAGING_REPO FORKLIFT_PACKAGING_REF FORKLIFT_VERSION FORKLIFT_MAKE_VARS_B64"
 
 info() { printf '[forklift build] %s\n' "$*" >&2; }
@@ -74,7 +78,7 @@ build_running() {
 # Starts `run` detached from this SSH session.
 start_build() {
     local dir=$1 var
-    rm -f "$dir/failed" "$dir/result.json"
+    rm -f "$dir/failed" "$dir/result.json" "$dir/phase"
     : >"$dir/build.env"
     for var in $ENV_VARS; do
         printf '%s=%q\n' "$var" "${!var:-}" >>"$dir/build.env"
@@ -87,17 +91,22 @@ start_build() {
             --property=KillMode=control-group --property=TimeoutStopSec=30 \
             /bin/bash "$dir/build-fork.sh" run "$dir"
     else
-        setsid /bin/bash "$dir/build-fork.sh" run "$dir" </dev/null >/dev/null 2>&1 &
+        setsid /bin/bash "$dir/build-fork.sh" run "$dir" </dev/null >/dev/null 2>&1 8>&- &
         echo $! >"$dir/build.pid"
     fi
     info "started build $(unit_name) (log: $dir/build.log)"
 }
 
-# Waits for result.json or failed, showing the build's latest log line now and then.
+# Seconds between two progress lines while a build runs: often enough that a build of minutes
+# does not look hung, few enough for the output (and the state, which keeps it).
+readonly PROGRESS_EVERY=${FORKLIFT_BUILD_PROGRESS:-10}
+
+# Waits for result.json or failed, showing every PROGRESS_EVERY seconds the build's phase and the
+# latest line of its log, when they changed.
 wait_build() {
-    local dir=$1 deadline next_note
+    local dir=$1 deadline next_note started=$SECONDS note last=""
     deadline=$((SECONDS + BUILD_TIMEOUT))
-    next_note=$((SECONDS + 60))
+    next_note=$((SECONDS + PROGRESS_EVERY))
     while [ ! -f "$dir/result.json" ] && [ ! -f "$dir/failed" ]; do
         if ! build_running "$dir"; then
             sleep 1
@@ -106,10 +115,14 @@ wait_build() {
         fi
         [ "$SECONDS" -lt "$deadline" ] || fatal "build did not finish within ${BUILD_TIMEOUT}s; it goes on in $(unit_name)"
         if [ "$SECONDS" -ge "$next_note" ]; then
-            info "building: $(tail -n 1 "$dir/build.log" | cut -c1-160)"
-            next_note=$((SECONDS + 60))
+            note="$(cat "$dir/phase" 2>/dev/null || echo starting): $(tail -n 1 "$dir/build.log" | tr -d '\r' | cut -c1-120)"
+            if [ "$note" != "$last" ]; then
+                info "$(((SECONDS - started) / 60))m$(((SECONDS - started) % 60))s $note"
+                last=$note
+            fi
+            next_note=$((SECONDS + PROGRESS_EVERY))
         fi
-        sleep 2
+        sleep 1
     done
     if [ -f "$dir/failed" ]; then
         {
@@ -122,9 +135,19 @@ wait_build() {
     cat "$dir/result.json"
 }
 
+# Holds the build root's lock (fd 8) until it is closed: stacks may share a build host, and of two
+# runs with one build key only one may start the build; pruning must not remove a build that a
+# run is about to reuse.
+lock_build_root() {
+    mkdir -p "$BUILD_ROOT"
+    exec 8>>"$BUILD_ROOT/.lock"
+    flock -w 900 8 || fatal "another forklift build run has held $BUILD_ROOT/.lock for 15 minutes"
+}
+
 do_build() {
     check_inputs
     local dir="$BUILD_ROOT/$FORKLIFT_BUILD_KEY"
+    lock_build_root
     mkdir -p "$dir"
     if reuse_result "$dir"; then
         info "reusing the finished build $FORKLIFT_BUILD_KEY"
@@ -135,6 +158,8 @@ do_build() {
     else
         start_build "$dir"
     fi
+    # the build is under way: others may join it while this run waits
+    exec 8>&-
     wait_build "$dir"
 }
 
@@ -142,14 +167,23 @@ do_build() {
 
 json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
 
+# Records what the build is doing, for the progress lines of the runs waiting for it.
+phase() { echo "$*" >"$RUN_DIR/phase"; }
+
 # Mirrors REPO under the build root (kept between builds) and checks out REF into DEST.
 checkout() {
     local repo=$1 ref=$2 dest=$3 mirror
+    phase "fetching $repo"
     mirror="$BUILD_ROOT/mirrors/$(printf '%s' "$repo" | sha256sum | cut -c1-16).git"
+    # builds of other keys from the same repository share the mirror: one git at a time in it (the
+    # lock goes with the subshell this runs in)
+    mkdir -p "$BUILD_ROOT/mirrors"
+    exec 7>>"$mirror.lock"
+    flock -w 1800 7
     if [ -d "$mirror" ]; then
         git -C "$mirror" remote update --prune >&2
     else
-        mkdir -p "$BUILD_ROOT/mirrors"
+        rm -rf "$mirror.tmp"
         git clone --mirror "$repo" "$mirror.tmp" >&2
         mv "$mirror.tmp" "$mirror"
     fi
@@ -183,6 +217,7 @@ recipe_docker_ce() {
     COMMIT=$(checkout "$FORKLIFT_REPO" "$FORKLIFT_REF" "$RUN_DIR/src")
     local -a vars=()
     mapfile -t vars < <(make_vars)
+    phase "make static"
     make -C "$RUN_DIR/src" static DOCKER_BUILD_PKGS=static-linux ${FORKLIFT_VERSION:+VERSION="$FORKLIFT_VERSION"} "${vars[@]}"
     BUILT_TGZ=$(newest "$RUN_DIR/src/components/packaging/static/build/linux" 'docker-[0-9]*.tgz')
 }
@@ -194,6 +229,7 @@ recipe_docker_ce_packaging() {
     [ -n "$COMMIT" ] || COMMIT=$FORKLIFT_REF
     local -a vars=()
     mapfile -t vars < <(make_vars)
+    phase "make static"
     make -C "$RUN_DIR/src" static DOCKER_BUILD_PKGS=static-linux \
         DOCKER_ENGINE_REPO="$FORKLIFT_REPO" DOCKER_ENGINE_REF="$FORKLIFT_REF" \
         ${FORKLIFT_CLI_REPO:+DOCKER_CLI_REPO="$FORKLIFT_CLI_REPO"} ${FORKLIFT_CLI_REF:+DOCKER_CLI_REF="$FORKLIFT_CLI_REF"} \
@@ -212,6 +248,7 @@ recipe_moby() {
     COMMIT=$(checkout "$FORKLIFT_REPO" "$FORKLIFT_REF" "$RUN_DIR/src")
     local -a vars=()
     mapfile -t vars < <(make_vars)
+    phase "make binary"
     make -C "$RUN_DIR/src" binary ${FORKLIFT_VERSION:+VERSION="$FORKLIFT_VERSION"} "${vars[@]}"
     local bundle
     for bundle in bundles/binary-daemon bundles/binary; do
@@ -230,6 +267,7 @@ newest() {
 # Repacks the build into out/docker-<version>.tgz with a record of what was built, reproducibly.
 package_artifact() {
     local pack="$RUN_DIR/pack" version=${FORKLIFT_VERSION:-}
+    phase "packing the artifact"
     rm -rf "$pack" "$RUN_DIR/out"
     mkdir -p "$pack/docker" "$RUN_DIR/out"
     if [ -n "${BUILT_TGZ:-}" ]; then
@@ -288,6 +326,27 @@ do_run() {
     esac
     package_artifact
     echo "forklift build finished $(date -u +%FT%TZ): $(cat "$RUN_DIR/result.json")"
+    # (the result is written: nothing here may fail the build)
+    prune_builds || echo "could not remove old builds under $BUILD_ROOT"
+}
+
+# Removes the finished builds under the build root but the BUILD_KEEP most recent (this one among
+# them), and failed ones; a build that is still running stays.
+prune_builds() {
+    local dir kept=0
+    lock_build_root
+    # newest first, by when their result (or failure) was written
+    while read -r dir; do
+        [ "$dir" != "$RUN_DIR" ] || continue
+        if [ -f "$dir/result.json" ] && [ "$kept" -lt $((BUILD_KEEP - 1)) ]; then
+            kept=$((kept + 1))
+            continue
+        fi
+        FORKLIFT_BUILD_KEY=${dir##*/} build_running "$dir" && continue
+        rm -rf "$dir"
+        echo "removed the old build ${dir##*/}"
+    done < <(find "$BUILD_ROOT" -mindepth 2 -maxdepth 2 \( -name result.json -o -name failed \) -printf '%T@ %h\n' | sort -rn | cut -d' ' -f2- | awk '!seen[$0]++')
+    exec 8>&-
 }
 
 main() {

@@ -6,8 +6,12 @@
 #                                release is unpacked here already; no-op when it is in place)
 #   forklift-host.sh uninstall   remove everything forklift put on the host and restore what was there
 #   forklift-host.sh status      print the installed release as one JSON line
-#   forklift-host.sh owner       exit 3 printing why, when another stack owns this host (needs no root;
-#                                the check before a rollout runs it)
+#   forklift-host.sh check       the check before a rollout: fail naming the cause when the host
+#                                cannot take a release (no systemd, a tool missing, too little room
+#                                where the release is not unpacked yet, another stack's host); print
+#                                what it found as one JSON line
+#   forklift-host.sh stage       check, then make the release whose tgz arrives on stdin unpacked here
+#                                (sha256 checked first) without switching to it; the JSON line of check
 #
 # Variables (install):
 #   FORKLIFT_HOST             name of the host, used in messages (default: hostname)
@@ -22,6 +26,8 @@
 #   FORKLIFT_OWNER            who installs (project/stack/host); uninstall only acts for the same owner
 #   FORKLIFT_STACK_ID         the installing stack's random identity; a host owned by another stack
 #                             is refused by install and left alone by uninstall
+# (check, stage): FORKLIFT_HOST, FORKLIFT_OWNER, FORKLIFT_STACK_ID, FORKLIFT_SHA256 (the release),
+#   FORKLIFT_NEED_KIB         free space the release needs in /opt and /var/tmp (unset: not checked)
 #
 # Layout on the host:
 #   /opt/forklift/releases/<sha256>/   unpacked binaries of each release (current + previous kept)
@@ -81,10 +87,12 @@ require_tools() {
     done
 }
 
-# One forklift run at a time on this host.
+# One forklift run at a time on this host. The lock file is never removed, not even by uninstall
+# (it is an empty file in /run, gone at the next boot): a run waiting on a removed file and a run
+# that locked its new namesake would both go ahead.
 take_lock() {
     mkdir -p "$(dirname "$LOCK")"
-    exec 9>"$LOCK"
+    exec 9>>"$LOCK"
     flock -w 300 9 || fatal "another forklift run holds $LOCK"
 }
 
@@ -98,9 +106,9 @@ preflight() {
 backup_of() { echo "$STATE/backup$1"; }
 
 # True when PATH belongs to a Debian package (e.g. docker.io's /usr/bin/docker).
-# Each answer is kept for the rest of the run, in the staging directory (subshells ask too):
-# dpkg-query takes ~10 ms, and what packages own does not change while forklift runs (a
-# diversion does not change it either).
+# Each answer is kept for the rest of the run, in the staging directory (subshells ask too): it is
+# asked for every link in every PATH directory, and what packages own does not change while
+# forklift runs (a diversion does not change it either).
 dpkg_owned() {
     command -v dpkg-query >/dev/null || return 1
     local cache=${STAGE:+$STAGE/dpkg-owned}
@@ -193,9 +201,9 @@ release_binaries() {
     find "$1" -maxdepth 1 -type f -perm -u+x -printf '%f\n' | sort
 }
 
-# The sha256 tool: OpenSSL's uses the CPU's SHA instructions where it has them (about 3× faster
-# than coreutils' on a 70 MiB release); sha256sum when the host has no working openssl. Chosen at
-# the first hash: the owner check hashes nothing.
+# The sha256 tool: OpenSSL's uses the CPU's SHA instructions where it has them (faster than
+# coreutils' on a release, BENCHMARKS.md change 1); sha256sum when the host has no working
+# openssl. Chosen at the first hash: the check hashes nothing.
 SHA256_TOOL=""
 sha256_tool() {
     if command -v openssl >/dev/null && [ "$(openssl dgst -sha256 -r </dev/null 2>/dev/null)" = "$EMPTY_SHA256 *stdin" ]; then
@@ -340,7 +348,8 @@ receive_artifact() {
         info "release $FORKLIFT_SHA256 is unpacked here already: nothing to copy"
         return 0
     fi
-    ARTIFACT=$(mktemp "/var/tmp/forklift-docker-$FORKLIFT_SHA256.XXXXXX.tgz")
+    # (named after this run's PID: an uninstall while this run waits for the lock leaves it alone)
+    ARTIFACT=$(mktemp "/var/tmp/forklift-docker-$FORKLIFT_SHA256.$$.XXXXXX.tgz")
     cat >"$ARTIFACT"
     local got
     got=$(sha256_of "$ARTIFACT")
@@ -623,8 +632,17 @@ daemon_read_config() {
     [[ "$written" =~ ^[0-9]+\.[0-9]{9}$ ]] && [ "${written/./}" -lt "$started" ]
 }
 
+# Runs COMMAND...; when it fails, says which step failed and returns 1. restart_docker runs where
+# bash ignores `set -e` (its caller tests its status), so each of its steps is checked this way.
+step() {
+    local rc=0
+    "$@" || rc=$?
+    [ "$rc" = 0 ] || { echo "\`$*\` failed (exit $rc)"; return 1; }
+}
+
 # Restarts containerd (when shipped) and Docker on the files now in place, within VERIFY_TIMEOUT.
-# With "reload", a running daemon is told to re-read daemon.json first.
+# With "reload", a running daemon is told to re-read daemon.json first. Fails at the first step
+# that fails, saying which.
 restart_docker() {
     # a running daemon re-reads daemon.json on HUP: with live-restore on, stopping it below
     # leaves the containers running (a distro daemon started without live-restore included)
@@ -641,10 +659,12 @@ restart_docker() {
     # nothing to reload
     # shellcheck disable=SC2086 # word splitting of the unit list is intended
     if [ -n "$UNITS_CHANGED" ] || units_need_reload $units; then
-        systemctl daemon-reload
+        step systemctl daemon-reload || return 1
     fi
     # back on the host's own containerd (the release ships none)
-    [ -z "$host_containerd" ] || timeout "$VERIFY_TIMEOUT" systemctl start containerd.service
+    if [ -n "$host_containerd" ]; then
+        step timeout "$VERIFY_TIMEOUT" systemctl start containerd.service || return 1
+    fi
     # `systemctl enable` costs a unit-file scan even when there is nothing to do; one query for all
     local unit list states i=0
     read -ra list <<<"$units"
@@ -652,16 +672,16 @@ restart_docker() {
     for unit in "${list[@]}"; do
         # a missing or unexpected answer counts as "not enabled" (enable is idempotent)
         if [ "${#states[@]}" -ne "${#list[@]}" ] || [ "${states[$i]}" != enabled ]; then
-            systemctl enable "$unit" >/dev/null 2>&1
+            step systemctl enable --quiet "$unit" || return 1
         fi
         i=$((i + 1))
     done
-    systemctl stop docker.service docker.socket
+    step systemctl stop docker.service docker.socket || return 1
     # StartLimitBurst=3 per 60 s counts a rollback's restarts too: a retry right after one must
     # not be refused as "start request repeated too quickly"
     # shellcheck disable=SC2086 # word splitting of the unit list is intended
     systemctl reset-failed $units 2>/dev/null || true
-    case "$units" in containerd.service*) timeout "$VERIFY_TIMEOUT" systemctl restart containerd.service ;; esac
+    case "$units" in containerd.service*) step timeout "$VERIFY_TIMEOUT" systemctl restart containerd.service || return 1 ;; esac
     local spawned_before spawned status rc=0
     spawned_before=$(systemctl show -p ExecMainStartTimestampMonotonic --value docker.service 2>/dev/null || true)
     # Type=notify with TimeoutStartSec=0 would wait forever for a daemon that never gets ready.
@@ -673,19 +693,22 @@ restart_docker() {
     timeout "$VERIFY_TIMEOUT" systemctl start docker.service || rc=$?
     [ "$rc" != 0 ] || return 0
     # not ready in the time allowed: the release's trouble
-    [ "$rc" != 124 ] || return 1
+    [ "$rc" != 124 ] || { echo "docker.service did not start within ${VERIFY_TIMEOUT}s"; return 1; }
     # a daemon that ran and failed is the release's trouble. One that was never spawned (the
     # socket failed to listen), or that systemd could not spawn (its exit status is then
     # systemd's own, 200 and up: 219/CGROUP seen on busy hosts, for the socket's setup too), is
     # systemd's: one more try, a moment later, before the release is blamed
     spawned=$(systemctl show -p ExecMainStartTimestampMonotonic --value docker.service 2>/dev/null || true)
     status=$(systemctl show -p ExecMainStatus --value docker.service 2>/dev/null || true)
-    if [ "$spawned" != "$spawned_before" ] && [ "${status:-0}" -lt 200 ]; then return 1; fi
+    if [ "$spawned" != "$spawned_before" ] && [ "${status:-0}" -lt 200 ]; then
+        echo "dockerd exited with status ${status:-?}"
+        return 1
+    fi
     # (on the install's own stderr: the caller keeps this function's output for a failure's message)
     warn "systemd could not start docker.socket or spawn dockerd (socket: $(systemctl show -p Result --value docker.socket), dockerd $([ "$spawned" != "$spawned_before" ] && echo "exit status ${status:-?}" || echo "not started")); trying once more" 2>&3
     sleep 2
     systemctl reset-failed docker.socket docker.service 2>/dev/null || true
-    timeout "$VERIFY_TIMEOUT" systemctl start docker.service
+    step timeout "$VERIFY_TIMEOUT" systemctl start docker.service
 }
 
 # True unless systemd answers that none of UNITs needs a daemon-reload (their files, drop-ins
@@ -785,18 +808,55 @@ other_owner() {
     printf '%s (stack identity %s)' "${owner%/*}" "${id:-none}"
 }
 
-# Prints why this host is refused when another stack rolled a release out to it (nothing otherwise).
-owner_problem() {
-    local other
-    other=$(other_owner)
-    [ -z "$other" ] || echo "this host is managed by another stack: $other; this stack is ${FORKLIFT_OWNER%/*} (stack identity $FORKLIFT_STACK_ID). Nothing was changed. Take the host out of one stack's config, or run \`pulumi destroy\` in the owning stack; if that stack is gone for good, hand the host over with \`sudo rm $STATE/owner $STATE/stack-id\` on it"
-}
-
 # Refuses, before anything changes, a host that another stack rolled a release out to.
 check_owner() {
-    local problem
-    problem=$(owner_problem)
-    [ -z "$problem" ] || fatal "$problem"
+    local other
+    other=$(other_owner)
+    [ -z "$other" ] || fatal "this host is managed by another stack: $other; this stack is ${FORKLIFT_OWNER%/*} (stack identity $FORKLIFT_STACK_ID). Nothing was changed. Take the host out of one stack's config, or run \`pulumi destroy\` in the owning stack; if that stack is gone for good, hand the host over with \`sudo rm $STATE/owner $STATE/stack-id\` on it"
+}
+
+# Refuses, naming the cause, a host that cannot take the release: no systemd, another stack's, or
+# too little room for it (none is needed where it is unpacked already). Needs the lock.
+check_host() {
+    [ -d /run/systemd/system ] || fatal "systemd is not running as init (forklift runs Docker under systemd)"
+    check_owner
+    [ -n "${FORKLIFT_NEED_KIB:-}" ] || return 0
+    [ ! -d "$OPT/releases/${FORKLIFT_SHA256:-none}" ] || return 0
+    local dir free
+    for dir in /opt /var/tmp; do
+        free=$(df -Pk "$dir" | awk 'NR == 2 {print $4}')
+        [ "$free" -ge "$FORKLIFT_NEED_KIB" ] || fatal "only $((free / 1024)) MiB free in $dir, the release needs about $((FORKLIFT_NEED_KIB / 1024)) MiB"
+    done
+}
+
+# What the check found, as one JSON line: whether the release is unpacked here, and whether this
+# run received a copy of it.
+facts_json() {
+    local release=absent
+    [ ! -d "$OPT/releases/${FORKLIFT_SHA256:-none}" ] || release=unpacked
+    printf '{"host":"%s","release":"%s","copied":%s}\n' "$HOST_NAME" "$release" "$([ -n "$ARTIFACT" ] && echo true || echo false)"
+}
+
+do_check() {
+    require_tools
+    take_lock
+    check_host
+    facts_json
+}
+
+# The check, then the release brought here (from stdin) and unpacked, before any host of the
+# rollout changes: the batches then only switch.
+do_stage() {
+    require_tools
+    sha256_tool
+    # before the copy, so that a host that cannot take it receives none; the owner again under
+    # the lock, where it counts
+    check_host
+    receive_artifact
+    take_lock
+    check_owner
+    unpack_release
+    facts_json
 }
 
 # Keeps the current and previous releases, removes older ones.
@@ -830,11 +890,13 @@ status_json() {
 # Puts the host back on release PREV (or on what was there before forklift) after a failed install.
 roll_back() {
     local prev=$1 cause=$2 log reason
+    ROLLBACK_ARMED=""
     log=$(daemon_log_tail)
     if [ -n "$prev" ] && [ -d "$OPT/releases/$prev" ] && [ -d "$STATE/applied" ]; then
         warn "release $FORKLIFT_SHA256 failed ($cause); rolling back to $prev"
-        switch_to "$prev"
-        apply_files "$STATE/applied"
+        # each step goes on whatever the one before did: the verify below says whether it worked
+        switch_to "$prev" || warn "switching back to $prev failed"
+        apply_files "$STATE/applied" || warn "putting back the files of $prev failed"
         restart_docker >&2 || true
         if reason=$(verify_release "$prev"); then
             [ "$prev" = "$FORKLIFT_SHA256" ] || rm -rf "${OPT:?}/releases/$FORKLIFT_SHA256"
@@ -869,10 +931,13 @@ do_install() {
     require_tools
     # once here: the hashes below run in subshells, which would each choose again
     sha256_tool
+    # before the copy, so that a host another stack owns receives none; and again under the lock,
+    # where it counts: another stack's install may have finished in between
     check_owner
     stage_files
     receive_artifact
     take_lock
+    check_owner
     SHADOW_DIRS=$(shadow_dirs)
     if up_to_date; then
         info "release $FORKLIFT_SHA256 already installed and running; nothing to do"
@@ -894,6 +959,10 @@ do_install() {
     (sha256_of "$OPT/releases/$FORKLIFT_SHA256/dockerd" >"$STAGE/dockerd.sha256") 2>/dev/null &
     DOCKERD_SHA_JOB=$!
     record_pre_state
+    # from the switch until the release is recorded as installed, any failure rolls the host back
+    # (see on_error): it runs the old release or the new one, never a mix
+    ROLLBACK_TO=$prev
+    ROLLBACK_ARMED=1
     switch_to "$FORKLIFT_SHA256"
     apply_files "$STAGE/files"
     ensure_group
@@ -906,13 +975,28 @@ do_install() {
     release_stale_links
     rm -rf "$STATE/applied"
     cp -a "$STAGE/files" "$STATE/applied"
-    printf 'sha256=%s\nversion=%s\n' "$FORKLIFT_SHA256" "${FORKLIFT_VERSION:-}" >"$STATE/installed.tmp"
-    mv -f "$STATE/installed.tmp" "$STATE/installed"
     install_self
     record_owner
-    prune_releases "$prev"
+    # the commit point: from here on, the new release is the one to come back to
+    printf 'sha256=%s\nversion=%s\n' "$FORKLIFT_SHA256" "${FORKLIFT_VERSION:-}" >"$STATE/installed.tmp"
+    mv -f "$STATE/installed.tmp" "$STATE/installed"
+    ROLLBACK_ARMED=""
+    prune_releases "$prev" || warn "could not remove older releases from $OPT/releases"
     info "release $FORKLIFT_SHA256 (${FORKLIFT_VERSION:-}) is running"
     status_json true
+}
+
+# Removes copies of an artifact left in /var/tmp by runs that are gone (killed before their exit
+# trap); a copy of a run that is still on (waiting for the lock) is its own.
+remove_stale_copies() {
+    local copy pid
+    for copy in /var/tmp/forklift-docker-*.tgz; do
+        [ -f "$copy" ] || continue
+        pid=${copy#/var/tmp/forklift-docker-*.}
+        pid=${pid%%.*}
+        if [[ "$pid" =~ ^[0-9]+$ ]] && [ "$pid" != $$ ] && kill -0 "$pid" 2>/dev/null; then continue; fi
+        rm -f "$copy"
+    done
 }
 
 # Gives back every owned path, reloads systemd and brings back the distro units' previous state.
@@ -938,10 +1022,24 @@ do_uninstall() {
         if grep -qx group-created "$STATE/pre-state"; then groupdel docker 2>/dev/null || true; fi
     fi
     rm -rf "$OPT" "$STATE" "$SELF_DIR"
-    # staged by forklift releases before the copy was unpacked on arrival
-    rm -f /var/tmp/forklift-docker-*.tgz
-    rm -f "$LOCK"
+    remove_stale_copies
     info "uninstalled; the host is as forklift found it"
+}
+
+# Set by do_install while the host is switched to a release that is not yet recorded as
+# installed; ROLLBACK_TO is the release to go back to ("" for what was there before forklift).
+ROLLBACK_ARMED=""
+ROLLBACK_TO=""
+
+# The ERR trap: a failing step in a subshell ends that subshell (its caller sees the failure); in
+# the script itself it ends the run, rolling the host back first where an install had switched it.
+on_error() {
+    if [ "$BASHPID" = "$$" ] && [ -n "$ROLLBACK_ARMED" ]; then
+        # (inside a trap a failing command would end the script without a word)
+        set +e
+        roll_back "$ROLLBACK_TO" "failed at line $1: $2"
+    fi
+    fatal "failed at line $1: $2"
 }
 
 main() {
@@ -949,9 +1047,10 @@ main() {
     trap '' HUP PIPE
     # the script's own stderr, for messages from functions whose output a caller keeps
     exec 3>&2
-    # any unexpected failure names the host and the step (errtrace: inside functions too)
+    # any unexpected failure names the host and the step (errtrace: inside functions too), and
+    # rolls the host back when it came after the switch to a new release
     set -E
-    trap 'fatal "failed at line $LINENO: $BASH_COMMAND"' ERR
+    trap 'on_error "$LINENO" "$BASH_COMMAND"' ERR
     case "${1:-}" in
         install) do_install ;;
         uninstall)
@@ -970,12 +1069,9 @@ main() {
             do_uninstall
             ;;
         status) status_json false ;;
-        owner)
-            local problem
-            problem=$(owner_problem)
-            [ -z "$problem" ] || { echo "$problem"; exit 3; }
-            ;;
-        *) fatal "usage: $0 install|uninstall|status|owner" ;;
+        check) do_check ;;
+        stage) do_stage ;;
+        *) fatal "usage: $0 install|uninstall|status|check|stage" ;;
     esac
 }
 
