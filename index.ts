@@ -11,11 +11,6 @@ import { Fleet } from "./components/fleet";
 import { ForkBuild } from "./components/fork-build";
 import { Rollout } from "./components/rollout";
 import { sshAccess } from "./components/ec2";
-import { skipUnreadPromiseTraces } from "./lib/promise-traces";
-
-// before any resource: the SDK's promise traces cost CPU twice per `pulumi up` and are read only
-// under PULUMI_DEBUG_PROMISE_LEAKS (lib/promise-traces.ts)
-skipUnreadPromiseTraces();
 
 function loadConfig(): ForkliftConfig {
     try {
