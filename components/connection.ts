@@ -1,12 +1,13 @@
 /**
  * How forklift reaches a host over SSH, described once and rendered for both users of it: the
- * command provider's `connection`, and the local artifact script's variables and stdin. Private
- * keys are always wrapped as Pulumi secrets, so they never reach the state file or the console in
- * clear text.
+ * command provider's `connection`, and the local commands' jobs (local/jobs.ts). Private keys are
+ * always wrapped as Pulumi secrets, so they never reach the state file or the console in clear
+ * text.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { SshTarget } from "../lib/config";
+import { Hop, RemoteHost } from "../local/jobs";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
 
@@ -76,29 +77,23 @@ export function configuredHost(t: SshTarget, connectTimeout: number): ReachableH
 }
 
 /**
- * The variables that scripts/artifact.sh reads for a route (FORKLIFT_<ROLE>_ADDRESS, ..., and
- * FORKLIFT_<ROLE>_PROXY_* for its bastion), host keys left out when insecure.
+ * HOST as the local commands reach it (local/jobs.ts): its route, private keys included (the job
+ * that carries it is a secret), host keys left out when INSECURE.
  */
-export function routeVars(role: "BUILDER" | "TARGET", h: SshHop & { proxy?: SshHop }, insecure: boolean): pulumi.Output<Record<string, string>> {
-    const hop = (prefix: string, x: SshHop) =>
-        pulumi.all([x.address, x.hostKey]).apply(([address, hostKey]) => ({
-            [`${prefix}_ADDRESS`]: address,
-            [`${prefix}_PORT`]: String(x.port),
-            [`${prefix}_USER`]: x.user,
-            ...(insecure || !hostKey ? {} : { [`${prefix}_HOST_KEY`]: hostKey.trim() }),
+export function remoteHost(h: ReachableHost, insecure: boolean): pulumi.Output<RemoteHost> {
+    const hop = (x: SshHop): pulumi.Output<Hop> =>
+        pulumi.all([x.address, x.hostKey, x.privateKey]).apply(([address, hostKey, privateKey]) => ({
+            address,
+            port: x.port,
+            user: x.user,
+            ...(insecure || !hostKey ? {} : { hostKey: hostKey.trim() }),
+            ...(privateKey ? { privateKey } : {}),
         }));
-    const timeout = { FORKLIFT_CONNECT_TIMEOUT: String(h.connectTimeout ?? BOOTING_DIAL.perDialTimeout) };
-    const own = hop(`FORKLIFT_${role}`, h);
-    return h.proxy
-        ? pulumi.all([own, hop(`FORKLIFT_${role}_PROXY`, h.proxy)]).apply(([a, b]): Record<string, string> => ({ ...a, ...b, ...timeout }))
-        : own.apply((a): Record<string, string> => ({ ...a, ...timeout }));
-}
-
-/** The private keys of a route by hop name ("builder", "builder-proxy", ...), for artifactStdin. */
-export function routeKeys(role: "builder" | "target", h: SshHop & { proxy?: SshHop }): pulumi.Output<Record<string, string | undefined>> {
-    return pulumi.secret(
-        pulumi.all([h.privateKey, h.proxy?.privateKey]).apply(([own, proxy]) => ({ [role]: own, [`${role}-proxy`]: proxy })),
-    );
+    const connectTimeout = h.connectTimeout ?? BOOTING_DIAL.perDialTimeout;
+    return pulumi.all([hop(h), h.proxy ? hop(h.proxy) : undefined]).apply(([own, proxy]) => ({
+        name: h.name,
+        route: { ...own, ...(proxy ? { proxy } : {}), connectTimeout },
+    }));
 }
 
 /** `ssh -p PORT user@host` for the outputs. */

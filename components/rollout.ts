@@ -1,11 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { hashInputs } from "../lib/hash";
-import { artifactCommand, precheckStdin } from "../lib/protocol/artifact";
 import { HostStatus } from "../lib/protocol/host";
+import { CheckedHost, checkedHost, checksJob, hostScriptHash, localCommand } from "../lib/protocol/local";
 import { planBatches } from "../lib/rollout";
-import { ReachableHost } from "./connection";
-import { Artifact, FleetHost, HostToCheck, hostOwner, hostScriptHash, hostToCheck } from "./fleet-host";
+import { ArtifactSource } from "../local/jobs";
+import { ReachableHost, remoteHost } from "./connection";
+import { Artifact, FleetHost, hostOwner } from "./fleet-host";
 
 export interface RolloutArgs {
     /** Fleet hosts in rollout order: existing hosts as listed, then launched instances. */
@@ -41,6 +42,10 @@ export class Rollout extends pulumi.ComponentResource {
     constructor(name: string, args: RolloutArgs, opts?: pulumi.ComponentResourceOptions) {
         super("forklift:index:Rollout", name, {}, opts);
         const parent = this;
+        // where the artifact is fetched from into the local cache, once, and staged on the hosts
+        const source = pulumi
+            .all([remoteHost(args.artifact.builder, args.insecureSkipHostKeyCheck), args.artifact.remotePath, args.artifact.sha256])
+            .apply(([builder, path, sha256]): ArtifactSource => ({ sha256, path, builder, cacheDir: args.cacheDir }));
         const precheck = (this.precheck = createPrecheck());
         // The first batch waits for the check of every host (and the precheck): a host that is
         // down, has a wrong key or too little room stops the rollout before any host changes. The
@@ -67,10 +72,10 @@ export class Rollout extends pulumi.ComponentResource {
                     host,
                     formerName: host.instance ? `${name}-${host.name}` : undefined,
                     artifact: args.artifact,
+                    source,
                     installDir: args.installDir,
                     daemonJson: args.daemonJson,
                     after,
-                    cacheDir: args.cacheDir,
                     insecureSkipHostKeyCheck: args.insecureSkipHostKeyCheck,
                     stackId: args.stackId,
                 },
@@ -88,8 +93,8 @@ export class Rollout extends pulumi.ComponentResource {
         function createPrecheck(): command.local.Command | undefined {
             const existing = args.hosts.filter((h) => !h.instance);
             if (existing.length === 0) return undefined;
-            const hosts = existing.map((h) => hostToCheck(h, hostOwner(h, args.stackId), args.insecureSkipHostKeyCheck));
-            const key = pulumi.all(hosts.map((h) => h.vars)).apply((all) =>
+            const hosts = existing.map((h) => pulumi.all([remoteHost(h, args.insecureSkipHostKeyCheck), hostOwner(h, args.stackId)]).apply(([remote, owner]) => checkedHost(remote, owner)));
+            const key = pulumi.all(hosts).apply((all) =>
                 hashInputs({
                     build: args.artifact.buildKey,
                     installDir: args.installDir,
@@ -98,29 +103,31 @@ export class Rollout extends pulumi.ComponentResource {
                     hosts: all,
                 }),
             );
-            return checkAll("precheck", "prechecks", existing, hosts, key);
+            return checkAll("precheck", hosts, key);
         }
 
         // When the fork is built, every host is checked once more, for the room the release needs
         // (its size is known now) and all the precheck checked (a launched instance gets no
-        // precheck), all in one local command: one of the engine's slots, where a check per host
-        // left the last host's waiting for a slot at 8 hosts. On an existing host it rides on the
-        // SSH connection the precheck left open (artifact.sh waits for the precheck where it is
-        // still logging in). It runs whenever any host's install is about to run; a host that has
-        // the release unpacked already needs no room.
+        // precheck), and the release is staged on it: all in one local command, one of the
+        // engine's slots. It runs whenever any host's install is about to run (its key is made of
+        // theirs), so that no host changes before every host took the release.
         function createCheck(hosts: FleetHost[]): command.local.Command {
             const key = pulumi.all(hosts.map((h) => h.installKey)).apply(hashInputs);
-            return checkAll("check", "checks", args.hosts, hosts.map((h) => h.checkHost), key);
+            return checkAll("check", hosts.map((h) => h.checkHost), key, source);
         }
 
-        // One local command (`artifact.sh MODE`, NAME-SUFFIX) that checks HOSTS at once, each
-        // from its block (TO_CHECK, in the same order); a new KEY runs it again.
-        function checkAll(suffix: string, mode: "prechecks" | "checks", hosts: ReachableHost[], toCheck: HostToCheck[], key: pulumi.Output<string>) {
-            const stdin = pulumi.all(toCheck.map((h) => pulumi.all([h.vars, h.keys]))).apply((all) => precheckStdin(all.map(([vars, keys]) => ({ vars, keys }))));
-            const vars = key.apply((k) => ({ FORKLIFT_HOSTS: hosts.map((h) => h.name).join(","), FORKLIFT_CHECK_KEY: k.slice(0, 32) }));
+        // One local command (`main.ts check`, NAME-PHASE) that checks HOSTS at once (and stages
+        // ARTIFACT on them); a new KEY runs it again.
+        function checkAll(phase: "precheck" | "check", hosts: pulumi.Output<CheckedHost>[], key: pulumi.Output<string>, artifact?: pulumi.Output<ArtifactSource>) {
+            const job = pulumi.all([pulumi.all(hosts), artifact]).apply(([all, source]) => checksJob(phase, args.insecureSkipHostKeyCheck, all, source));
             return new command.local.Command(
-                `${name}-${suffix}`,
-                { create: vars.apply((v) => artifactCommand(mode, v)), stdin: pulumi.secret(stdin), addPreviousOutputInEnv: false },
+                `${name}-${phase}`,
+                {
+                    // (the key hashes the secret job too, but a hash of it gives nothing away)
+                    create: pulumi.unsecret(key).apply((k) => localCommand("check", phase, k.slice(0, 16))),
+                    stdin: pulumi.secret(job.apply((j) => JSON.stringify(j))),
+                    addPreviousOutputInEnv: false,
+                },
                 { parent },
             );
         }

@@ -3,7 +3,7 @@
  * uninstall command that runs the copy the install left on the host, and the JSON status line
  * the install prints last.
  */
-import { b64, runLeftScript, runScriptFromStdin } from "../shell";
+import { b64, runLeftScript, runScriptFromStdin, shq } from "../shell";
 import { ManagedFiles } from "../units";
 import { readScript } from "./script";
 
@@ -39,7 +39,7 @@ export interface InstallInputs {
 
 /**
  * The install on a fleet host. Its stdin is forklift-host.sh and then the release's tgz (which the
- * host does not read when it has the release unpacked): see installStdin.
+ * host does not read when it has the release unpacked).
  */
 export function installCommand(i: InstallInputs): string {
     return runScriptFromStdin(
@@ -60,10 +60,34 @@ export function installCommand(i: InstallInputs): string {
     );
 }
 
-/** stdin of installCommand: the script, then the tgz (none: the host must have it unpacked). */
-export function installStdin(tgz?: Buffer): Buffer {
-    const script = Buffer.from(readScript("forklift-host.sh"));
-    return tgz ? Buffer.concat([script, tgz]) : script;
+/** What the check before a rollout needs of a host, and the release it checks for. */
+export interface CheckInputs {
+    hostName: string;
+    owner: Owner;
+    sudo: boolean;
+    /**
+     * The built release (the check after the build): the host must have room for it, unless it
+     * has it unpacked already, and it is staged there (the tgz follows the script on stdin).
+     * @default none: the precheck while the fork builds, which checks all but the room
+     */
+    release?: { sha256: string; needKiB: number };
+}
+
+/**
+ * The check of a host before a rollout (forklift-host.sh check, or stage once the release is
+ * built), as root: a login user without passwordless sudo is told so first.
+ */
+export function checkCommand(c: CheckInputs): string {
+    const vars = {
+        FORKLIFT_HOST: c.hostName,
+        ...ownerVars(c.owner),
+        FORKLIFT_SHA256: c.release?.sha256,
+        FORKLIFT_NEED_KIB: c.release?.needKiB,
+    };
+    const run = c.release ? runScriptFromStdin(vars, ["stage"], c.sudo, Buffer.byteLength(readScript("forklift-host.sh"))) : runScriptFromStdin(vars, ["check"], c.sudo);
+    if (!c.sudo) return run;
+    const refusal = `${shq(`[forklift ${c.hostName}] ERROR: the login user `)}"$(id -un)"${shq(" cannot sudo without a password (forklift needs root or passwordless sudo)")}`;
+    return `if ! sudo -n true 2>/dev/null; then echo ${refusal} >&2; exit 3; fi; ${run}`;
 }
 
 /** Runs the copy of forklift-host.sh that the install left on the host; a no-op where none is. */

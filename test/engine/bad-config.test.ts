@@ -9,20 +9,25 @@ import { before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
-import { badConfigs, badStack } from "../unit/fixtures";
+import { badConfigs, badStack, hostsStack } from "../unit/fixtures";
+import { CONFIG_KEYS, DEFAULTS, parseConfig } from "../../lib/config";
 
 interface Result {
     name: string;
     preview: string | null;
     up: string | null;
     resources: { type: string; urn: string }[];
+    outputs: Record<string, any>;
 }
 
 describe("bad stack config through the real pulumi CLI", { timeout: 30 * 60_000 }, () => {
     const results = new Map<string, Result>();
 
     before(() => {
-        const stacks = badConfigs.map(([, overrides], i) => ({ name: `bad${i}`, values: badStack(overrides) }));
+        const stacks: { name: string; values: Record<string, unknown>; probe?: boolean }[] = badConfigs.map(([, overrides], i) => ({ name: `bad${i}`, values: badStack(overrides) }));
+        // only what a user must set: every other key comes from Pulumi.yaml's defaults
+        const required = hostsStack();
+        stacks.push({ name: "defaults", probe: true, values: { forkRepo: required.forkRepo, forkRef: required.forkRef, builderHost: required.builderHost, fleetHosts: required.fleetHosts } });
         const r = spawnSync(process.execPath, ["--import", "tsx", path.join(__dirname, "stack-harness.ts")], {
             input: JSON.stringify(stacks),
             encoding: "utf8",
@@ -47,5 +52,24 @@ describe("bad stack config through the real pulumi CLI", { timeout: 30 * 60_000 
             const created = res.resources.filter((r) => r.type !== "pulumi:pulumi:Stack");
             assert.deepEqual(created, [], "nothing was created");
         });
+    });
+
+    test("a stack that sets only what it must gets every other key from Pulumi.yaml, as the program's defaults", () => {
+        const res = results.get("defaults");
+        assert.ok(res, "no result for this stack");
+        assert.equal(res.up, null, `pulumi up of the probe failed: ${res.up}`);
+        const config = res.outputs.config as Record<string, string>;
+        const set = ["forkRepo", "forkRef", "builderHost", "fleetHosts"];
+        for (const key of CONFIG_KEYS) {
+            if (set.includes(key)) continue;
+            const given = config[`forklift:${key}`];
+            assert.ok(given !== undefined, `the CLI hands the program no value for forklift:${key}: Pulumi.yaml declares no default`);
+            const value = typeof DEFAULTS[key] === "string" ? given : JSON.parse(given);
+            assert.deepEqual(value, DEFAULTS[key], `the default of forklift:${key} in Pulumi.yaml is not the program's`);
+        }
+        assert.deepEqual(Object.keys(config).filter((k) => !CONFIG_KEYS.includes(k.replace(/^forklift:/, "") as never)), [], "no key the program does not read");
+        const cfg = parseConfig(config);
+        assert.equal(cfg.batchSize, 1);
+        assert.deepEqual(cfg.daemonJson, DEFAULTS.daemonJson);
     });
 });

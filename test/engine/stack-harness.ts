@@ -1,8 +1,8 @@
 /**
  * Runs forklift's index.ts through the real pulumi CLI (Automation API, inline program, local
- * file backend) for a list of stacks read from stdin as JSON [{name, values}], and prints one
- * JSON line: for each stack, the error text of `pulumi preview` and of `pulumi up` (null when
- * they succeeded) and the resources left in its state. A separate process, because a program
+ * file backend) for a list of stacks read from stdin as JSON [{name, values, probe?}], and prints
+ * one JSON line: for each stack, the error text of `pulumi preview` and of `pulumi up` (null when
+ * they succeeded), the resources left in its state and the outputs of `up`. A separate process, because a program
  * that stops on bad config leaves an unhandled rejection behind in the process that ran it.
  */
 import { execFileSync } from "node:child_process";
@@ -25,6 +25,15 @@ async function program(): Promise<Record<string, unknown>> {
     return await main();
 }
 
+/**
+ * A stack with `probe: true` runs this instead of index.ts: it registers nothing and returns the
+ * config the CLI hands to a program (Pulumi.yaml's defaults included) as its one output.
+ */
+async function probe(): Promise<Record<string, unknown>> {
+    const pulumi = require("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
+    return { config: pulumi.runtime.allConfig() };
+}
+
 async function errorOf(run: () => Promise<unknown>): Promise<string | null> {
     try {
         await run();
@@ -37,7 +46,7 @@ async function errorOf(run: () => Promise<unknown>): Promise<string | null> {
 async function main(): Promise<void> {
     let input = "";
     for await (const chunk of process.stdin) input += chunk;
-    const stacks = JSON.parse(input) as { name: string; values: Record<string, unknown> }[];
+    const stacks = JSON.parse(input) as { name: string; values: Record<string, unknown>; probe?: boolean }[];
 
     const line = execFileSync("bash", [path.join(ROOT, "tools", "pulumi-toolchain.sh"), "cli"], { encoding: "utf8" });
     const bin = /export PATH="([^:"]+)/.exec(line)?.[1];
@@ -49,12 +58,12 @@ async function main(): Promise<void> {
     try {
         copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(work, "Pulumi.yaml"));
         mkdirSync(path.join(work, "state"));
-        for (const { name, values } of stacks) {
+        for (const { name, values, probe: probing } of stacks) {
             const config: Record<string, unknown> = {};
             for (const [k, v] of Object.entries(values)) config[`forklift:${k}`] = v;
             writeFileSync(path.join(work, `Pulumi.${name}.yaml`), yaml.dump({ config }));
             const stack = await LocalWorkspace.createOrSelectStack(
-                { stackName: name, projectName: "forklift", program },
+                { stackName: name, projectName: "forklift", program: probing ? probe : program },
                 {
                     workDir: work,
                     pulumiCommand: pulumi,
@@ -69,10 +78,14 @@ async function main(): Promise<void> {
                 },
             );
             const preview = await errorOf(() => stack.preview());
-            const up = await errorOf(() => stack.up());
+            let outputs: Record<string, unknown> = {};
+            const up = await errorOf(async () => {
+                const result = await stack.up();
+                outputs = Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, v.value]));
+            });
             const state = await stack.exportStack();
             const resources = (state.deployment?.resources ?? []).map((r: { type: string; urn: string }) => ({ type: r.type, urn: r.urn }));
-            results.push({ name, preview, up, resources });
+            results.push({ name, preview, up, resources, outputs });
         }
     } finally {
         rmSync(work, { recursive: true, force: true });

@@ -2,10 +2,11 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { ForkConfig } from "../../lib/config";
-import { artifactStdin, precheckStdin } from "../../lib/protocol/artifact";
 import { buildCommand, buildKey, parseBuildResult } from "../../lib/protocol/build";
-import { installCommand, parseHostStatus, uninstallCommand } from "../../lib/protocol/host";
-import { canonicalJson, hashInputs } from "../../lib/hash";
+import { checkCommand, installCommand, parseHostStatus, uninstallCommand } from "../../lib/protocol/host";
+import { checkedHost, checksJob, fleetHostJob, localCommand, roomNeededKiB } from "../../lib/protocol/local";
+import { canonicalJson, hashInputs, sha256 } from "../../lib/hash";
+import { parseChecksJob, parseFleetHostJob } from "../../local/input";
 import { planBatches } from "../../lib/rollout";
 import { envPrefix, renderUserData, runScriptFromStdin, shq } from "../../lib/shell";
 import { readScript } from "../../lib/protocol/script";
@@ -163,33 +164,71 @@ test("parseHostStatus reads the last line, and names the output it could not rea
     assert.throws(() => parseHostStatus("rolled back\n"), /printed no status line; its output ended with: rolled back/);
 });
 
-const b64 = (text: string) => Buffer.from(text).toString("base64");
-const precheckInputs: [string, Parameters<typeof precheckStdin>[0], string][] = [
-    ["one host, the agent's keys", [{ vars: { FORKLIFT_HOST: "a" }, keys: {} }], `vars ${b64("FORKLIFT_HOST=a\0")}\n`],
+const OWNER = { stack: "forklift/dev", stackId: "0123456789abcdef", host: "h1" };
+
+/** [what, check inputs, the mode it runs, what the command must hold, what it must not] */
+const checkCases: [string, Parameters<typeof checkCommand>[0], string, RegExp[], RegExp[]][] = [
+    ["the precheck as root: no room, no release, the script on stdin", { hostName: "h1", owner: OWNER, sudo: false }, "check", [/cat > "\$f"/, /FORKLIFT_OWNER=forklift\/dev\/h1 /], [/FORKLIFT_NEED_KIB/, /FORKLIFT_SHA256/, /sudo/]],
     [
-        "names sorted, values as they are (spaces, quotes, newlines), keys after their host",
-        [
-            { vars: { Z: "it's a\nb", A: "ssh-ed25519 AAAA" }, keys: { target: "K1", "target-proxy": undefined } },
-            { vars: { A: "" }, keys: { target: "K2", "target-proxy": "P2" } },
-        ],
-        `vars ${b64("A=ssh-ed25519 AAAA\0Z=it's a\nb\0")}\n${artifactStdin({ target: "K1" })}vars ${b64("A=\0")}\n${artifactStdin({ target: "K2", "target-proxy": "P2" })}`,
+        "the check after the build stages the release: the script's bytes, then the tgz",
+        { hostName: "h1", owner: OWNER, sudo: false, release: { sha256: "a".repeat(64), needKiB: 5 } },
+        "stage",
+        [/FORKLIFT_NEED_KIB=5 /, new RegExp(`FORKLIFT_SHA256=${"a".repeat(64)} `), new RegExp(`head -c ${Buffer.byteLength(readScript("forklift-host.sh"))} > "\\$f"`)],
+        [/sudo/],
     ],
+    ["a login user with sudo: told first when it has no passwordless sudo", { hostName: "h1", owner: OWNER, sudo: true }, "check", [/^if ! sudo -n true 2>\/dev\/null; then echo '\[forklift h1\] ERROR: the login user '"\$\(id -un\)"' cannot sudo without a password/, /sudo -n env /], []],
 ];
-for (const [what, hosts, expected] of precheckInputs) {
-    test(`precheckStdin: ${what}`, () => assert.equal(precheckStdin(hosts), expected));
+for (const [what, inputs, mode, must, mustNot] of checkCases) {
+    test(`checkCommand: ${what}`, () => {
+        const cmd = checkCommand(inputs);
+        assert.match(cmd, new RegExp(`bash "\\$f" ${mode};`));
+        for (const re of must) assert.match(cmd, re);
+        for (const re of mustNot) assert.doesNotMatch(cmd, re);
+    });
 }
 
-test("precheckStdin's variables reach a command through bash's mapfile and env unchanged", () => {
-    const vars = { A: "it's $(not run) `either`", B: "two\nlines", C: "" };
-    const line = precheckStdin([{ vars, keys: {} }]).split(" ")[1].trim();
-    // how scripts/artifact.sh prechecks reads them
-    const script = `mapfile -d '' -t a < <(printf '%s' "$1" | base64 -d); env -i -- "\${a[@]}" /usr/bin/env -0`;
-    const r = spawnSync("bash", ["-c", script, "bash", line], { encoding: "utf8" });
-    assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(Object.fromEntries(r.stdout.split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])), vars);
+test("checkCommand: a login user without sudo gets the one message, naming it, and nothing runs", () => {
+    // the same shell code with a `sudo` that refuses, as on a host without passwordless sudo
+    const cmd = checkCommand({ hostName: "h1", owner: OWNER, sudo: true });
+    const r = spawnSync("bash", ["-c", `sudo() { return 1; }; ${cmd}`], { input: "echo ran\n", encoding: "utf8" });
+    assert.equal(r.status, 3);
+    assert.equal(r.stdout, "");
+    assert.match(r.stderr, /^\[forklift h1\] ERROR: the login user \S+ cannot sudo without a password \(forklift needs root or passwordless sudo\)\n$/);
 });
 
-test("precheckStdin refuses a name that is no variable, and a NUL byte in a value", () => {
-    assert.throws(() => precheckStdin([{ vars: { "A-B": "x" }, keys: {} }]), /not an environment variable name: A-B/);
-    assert.throws(() => precheckStdin([{ vars: { A: "x\0y" }, keys: {} }]), /A contains a NUL byte/);
+test("the local commands' command lines name the job and what the plan should show, quoted once", () => {
+    assert.equal(localCommand("install", "web1", "abcdef012345"), "node --require tsx/cjs local/main.ts install web1 abcdef012345");
+    assert.equal(localCommand("uninstall", "it's"), "node --require tsx/cjs local/main.ts uninstall 'it'\\''s'");
+});
+
+test("a fleet host's job: the install and uninstall as root or through sudo, the host script it was made for", () => {
+    const host = { name: "h1", route: { address: "10.0.0.4", port: 22, user: "deploy", connectTimeout: 10 } };
+    const source = { sha256: "a".repeat(64), path: "/b/out/docker.tgz", builder: { name: "builder", route: { address: "10.0.0.2", port: 22, user: "root", connectTimeout: 10 } }, cacheDir: ".forklift/artifacts" };
+    const job = fleetHostJob({ host, owner: OWNER, release: { sha256: "a".repeat(64), version: "1.0", binaries: ["dockerd"] }, installDir: "/usr/bin", daemonJson: null, source, insecure: false });
+    assert.equal(job.v, 1);
+    assert.deepEqual(job.host, host);
+    assert.deepEqual(job.artifact, source);
+    assert.match(job.install, /sudo -n env .*bash "\$f" install;/);
+    assert.match(job.install, /FORKLIFT_DAEMON_JSON_B64='' /, "daemon.json left alone: manageDaemonJson false");
+    assert.match(job.uninstall, /sudo -n env .*forklift-host\.sh uninstall/);
+    assert.equal(job.hostScriptSha256, sha256(readScript("forklift-host.sh")));
+    // every value read back by the local side as written
+    assert.deepEqual(parseFleetHostJob(JSON.stringify(job)), job);
+});
+
+test("the check's job: every host with its command, the artifact to stage only after the build", () => {
+    const host = { name: "h1", route: { address: "10.0.0.4", port: 22, user: "root", hostKey: "ssh-ed25519 AAAA", privateKey: "K", connectTimeout: 10 } };
+    const pre = checksJob("precheck", false, [checkedHost(host, OWNER)]);
+    assert.equal(pre.artifact, undefined);
+    assert.match(pre.hosts[0].command, /bash "\$f" check;/);
+    assert.deepEqual(parseChecksJob(JSON.stringify(pre)), pre);
+    const source = { sha256: "a".repeat(64), path: "/b.tgz", builder: host, cacheDir: "c" };
+    const check = checksJob("check", true, [checkedHost(host, OWNER, { sha256: "a".repeat(64), needKiB: 9 })], source);
+    assert.match(check.hosts[0].command, /bash "\$f" stage;/);
+    assert.deepEqual(parseChecksJob(JSON.stringify(check)), check);
+});
+
+test("room a release needs: its tgz staged, unpacked, and the previous release, rounded up in KiB", () => {
+    assert.equal(roomNeededKiB(1234), 5);
+    assert.equal(roomNeededKiB(72 * 1024 * 1024), 288 * 1024);
 });

@@ -3,7 +3,7 @@ import * as assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import * as yaml from "js-yaml";
-import { CONFIG_KEYS, ConfigError, DEFAULTS, parseConfig } from "../../lib/config";
+import { ConfigError, parseConfig } from "../../lib/config";
 import { TEST_HOST_KEY, TEST_PRIVATE_KEY, badConfigs, badStack, hostsStack } from "./fixtures";
 
 /** Raw config as `pulumi.runtime.allConfig()` gives it: strings, objects as JSON. */
@@ -117,20 +117,6 @@ test("secret values are never echoed in errors", () => {
     const all = found.join("\n");
     assert.ok(!all.includes("hunter2") && !all.includes("topsecret"), all);
     assert.match(all, /\(secret value\)/);
-});
-
-test("Pulumi.yaml declares every key the program reads, with the same defaults", () => {
-    const project = yaml.load(readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")) as {
-        config: Record<string, { type: string; default?: unknown; description?: string }>;
-    };
-    const declared = Object.keys(project.config).map((k) => k.replace(/^forklift:/, "")).sort();
-    assert.deepEqual(declared, [...CONFIG_KEYS].sort());
-    for (const key of CONFIG_KEYS) {
-        const decl = project.config[`forklift:${key}`];
-        assert.ok(decl.type, `forklift:${key} has no type`);
-        assert.ok(decl.description, `forklift:${key} has no description`);
-        assert.deepEqual(decl.default, DEFAULTS[key], `default of forklift:${key}`);
-    }
 });
 
 for (const [file, mode] of [["Pulumi.dev.yaml", "EC2"], ["Pulumi.hosts.yaml", "hosts"]] as const) {

@@ -74,7 +74,8 @@ function mockState(type: string, name: string, inputs: any): Record<string, unkn
             return { ...inputs, stdout: "{}" };
         case "command:local:Command":
             if (name.endsWith("-install")) {
-                const host = /FORKLIFT_HOST=(\S+)/.exec(inputs.create)?.[1] ?? "?";
+                // (local/main.ts install NAME RELEASE)
+                const host = String(inputs.create).split(" ")[5] ?? "?";
                 return { ...inputs, stdout: JSON.stringify({ host, sha256: BUILD_RESULT.sha256, version: BUILD_RESULT.version, dockerdSha256: "d".repeat(64), dockerService: "active", changed: true }) };
             }
             return { ...inputs, stdout: "{}" };
@@ -86,6 +87,13 @@ function mockState(type: string, name: string, inputs: any): Record<string, unkn
 // FORKLIFT_MOCK_PREVIEW=1: run as `pulumi preview` does on a new stack, where nothing has run yet
 // and every output the mocks do not state (the build's stdout, say) is unknown.
 const PREVIEW = process.env.FORKLIFT_MOCK_PREVIEW === "1";
+
+/** A user's own resource (FORKLIFT_MOCK_DEPENDENTS). */
+class Dependent extends pulumi.CustomResource {
+    constructor(name: string, opts: pulumi.CustomResourceOptions) {
+        super("test:index:Dependent", name, {}, opts);
+    }
+}
 
 // what each registration asks the engine to wait for: the URNs the SDK resolved its dependsOn to
 const mockRegister = (MockMonitor.prototype as any).registerResource;
@@ -165,7 +173,7 @@ async function main(): Promise<void> {
             for (const component of (process.env.FORKLIFT_MOCK_DEPENDENTS ?? "").split(",").filter(Boolean)) {
                 const target = components.get(component);
                 assert.ok(target, `no component named ${component}`);
-                new pulumi.CustomResource("test:index:Dependent", `dependent-of-${component.split("::")[1]}`, {}, { dependsOn: [target] });
+                new Dependent(`dependent-of-${component.split("::")[1]}`, { dependsOn: [target] });
             }
             return exported;
         });

@@ -7,27 +7,11 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { TEST_HOST_KEY, TEST_PRIVATE_KEY, ec2Stack, hostsStack } from "./fixtures";
 import { Recorded, Run, runProgram } from "./run-program";
-import { artifactCommand } from "../../lib/protocol/artifact";
+import { ChecksJob, FleetHostJob } from "../../local/jobs";
 
-/** The "<name> <base64>" lines of scripts/artifact.sh's stdin, decoded. */
-const stdinOf = (r: Recorded): Record<string, string> =>
-    Object.fromEntries((r.inputs.stdin as string).trim().split("\n").map((l) => [l.split(" ")[0], Buffer.from(l.split(" ")[1], "base64").toString()]));
-/** The host blocks of the stdin of `artifact.sh prechecks` or `checks`, decoded: each host's variables and key lines. */
-const precheckHostsOf = (r: Recorded): { vars: Record<string, string>; keys: Record<string, string> }[] => {
-    const hosts: { vars: Record<string, string>; keys: Record<string, string> }[] = [];
-    for (const line of (r.inputs.stdin as string).trim().split("\n")) {
-        const [name, data] = line.split(" ");
-        const text = Buffer.from(data, "base64").toString();
-        if (name === "vars") {
-            assert.ok(text.endsWith("\0"), "every pair ends in a NUL byte");
-            hosts.push({ vars: Object.fromEntries(text.slice(0, -1).split("\0").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])), keys: {} });
-        } else {
-            assert.ok(hosts.length > 0, `the key line ${name} comes after a vars line`);
-            hosts[hosts.length - 1].keys[name] = text;
-        }
-    }
-    return hosts;
-};
+/** The job a local command reads on its stdin (local/jobs.ts), as the program rendered it. */
+const jobOf = <T = FleetHostJob>(r: Recorded): T => JSON.parse(r.inputs.stdin as string) as T;
+const checksOf = (r: Recorded) => jobOf<ChecksJob>(r);
 const byType = (run: Run, type: string) => run.resources.filter((r) => r.type === type);
 const named = (run: Run, name: string) => {
     const r = run.resources.find((x) => x.name === name);
@@ -79,14 +63,15 @@ test("EC2 mode: every connection pins the host key, and launched hosts skip unin
     const installs = run.resources.filter((r) => r.name.endsWith("-install"));
     assert.equal(installs.length, 2, "one install per fleet instance");
     for (const c of installs) {
-        assert.match(c.inputs.create, /FORKLIFT_BUILDER_HOST_KEY='ssh-ed25519 /, `${c.name} pins the builder's key`);
-        assert.match(c.inputs.create, /FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 /, `${c.name} pins the host's key`);
-        assert.match(c.inputs.delete, /FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 /, `${c.name}'s uninstall pins the host's key`);
+        const job = jobOf(c);
+        assert.match(job.artifact.builder.route.hostKey ?? "", /^ssh-ed25519 /, `${c.name} pins the builder's key`);
+        assert.match(job.host.route.hostKey ?? "", /^ssh-ed25519 /, `${c.name} pins the host's key (its install and uninstall)`);
+        assert.equal(job.insecure, false);
         assert.ok(c.deletedWith, `${c.name} is deleted with its instance`);
     }
     const install = named(run, "forklift-fleet-1-install");
     assert.equal(install.deletedWith, "forklift-fleet-1");
-    assert.match(stdinOf(install).install, /sudo -n env /, "non-root login user goes through sudo");
+    assert.match(jobOf(install).install, /sudo -n env /, "non-root login user goes through sudo");
 });
 
 test("a fleet bastion: launched fleet instances get no public IP and are reached through it", () => {
@@ -97,11 +82,10 @@ test("a fleet bastion: launched fleet instances get no public IP and are reached
         assert.equal(named(run, name).inputs.associatePublicIpAddress, false, `${name} has no public IP`);
     }
     assert.equal(named(run, "forklift-builder-ec2").inputs.associatePublicIpAddress, undefined, "the builder keeps its egress");
-    const install = named(run, "forklift-fleet-1-install");
-    assert.match(install.inputs.create, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.9 /, "reached at its private address");
-    assert.match(install.inputs.create, /FORKLIFT_TARGET_PROXY_ADDRESS=203\.0\.113\.10 FORKLIFT_TARGET_PROXY_HOST_KEY='ssh-ed25519 \S+' FORKLIFT_TARGET_PROXY_PORT=22 FORKLIFT_TARGET_PROXY_USER=jump /, "through the bastion, its host key pinned too");
-    assert.match(install.inputs.delete, /FORKLIFT_TARGET_PROXY_ADDRESS=203\.0\.113\.10 /, "the uninstall goes the same way");
-    assert.deepEqual(Object.keys(stdinOf(install)), ["builder", "target", "target-proxy", "install", "uninstall"]);
+    const route = jobOf(named(run, "forklift-fleet-1-install")).host.route;
+    assert.equal(route.address, "10.0.0.9", "reached at its private address");
+    assert.deepEqual(route.proxy, { address: "203.0.113.10", port: 22, user: "jump", hostKey: TEST_HOST_KEY, privateKey: TEST_PRIVATE_KEY }, "through the bastion, its host key pinned too (the install and the uninstall)");
+    assert.equal(checksOf(named(run, "forklift-check")).hosts[0].route.proxy?.address, "203.0.113.10", "and the check");
 });
 
 test("hosts mode: build, then batches in order, with uninstall on delete", () => {
@@ -132,56 +116,55 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     // one check after the build for all hosts: one of the engine's parallel slots, not one per host
     const check = named(run, "forklift-check");
     assert.equal(check.type, "command:local:Command");
-    assert.deepEqual(check.dependsOn, [], "the check waits for the build's result only (artifact.sh lets it ride on the precheck's connections)");
-    assert.match(check.inputs.create, /^FORKLIFT_CHECK_KEY=\w{32} FORKLIFT_HOSTS=h1,10-0-0-3 bash scripts\/artifact\.sh checks$/, "the hosts in rollout order");
+    assert.deepEqual(check.dependsOn, [], "the check waits for the build's result only");
+    assert.match(check.inputs.create, /^node --require tsx\/cjs local\/main\.ts check check \w{16}$/);
     assert.equal(check.inputs.delete, undefined, "nothing to undo");
     assert.equal(check.deletedWith, undefined);
-    const checked = precheckHostsOf(check);
-    assert.deepEqual(checked.map((h) => h.vars.FORKLIFT_HOST), ["h1", "10-0-0-3"]);
-    const check1 = checked[0];
-    assert.match(artifactCommand("check", check1.vars), /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.4 .*FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 .* bash scripts\/artifact\.sh check$/);
-    assert.equal(check1.vars.FORKLIFT_NEED_KIB, "5", "room for the 1234-byte artifact four times over");
-    assert.equal(check1.vars.FORKLIFT_SHA256, "b".repeat(64), "none where the release is unpacked already");
-    assert.equal(check1.vars.FORKLIFT_CONNECT_TIMEOUT, "10", "sshConnectTimeout's default");
-    assert.deepEqual(Object.keys(check1.keys), ["target"], "only the host's key");
+    const checkJob = checksOf(check);
+    assert.equal(checkJob.phase, "check");
+    assert.deepEqual(checkJob.hosts.map((h) => h.name), ["h1", "10-0-0-3"], "the hosts in rollout order");
+    const check1 = checkJob.hosts[0];
+    assert.deepEqual(check1.route, { address: "10.0.0.4", port: 22, user: "root", hostKey: TEST_HOST_KEY, privateKey: TEST_PRIVATE_KEY, connectTimeout: 10 }, "sshConnectTimeout's default, the host's own key");
+    assert.match(check1.command, /FORKLIFT_NEED_KIB=5 /, "room for the 1234-byte artifact four times over");
+    assert.match(check1.command, new RegExp(`FORKLIFT_SHA256=${"b".repeat(64)} .*bash "\\$f" stage;`), "the release staged, none needed where it is unpacked already");
+    assert.deepEqual(checkJob.artifact, {
+        sha256: "b".repeat(64),
+        path: "/var/lib/forklift-build/k/out/docker-18.03.1-ce.tgz",
+        builder: { name: "builder", route: { address: "10.0.0.2", port: 22, user: "root", hostKey: TEST_HOST_KEY, privateKey: TEST_PRIVATE_KEY, connectTimeout: 10 } },
+        cacheDir: ".forklift/artifacts",
+    }, "fetched from the build's path, the builder's key pinned, into a project-relative cache: the same job on every checkout");
     // one precheck for all existing hosts: one of the engine's parallel slots, not one per host
     const precheck = named(run, "forklift-precheck");
     assert.equal(precheck.type, "command:local:Command");
     assert.deepEqual(precheck.dependsOn, [], "the precheck waits for nothing: it runs while the fork builds");
-    assert.match(precheck.inputs.create, /^FORKLIFT_CHECK_KEY=\w{32} FORKLIFT_HOSTS=h1,10-0-0-3 bash scripts\/artifact\.sh prechecks$/, "the hosts in rollout order");
-    assert.doesNotMatch(precheck.inputs.create, /FORKLIFT_NEED_KIB/, "the release's size is not known yet");
-    const prechecked = precheckHostsOf(precheck);
-    assert.deepEqual(prechecked.map((h) => h.vars.FORKLIFT_HOST), ["h1", "10-0-0-3"]);
-    for (const [i, h] of prechecked.entries()) {
-        const { FORKLIFT_NEED_KIB, FORKLIFT_SHA256, ...rest } = checked[i].vars;
-        assert.ok(FORKLIFT_NEED_KIB && FORKLIFT_SHA256);
-        assert.deepEqual(h.vars, rest, "each host's precheck is its check, but for the disk space");
-        assert.deepEqual(h.keys, checked[i].keys, "with the same key");
+    assert.match(precheck.inputs.create, /^node --require tsx\/cjs local\/main\.ts check precheck \w{16}$/);
+    const precheckJob = checksOf(precheck);
+    assert.equal(precheckJob.artifact, undefined, "nothing to stage yet");
+    for (const [i, h] of precheckJob.hosts.entries()) {
+        assert.deepEqual(h.route, checkJob.hosts[i].route, "each host's precheck goes the check's way");
+        assert.match(h.command, /bash "\$f" check;/);
+        assert.doesNotMatch(h.command, /FORKLIFT_NEED_KIB/, "the release's size is not known yet");
     }
     assert.equal(precheck.deletedWith, undefined);
     assert.equal(precheck.inputs.delete, undefined, "nothing to undo");
-    assert.equal(install1.type, "command:local:Command", "the copy and install run from the machine of `pulumi up`");
-    assert.match(install1.inputs.create, / bash scripts\/artifact\.sh install$/);
-    assert.match(install1.inputs.create, /FORKLIFT_SHA256=b{64} /, "what the host checks the copy against");
-    assert.match(install1.inputs.create, /FORKLIFT_REMOTE_PATH=\/var\/lib\/forklift-build\/k\/out\/docker-18\.03\.1-ce\.tgz/, "fetched from the build's path");
-    assert.match(install1.inputs.create, /FORKLIFT_BUILDER_HOST_KEY='ssh-ed25519 /, "the fetch pins the builder's host key");
-    assert.match(install1.inputs.create, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.4 .*FORKLIFT_TARGET_HOST_KEY='ssh-ed25519 /, "the copy pins the host's key");
-    assert.match(install1.inputs.create, /FORKLIFT_CACHE_DIR=\.forklift\/artifacts /, "a project-relative cache: the same command on every checkout");
+    assert.equal(install1.type, "command:local:Command", "the install runs from the machine of `pulumi up`");
+    assert.equal(install1.inputs.create, `node --require tsx/cjs local/main.ts install h1 ${"b".repeat(12)}`, "the plan shows the host and the release");
+    assert.equal(install1.inputs.delete, "node --require tsx/cjs local/main.ts uninstall h1", "destroy uninstalls");
     assert.equal(install1.inputs.dir, undefined, "no machine-specific directory in the state");
-    const stdin = stdinOf(install1);
-    assert.deepEqual(Object.keys(stdin), ["builder", "target", "install", "uninstall"], "keys and remote commands on stdin");
-    assert.match(stdin.install, /FORKLIFT_SHA256=b{64} .*bash "\$f" install;/, "installs the built sha256");
-    assert.match(stdin.uninstall, /forklift-host\.sh uninstall/);
+    const job = jobOf(install1);
+    assert.deepEqual(job.artifact, checkJob.artifact, "the artifact from where the check stages it");
+    assert.deepEqual(job.host, { name: "h1", route: check1.route });
+    assert.match(job.install, /FORKLIFT_SHA256=b{64} .*bash "\$f" install;/, "installs the built sha256");
+    assert.match(job.uninstall, /forklift-host\.sh uninstall/);
     // the stack's random identity, kept in its state, is the owner recorded on every host
     const identity = named(run, "forklift-stack-identity");
     assert.equal(identity.type, "random:index/randomId:RandomId");
     assert.equal(identity.inputs.byteLength, 8);
-    for (const cmd of [stdin.install, stdin.uninstall, artifactCommand("check", check1.vars)]) {
+    for (const cmd of [job.install, job.uninstall, check1.command, precheckJob.hosts[0].command]) {
         assert.match(cmd, /FORKLIFT_OWNER=forklift\/test\/h1 /);
         assert.match(cmd, /FORKLIFT_STACK_ID=5eed5eed5eed5eed /);
     }
     assert.equal(run.outputs.stackIdentity, "5eed5eed5eed5eed");
-    assert.match(install1.inputs.delete, /FORKLIFT_TARGET_ADDRESS=10\.0\.0\.4 .* bash scripts\/artifact\.sh uninstall$/, "destroy uninstalls");
     assert.equal(install1.deletedWith, undefined, "existing hosts are cleaned up on destroy");
     assert.equal(run.invokes.filter((i) => i.token.startsWith("command:")).length, 0, "no command runs at preview time");
 
@@ -199,8 +182,8 @@ test("hosts mode: batchSize 2 puts both hosts in one batch", () => {
     assert.deepEqual(named(run, "forklift-h1-install").dependsOn, ["forklift-check", "forklift-precheck"]);
 });
 
-/** The FORKLIFT_CHECK_KEY of the resource NAME for STACK: a new key runs the check again. */
-const checkKeyOf = (name: string) => (stack: Record<string, unknown>) => /FORKLIFT_CHECK_KEY=(\w+)/.exec(named(runProgram(stack), name).inputs.create)?.[1];
+/** The key in the command line of the check NAME for STACK: a new key runs the check again. */
+const checkKeyOf = (name: string) => (stack: Record<string, unknown>) => /check (?:pre)?check (\w+)$/.exec(named(runProgram(stack), name).inputs.create)?.[1];
 
 /** Asserts that KEY changes with each install setting, and not with a rollout setting; returns the base key. */
 function assertKeyFollowsInstall(key: (stack: Record<string, unknown>) => string | undefined): string {
@@ -233,8 +216,8 @@ test("the precheck runs again when an install would, or the list of existing hos
 test("launched instances get no precheck (they may still be booting while the fork builds)", () => {
     const run = runProgram({ ...hostsStack(), fleetCount: 1, sshAllowedCidrs: ["203.0.113.7/32"] });
     assert.equal(run.error, undefined);
-    assert.match(named(run, "forklift-precheck").inputs.create, /FORKLIFT_HOSTS=h1,10-0-0-3 /, "only the existing hosts beside it");
-    assert.match(named(run, "forklift-check").inputs.create, /FORKLIFT_HOSTS=h1,10-0-0-3,forklift-fleet-1 bash/, "the check after the build checks it too");
+    assert.deepEqual(checksOf(named(run, "forklift-precheck")).hosts.map((h) => h.name), ["h1", "10-0-0-3"], "only the existing hosts beside it");
+    assert.deepEqual(checksOf(named(run, "forklift-check")).hosts.map((h) => h.name), ["h1", "10-0-0-3", "forklift-fleet-1"], "the check after the build checks it too");
     const oneBatch = runProgram({ ...hostsStack(), fleetCount: 1, sshAllowedCidrs: ["203.0.113.7/32"], batchSize: 3 });
     assert.ok(named(oneBatch, "forklift-fleet-1-install").dependsOn.includes("forklift-precheck"), "the first batch, launched instances too, waits for it");
 });
@@ -250,8 +233,8 @@ test("sshConnectTimeout reaches the provider's dial and OpenSSH", () => {
     const build = named(run, "forklift-fork-build");
     assert.equal(build.inputs.connection.perDialTimeout, 4);
     assert.equal(build.inputs.connection.dialErrorLimit, 2, "an existing host is not dialed for minutes");
-    assert.match(named(run, "forklift-h1-install").inputs.create, /FORKLIFT_CONNECT_TIMEOUT=4 /);
-    assert.equal(precheckHostsOf(named(run, "forklift-check"))[0].vars.FORKLIFT_CONNECT_TIMEOUT, "4");
+    assert.equal(jobOf(named(run, "forklift-h1-install")).host.route.connectTimeout, 4);
+    assert.equal(checksOf(named(run, "forklift-check")).hosts[0].route.connectTimeout, 4);
     const ec2 = runProgram(ec2Stack);
     assert.equal(named(ec2, "forklift-fork-build").inputs.connection.dialErrorLimit, 30, "a launched instance gets its boot time");
 });
@@ -269,10 +252,12 @@ test("secrets: private keys never appear in clear in registered inputs", () => {
     const run = runProgram(hostsStack());
     const keyBody = TEST_PRIVATE_KEY.split("\n")[1];
     const keyB64 = Buffer.from(TEST_PRIVATE_KEY).toString("base64").slice(0, 60);
-    const withKey = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyBody));
-    assert.equal(withKey.length, 2, "the key does reach the builder's SSH connections (as a secret)");
-    const withKeyB64 = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyB64));
-    assert.equal(withKeyB64.length, 4, "and the stdin of the two installs, the check and the precheck (as a secret)");
+    const withKey = run.resources.filter((r) => JSON.stringify(r.inputs).includes(keyBody)).map((r) => r.name);
+    assert.deepEqual(
+        withKey.sort(),
+        ["forklift-10-0-0-3-install", "forklift-builder-bootstrap", "forklift-check", "forklift-fork-build", "forklift-h1-install", "forklift-precheck"],
+        "the key does reach the builder's SSH connections, and the jobs of the two installs, the check and the precheck (as secrets)",
+    );
     for (const r of run.resources) {
         assert.ok(JSON.stringify(r.inputs).length > 2, `${r.name} has inputs`);
         assert.ok(!JSON.stringify(r.redacted).includes(keyBody), `${r.name} carries the private key in clear`);
@@ -326,7 +311,7 @@ test("a private key stored without its final newline reaches SSH with it", () =>
     const run = runProgram(stack);
     assert.equal(run.error, undefined);
     assert.equal(named(run, "forklift-fork-build").inputs.connection.privateKey, TEST_PRIVATE_KEY);
-    const stdin = stdinOf(named(run, "forklift-h1-install"));
-    assert.equal(stdin.builder, TEST_PRIVATE_KEY, "the builder's key ends in one newline");
-    assert.equal(stdin.target, TEST_PRIVATE_KEY, "the host's key ends in one newline");
+    const job = jobOf(named(run, "forklift-h1-install"));
+    assert.equal(job.artifact.builder.route.privateKey, TEST_PRIVATE_KEY, "the builder's key ends in one newline");
+    assert.equal(job.host.route.privateKey, TEST_PRIVATE_KEY, "the host's key ends in one newline");
 });

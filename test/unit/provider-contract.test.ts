@@ -8,10 +8,6 @@ import { checkProviderContract } from "./provider-contract";
 const UNKNOWN = pulumi.unknown;
 
 const cases: [string, string, Record<string, unknown>, RegExp | null][] = [
-    ["CopyToRemote with an unknown source (issue: preview of a new stack)", "command:remote:CopyToRemote", { source: UNKNOWN, remotePath: "/x" }, /property asset value \{<nil>\} has a problem: either asset or archive must be set/],
-    ["CopyToRemote without a source", "command:remote:CopyToRemote", { remotePath: "/x" }, /either asset or archive must be set/],
-    ["CopyToRemote with a file asset", "command:remote:CopyToRemote", { source: new pulumi.asset.FileAsset("/x"), remotePath: "/x" }, null],
-    ["CopyToRemote with an archive", "command:remote:CopyToRemote", { source: new pulumi.asset.FileArchive("/x"), remotePath: "/x" }, null],
     ["local Command with unknown create", "command:local:Command", { create: UNKNOWN, stdin: UNKNOWN, triggers: ["a"] }, null],
     ["local Command with a misspelt input", "command:local:Command", { create: "true", trigger: ["a"] }, /unknown input property "trigger"/],
     ["remote Command with unknown create", "command:remote:Command", { connection: { host: "h" }, create: UNKNOWN }, null],

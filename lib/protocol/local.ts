@@ -1,0 +1,87 @@
+/**
+ * local/main.ts, as the program runs it: the command line of each local command, and the job it
+ * reads on stdin (local/jobs.ts), one JSON document that the program keeps secret since it
+ * carries private keys. The words after the job's name only say, in `pulumi preview`'s plan, what
+ * the command is about.
+ */
+import { sha256 } from "../hash";
+import { shq } from "../shell";
+import { needsContainerdUnit, renderManagedFiles } from "../units";
+import { ArtifactSource, ChecksJob, FleetHostJob, JOB_VERSION, RemoteHost } from "../../local/jobs";
+import { Owner, checkCommand, installCommand, uninstallCommand } from "./host";
+import { readScript } from "./script";
+
+export type LocalJob = "check" | "install" | "uninstall";
+
+/** `node --require tsx/cjs local/main.ts JOB WORDS...`, run in the project directory. */
+export function localCommand(job: LocalJob, ...words: string[]): string {
+    return ["node", "--require", "tsx/cjs", "local/main.ts", job, ...words].map(shq).join(" ");
+}
+
+/** The built release, as the install needs it. */
+export interface Release {
+    sha256: string;
+    version: string;
+    binaries: string[];
+}
+
+/** Everything one fleet host's install and uninstall depend on. */
+export interface FleetHostSpec {
+    host: RemoteHost;
+    owner: Owner;
+    release: Release;
+    /** Where the binaries are linked. */
+    installDir: string;
+    /** The managed daemon.json, or null for the host's own. */
+    daemonJson: Record<string, unknown> | null;
+    source: ArtifactSource;
+    insecure: boolean;
+}
+
+/** The job of a fleet host's `main.ts install` and `main.ts uninstall`. */
+export function fleetHostJob(s: FleetHostSpec): FleetHostJob {
+    const sudo = s.host.route.user !== "root";
+    return {
+        v: JOB_VERSION,
+        insecure: s.insecure,
+        host: s.host,
+        install: installCommand({
+            hostName: s.host.name,
+            owner: s.owner,
+            sha256: s.release.sha256,
+            version: s.release.version,
+            installDir: s.installDir,
+            files: renderManagedFiles({ installDir: s.installDir, shipsContainerd: needsContainerdUnit(s.release.binaries) }, s.daemonJson),
+            sudo,
+        }),
+        uninstall: uninstallCommand(s.host.name, s.owner, sudo),
+        hostScriptSha256: hostScriptHash(),
+        artifact: s.source,
+    };
+}
+
+/** A host in the precheck's or the check's job: how it is reached, and its check command. */
+export type CheckedHost = RemoteHost & { command: string };
+
+/**
+ * HOST as the precheck (no RELEASE: all but the room) or the check after the build (which stages
+ * RELEASE there) sees it.
+ */
+export function checkedHost(host: RemoteHost, owner: Owner, release?: { sha256: string; needKiB: number }): CheckedHost {
+    return { ...host, command: checkCommand({ hostName: host.name, owner, sudo: host.route.user !== "root", release }) };
+}
+
+/** The job of `main.ts check`: the precheck, or the check after the build that stages ARTIFACT. */
+export function checksJob(phase: "precheck" | "check", insecure: boolean, hosts: CheckedHost[], artifact?: ArtifactSource): ChecksJob {
+    return { v: JOB_VERSION, phase, insecure, hosts, ...(artifact ? { artifact } : {}) };
+}
+
+/** Room a host needs for a release of SIZE bytes: the staged tgz, the unpacked release, and the previous one kept for rollback. */
+export function roomNeededKiB(size: number): number {
+    return Math.ceil((size * 4) / 1024);
+}
+
+/** forklift-host.sh's hash: a new host script runs the precheck, the check and the installs again. */
+export function hostScriptHash(): string {
+    return sha256(readScript("forklift-host.sh"));
+}

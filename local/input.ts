@@ -1,0 +1,104 @@
+/**
+ * Reads the job document of a local command (see jobs.ts) and checks its shape, so that a job
+ * the program did not render (a hand-made one, an older forklift's) fails with a message that
+ * names the field instead of half-way through a rollout.
+ */
+import { ArtifactSource, ChecksJob, FleetHostJob, Hop, JOB_VERSION, RemoteHost, Route } from "./jobs";
+
+export class InputError extends Error {}
+
+type Json = Record<string, unknown>;
+
+function obj(v: unknown, where: string): Json {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new InputError(`${where}: expected an object`);
+    return v as Json;
+}
+function str(o: Json, key: string, where: string, optional = false): string {
+    const v = o[key];
+    if (v === undefined && optional) return undefined as unknown as string;
+    if (typeof v !== "string" || (v === "" && !optional)) throw new InputError(`${where}.${key}: expected a non-empty string`);
+    return v;
+}
+function num(o: Json, key: string, where: string): number {
+    const v = o[key];
+    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw new InputError(`${where}.${key}: expected a positive whole number`);
+    return v;
+}
+function bool(o: Json, key: string, where: string): boolean {
+    if (typeof o[key] !== "boolean") throw new InputError(`${where}.${key}: expected true or false`);
+    return o[key] as boolean;
+}
+
+/** O without its undefined fields: a job reads back as it was written. */
+function compact<T extends object>(o: T): T {
+    return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+function hop(v: unknown, where: string): Hop {
+    const o = obj(v, where);
+    return compact({
+        address: str(o, "address", where),
+        port: num(o, "port", where),
+        user: str(o, "user", where),
+        hostKey: str(o, "hostKey", where, true),
+        privateKey: str(o, "privateKey", where, true),
+    });
+}
+
+function route(v: unknown, where: string): Route {
+    const o = obj(v, where);
+    return compact({ ...hop(o, where), proxy: o.proxy === undefined ? undefined : hop(o.proxy, `${where}.proxy`), connectTimeout: num(o, "connectTimeout", where) });
+}
+
+function remoteHost(v: unknown, where: string): RemoteHost {
+    const o = obj(v, where);
+    return { name: str(o, "name", where), route: route(o.route, `${where}.route`) };
+}
+
+function artifact(v: unknown, where: string): ArtifactSource {
+    const o = obj(v, where);
+    const sha256 = str(o, "sha256", where);
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new InputError(`${where}.sha256: expected a sha256 (64 hex digits)`);
+    return { sha256, path: str(o, "path", where), builder: remoteHost(o.builder, `${where}.builder`), cacheDir: str(o, "cacheDir", where) };
+}
+
+function versioned(text: string): Json {
+    let doc: unknown;
+    try {
+        doc = JSON.parse(text);
+    } catch (e) {
+        throw new InputError(`stdin is not a JSON document: ${(e as Error).message}`);
+    }
+    const o = obj(doc, "job");
+    if (o.v !== JOB_VERSION) throw new InputError(`job.v: expected ${JOB_VERSION}, got ${JSON.stringify(o.v)} (a job from another forklift version)`);
+    return o;
+}
+
+/** The document of `main.ts check`. */
+export function parseChecksJob(text: string): ChecksJob {
+    const o = versioned(text);
+    const phase = o.phase;
+    if (phase !== "precheck" && phase !== "check") throw new InputError(`job.phase: expected "precheck" or "check"`);
+    if (!Array.isArray(o.hosts) || o.hosts.length === 0) throw new InputError("job.hosts: expected at least one host");
+    return compact({
+        v: JOB_VERSION,
+        phase,
+        insecure: bool(o, "insecure", "job"),
+        hosts: o.hosts.map((h, i) => ({ ...remoteHost(h, `job.hosts[${i}]`), command: str(obj(h, `job.hosts[${i}]`), "command", `job.hosts[${i}]`) })),
+        artifact: o.artifact === undefined ? undefined : artifact(o.artifact, "job.artifact"),
+    });
+}
+
+/** The document of `main.ts install` and `main.ts uninstall`. */
+export function parseFleetHostJob(text: string): FleetHostJob {
+    const o = versioned(text);
+    return {
+        v: JOB_VERSION,
+        insecure: bool(o, "insecure", "job"),
+        host: remoteHost(o.host, "job.host"),
+        install: str(o, "install", "job"),
+        uninstall: str(o, "uninstall", "job"),
+        hostScriptSha256: str(o, "hostScriptSha256", "job"),
+        artifact: artifact(o.artifact, "job.artifact"),
+    };
+}

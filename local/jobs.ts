@@ -1,0 +1,81 @@
+/**
+ * What the program hands to the local commands (local/main.ts): one JSON document on their stdin,
+ * of one of the shapes below. The program renders it (lib/protocol/local.ts); the local side
+ * reads and checks it (local/input.ts). Private keys travel only here, never in a command line.
+ *
+ * The state keeps the stdin of the delete command of every install: a `pulumi destroy` runs an
+ * older document with a newer forklift. So a change of these shapes must keep reading the old
+ * ones (`v` says which).
+ */
+
+export const JOB_VERSION = 1;
+
+/** One SSH hop: a host, or the bastion in front of it. */
+export interface Hop {
+    address: string;
+    port: number;
+    user: string;
+    /** Public host key line, pinned; absent only when the job is `insecure`. */
+    hostKey?: string;
+    /** Private key (OpenSSH or PEM text); absent means the SSH agent. */
+    privateKey?: string;
+}
+
+/** How the machine of `pulumi up` reaches a host: the host, and maybe one bastion in front of it. */
+export interface Route extends Hop {
+    proxy?: Hop;
+    /** Seconds one connection attempt may take; also the keepalive interval of a session. */
+    connectTimeout: number;
+}
+
+/** A host as the local commands see it: its name in messages, and its route. */
+export interface RemoteHost {
+    name: string;
+    route: Route;
+}
+
+/**
+ * The precheck (while the fork builds) or the check (before the first batch) of several hosts at
+ * once: each host's `command` runs on it (forklift-host.sh check or stage, with the script on
+ * stdin); with `stage`, the release is also brought onto every host that lacks it, before any
+ * host changes.
+ */
+export interface ChecksJob {
+    v: number;
+    phase: "precheck" | "check";
+    /** Skip host key checks (explicit opt-in in the stack config). */
+    insecure: boolean;
+    hosts: (RemoteHost & { command: string })[];
+    /** The check after the build: the artifact to stage (the command then reads it on stdin). */
+    artifact?: ArtifactSource;
+}
+
+/** Where the built artifact is: the build host, and the local cache it is fetched into once. */
+export interface ArtifactSource {
+    sha256: string;
+    /** Its path on the build host. */
+    path: string;
+    builder: RemoteHost;
+    /** Local content-addressed cache, relative to the project directory. */
+    cacheDir: string;
+}
+
+/**
+ * One fleet host's install (`install`, the create of its resource) and uninstall (`uninstall`,
+ * its delete): the remote commands to run there (forklift-host.sh, with the script on stdin).
+ */
+export interface FleetHostJob {
+    v: number;
+    insecure: boolean;
+    host: RemoteHost;
+    /** Runs forklift-host.sh install; its stdin is the script, then the tgz. */
+    install: string;
+    /** Runs the copy of forklift-host.sh the install left on the host. */
+    uninstall: string;
+    /**
+     * sha256 of the forklift-host.sh the install command was made for (a new script runs the
+     * install again); the install sends the script only when it is that one.
+     */
+    hostScriptSha256: string;
+    artifact: ArtifactSource;
+}

@@ -1,0 +1,52 @@
+/**
+ * forklift's local commands: what `pulumi up` and `pulumi destroy` run on the machine they run on
+ * (the command provider's local commands), with OpenSSH to the hosts.
+ *
+ *   node --require tsx/cjs local/main.ts check [PHASE KEY]    precheck or check of every host
+ *   node --require tsx/cjs local/main.ts install [NAME KEY]   one fleet host's install
+ *   node --require tsx/cjs local/main.ts uninstall [NAME]     one fleet host's uninstall
+ *
+ * The job is one JSON document on stdin (local/jobs.ts); the words after the job's name are only
+ * there for `pulumi preview`'s plan (what the command is about) and are not read. Progress and
+ * the hosts' own messages go to stderr; the result (a JSON line) to stdout. Exits 1 with one
+ * message naming the host and the cause when the job failed.
+ */
+import { runChecks } from "./check";
+import { install, uninstall } from "./fleet-host";
+import { InputError, parseChecksJob, parseFleetHostJob } from "./input";
+import { legacyUninstallJob } from "./legacy";
+
+async function readStdin(): Promise<string> {
+    let text = "";
+    for await (const chunk of process.stdin) text += chunk;
+    return text;
+}
+
+async function main(job: string | undefined): Promise<void> {
+    const log = (line: string) => process.stderr.write(`[forklift ${job}] ${line}\n`);
+    const pass = (line: string) => process.stderr.write(`${line}\n`);
+    switch (job) {
+        case "check": {
+            const results = await runChecks(parseChecksJob(await readStdin()), log);
+            process.stdout.write(JSON.stringify({ hosts: results.map((r) => ({ name: r.name, ...r.facts })) }) + "\n");
+            return;
+        }
+        case "install":
+            process.stdout.write((await install(parseFleetHostJob(await readStdin()), pass)) + "\n");
+            return;
+        case "uninstall":
+            await uninstall(parseFleetHostJob(await readStdin()), pass);
+            return;
+        // an older forklift's delete command, handed on by scripts/artifact.sh (see legacy.ts)
+        case "legacy-uninstall":
+            await uninstall(legacyUninstallJob(process.env, await readStdin()), pass);
+            return;
+        default:
+            throw new InputError(`usage: local/main.ts check|install|uninstall < job.json (got ${job ?? "nothing"})`);
+    }
+}
+
+main(process.argv[2]).catch((e: Error) => {
+    process.stderr.write(`[forklift ${process.argv[2] ?? ""}] ERROR: ${e.message}\n`);
+    process.exitCode = 1;
+});

@@ -1,0 +1,135 @@
+/** The local commands' pure parts: SSH configs, failure messages, the job's checks, the old delete's job. */
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { InputError, parseChecksJob, parseFleetHostJob } from "../../local/input";
+import { legacyUninstallJob } from "../../local/legacy";
+import { mapLimit } from "../../local/pool";
+import { hostFailure } from "../../local/remote";
+import { explainSshFailure, renderRoute } from "../../local/ssh";
+import { RemoteHost } from "../../local/jobs";
+
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE13Mx9w3k99vWlCJXURrSYBWBucTfvv3XrE8dCTUoOn";
+const web: RemoteHost = { name: "web", route: { address: "10.0.0.4", port: 2222, user: "deploy", hostKey: `${KEY}\n`, privateKey: "PRIVATE", connectTimeout: 7 } };
+
+test("renderRoute: one entry per hop, the host key pinned under the alias, the key in a file with one final newline", () => {
+    const r = renderRoute("h0", web, "/run/x", false);
+    assert.equal(r.knownHosts, `h0 ${KEY}\n`);
+    assert.deepEqual(r.keys, { "h0.key": "PRIVATE\n" });
+    for (const line of ["Host h0", "  HostName 10.0.0.4", "  Port 2222", "  User deploy", "  ConnectTimeout 7", "  HostKeyAlias h0", "  ServerAliveInterval 7", "  ServerAliveCountMax 3", "  IdentityFile /run/x/h0.key", "  IdentitiesOnly yes", "  StrictHostKeyChecking yes", "  UserKnownHostsFile /run/x/known_hosts", "  GlobalKnownHostsFile /dev/null", "  BatchMode yes"]) {
+        assert.ok(r.config.split("\n").includes(line), `${line} in:\n${r.config}`);
+    }
+    assert.doesNotMatch(r.config, /ProxyJump/);
+});
+
+test("renderRoute: a bastion is its own entry, pinned too, and the host jumps through it", () => {
+    const proxied: RemoteHost = { name: "web", route: { ...web.route, proxy: { address: "203.0.113.10", port: 22, user: "jump", hostKey: KEY } } };
+    const r = renderRoute("h3", proxied, "/run/x", false);
+    assert.equal(r.knownHosts, `h3-proxy ${KEY}\nh3 ${KEY}\n`);
+    assert.match(r.config, /^Host h3-proxy\n  HostName 203\.0\.113\.10\n/);
+    assert.match(r.config, /Host h3\n(  .*\n)*  ProxyJump h3-proxy\n/);
+    assert.deepEqual(Object.keys(r.keys), ["h3.key"], "the bastion's key from the agent");
+});
+
+const unpinned: [string, RemoteHost, RegExp][] = [
+    ["the host", { ...web, route: { ...web.route, hostKey: undefined } }, /no host key for web \(10\.0\.0\.4\): set its hostKey, or opt in to insecureSkipHostKeyCheck$/],
+    ["its bastion", { ...web, route: { ...web.route, proxy: { address: "203.0.113.10", port: 22, user: "jump" } } }, /no host key for web's bastion \(203\.0\.113\.10\)/],
+];
+for (const [what, host, message] of unpinned) {
+    test(`renderRoute: no host key for ${what} is refused unless insecure`, () => {
+        assert.throws(() => renderRoute("h0", host, "/d", false), message);
+        const r = renderRoute("h0", host, "/d", true);
+        assert.match(r.config, /StrictHostKeyChecking no\n  UserKnownHostsFile \/dev\/null/);
+        assert.equal(r.knownHosts, "");
+    });
+}
+
+const sshFailures: [string, string, RegExp][] = [
+    [
+        "a changed host key: what to check, none of OpenSSH's advice about files that are not the user's",
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nAdd correct host key in /tmp/forklift-ssh-x/known_hosts to get rid of this message.\nHost key for h0 has changed and you have requested strict checking.\nHost key verification failed.\n",
+        /^web \(10\.0\.0\.4:2222\): its SSH host key is not the pinned hostKey\. Check its hostKey \(`ssh-keyscan -t ed25519 10\.0\.0\.4` on a network you trust\) and that the address is the machine you mean\.$/,
+    ],
+    ["a refused login", "deploy@10.0.0.4: Permission denied (publickey).\n", /^web \(10\.0\.0\.4:2222\): the login as deploy was refused; check its user and privateKey \(or the SSH agent's keys\)\. ssh said: deploy@10\.0\.0\.4: Permission denied \(publickey\)\.$/],
+    ["a timeout", "ssh: connect to host 10.0.0.4 port 2222: Connection timed out\n", /unreachable; check that it is up, its address and port, and the network path \(sshConnectTimeout is 7s\)\. ssh said: .*timed out$/],
+    ["a refused connection", "ssh: connect to host 10.0.0.4 port 2222: Connection refused\n", /: unreachable; /],
+    ["anything else", "kex_exchange_identification: read: Connection reset by peer\n", /^web \(10\.0\.0\.4:2222\): SSH failed: kex_exchange_identification: read: Connection reset by peer$/],
+    ["no message at all", "", /SSH failed: no message$/],
+];
+for (const [what, stderr, message] of sshFailures) {
+    test(`explainSshFailure: ${what}`, () => {
+        const said = explainSshFailure(web, stderr);
+        assert.match(said, message);
+        assert.doesNotMatch(said, /known_hosts|h0|forklift-ssh/, "nothing of this run's files or aliases");
+    });
+}
+
+const hostFailures: [string, { code: number; stderr: string }, RegExp][] = [
+    ["the host script's fatal message, with the lines that follow it", { code: 1, stderr: "[forklift web] switched\n[forklift web] ERROR: new release failed: x. Daemon log:\n    line 1\n    line 2\n" }, /^web \(10\.0\.0\.4:2222\): new release failed: x\. Daemon log:\n    line 1\n    line 2$/],
+    ["no ERROR line: the last lines", { code: 2, stderr: "a\nb\nc\nd\n" }, /^web \(10\.0\.0\.4:2222\): b c d$/],
+    ["nothing said: the exit status", { code: 7, stderr: "" }, /^web \(10\.0\.0\.4:2222\): exit 7$/],
+    ["ssh's own failure (255)", { code: 255, stderr: "Permission denied (publickey).\n" }, /the login as deploy was refused/],
+];
+for (const [what, r, message] of hostFailures) {
+    test(`hostFailure: ${what}`, () => assert.match(hostFailure(web, { ...r, stdout: "" }), message));
+}
+
+const badJobs: [string, string, RegExp][] = [
+    ["not JSON", "{", /^stdin is not a JSON document/],
+    ["another version", JSON.stringify({ v: 2 }), /^job\.v: expected 1, got 2 \(a job from another forklift version\)$/],
+    ["no hosts", JSON.stringify({ v: 1, phase: "check", insecure: false, hosts: [] }), /^job\.hosts: expected at least one host$/],
+    ["an unknown phase", JSON.stringify({ v: 1, phase: "later", insecure: false, hosts: [{}] }), /^job\.phase: expected "precheck" or "check"$/],
+    ["a host without a command", JSON.stringify({ v: 1, phase: "check", insecure: false, hosts: [web] }), /^job\.hosts\[0\]\.command: expected a non-empty string$/],
+    ["a port that is no number", JSON.stringify({ v: 1, phase: "check", insecure: false, hosts: [{ ...web, route: { ...web.route, port: "22" }, command: "x" }] }), /^job\.hosts\[0\]\.route\.port: expected a positive whole number$/],
+];
+for (const [what, text, message] of badJobs) {
+    test(`a checks job that is ${what} is refused naming the field`, () => {
+        assert.throws(() => parseChecksJob(text), (e: Error) => e instanceof InputError && message.test(e.message));
+    });
+}
+
+test("an install job's artifact must name a sha256", () => {
+    const job = { v: 1, insecure: false, host: web, install: "i", uninstall: "u", hostScriptSha256: "s", artifact: { sha256: "abc", path: "/p", builder: web, cacheDir: "c" } };
+    assert.throws(() => parseFleetHostJob(JSON.stringify(job)), /job\.artifact\.sha256: expected a sha256 \(64 hex digits\)/);
+});
+
+test("an older forklift's delete: its variables and stdin lines make the same route and uninstall", () => {
+    const b64 = (t: string) => Buffer.from(t).toString("base64");
+    const env = {
+        FORKLIFT_HOST: "web",
+        FORKLIFT_INSECURE: "0",
+        FORKLIFT_TARGET_ADDRESS: "10.0.0.9",
+        FORKLIFT_TARGET_PORT: "2222",
+        FORKLIFT_TARGET_USER: "deploy",
+        FORKLIFT_TARGET_HOST_KEY: KEY,
+        FORKLIFT_TARGET_PROXY_ADDRESS: "203.0.113.10",
+        FORKLIFT_TARGET_PROXY_USER: "jump",
+        FORKLIFT_TARGET_PROXY_HOST_KEY: KEY,
+        FORKLIFT_CONNECT_TIMEOUT: "9",
+    };
+    const stdin = [`builder ${b64("B")}`, `target ${b64("T")}`, `target-proxy ${b64("P")}`, `install ${b64("install cmd")}`, `uninstall ${b64("uninstall cmd")}`, ""].join("\n");
+    assert.deepEqual(legacyUninstallJob(env, stdin), {
+        insecure: false,
+        host: {
+            name: "web",
+            route: { address: "10.0.0.9", port: 2222, user: "deploy", hostKey: KEY, privateKey: "T", proxy: { address: "203.0.113.10", port: 22, user: "jump", hostKey: KEY, privateKey: "P" }, connectTimeout: 9 },
+        },
+        uninstall: "uninstall cmd",
+    });
+    assert.throws(() => legacyUninstallJob(env, `target ${b64("T")}\n`), /no uninstall command on stdin/);
+    assert.throws(() => legacyUninstallJob({}, `uninstall ${b64("u")}\n`), /FORKLIFT_TARGET_ADDRESS is not set/);
+});
+
+test("mapLimit: every item once, at most LIMIT at once, results in the items' order", async () => {
+    let running = 0;
+    let most = 0;
+    const results = await mapLimit([5, 1, 4, 2, 3, 0], 2, async (ms, i) => {
+        running++;
+        most = Math.max(most, running);
+        await new Promise((r) => setTimeout(r, ms * 5));
+        running--;
+        return i * 10;
+    });
+    assert.deepEqual(results, [0, 10, 20, 30, 40, 50]);
+    assert.equal(most, 2);
+    assert.deepEqual(await mapLimit([], 3, async () => 1), []);
+});
