@@ -84,7 +84,7 @@ export function explainSshFailure(host: RemoteHost, stderr: string): string {
     if (/Permission denied|Too many authentication failures/.test(said)) {
         return `${where}: the login as ${host.route.user} was refused; check its user and privateKey (or the SSH agent's keys). ssh said: ${said}`;
     }
-    if (/timed out|No route to host|Network is unreachable|Connection refused|Could not resolve|Name or service not known|Connection closed|Broken pipe/.test(said)) {
+    if (/timed out|not responding|No route to host|Network is unreachable|Connection refused|Could not resolve|Name or service not known|Connection closed|Broken pipe/.test(said)) {
         return `${where}: unreachable; check that it is up, its address and port, and the network path (sshConnectTimeout is ${host.route.connectTimeout}s). ssh said: ${said}`;
     }
     return `${where}: SSH failed: ${said || "no message"}`;
