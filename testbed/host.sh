@@ -13,6 +13,12 @@
 #           ssh-ed25519 AAAA...        (the host's SSH host key, to pin in known_hosts)
 #       --debian-docker enables Debian's containerd.service, docker.socket and docker.service so
 #       the host boots with a working distro Docker (otherwise they are installed but disabled).
+#       --cloud puts the host on the test bed's "cloud" instead, a bridge that all --cloud hosts
+#       share in netns fl-cloud (10.77.0.0/24: the host is 10.77.0.INDEX, the bridge .254), so
+#       that the hosts reach one another directly; this machine reaches them through one veth
+#       pair, flcloud (10.76.0.1) <-> fl-cloud's uplink (10.76.0.2), which `shape` can slow down.
+#       Programs started in netns fl-cloud (`ip netns exec fl-cloud ...`, on 10.77.0.254) are
+#       on the cloud's side of that link.
 #       On failure it prints the console log tail and tears the half-started host down.
 #   testbed/host.sh down NAME      stop NAME and remove all its state (safe to repeat, safe on a
 #                                  half-started host)
@@ -20,6 +26,10 @@
 #   testbed/host.sh exec NAME CMD [ARG...]
 #                                  run CMD inside NAME's namespaces (nsenter; no SSH needed)
 #   testbed/host.sh list           print "NAME INDEX ADDRESS PID" for each host under the run dir
+#   testbed/host.sh shape RATE     limit this machine's link to the cloud to RATE (tc, e.g. 20mbit)
+#                                  each way; `shape off` lifts it
+#   testbed/host.sh cloud-bytes    print the bytes that crossed that link so far, "SENT RECEIVED"
+#                                  (as this machine counts them)
 #
 # NAME: [a-z0-9][a-z0-9-]{0,30}; INDEX: 1..254, unique among running hosts.
 #
@@ -128,7 +138,7 @@ setup_state() {
             fatal "index $INDEX is already used by host '$(basename "$(dirname "$other")")'"
         fi
     done
-    if ip -o -4 addr show | grep -q " 10\.78\.$INDEX\.1/"; then
+    if [ "$CLOUD" = 0 ] && ip -o -4 addr show | grep -q " 10\.78\.$INDEX\.1/"; then
         fatal "10.78.$INDEX.1 is already assigned on this machine (index $INDEX in use)"
     fi
     ip link show "$VETH" >/dev/null 2>&1 && fatal "link $VETH already exists (index $INDEX in use)"
@@ -137,6 +147,7 @@ setup_state() {
     touch "$HOST_DIR/.forklift-host"
     echo "$INDEX" >"$HOST_DIR/index"
     echo "$ADDRESS" >"$HOST_DIR/address"
+    [ "$CLOUD" = 0 ] || touch "$HOST_DIR/cloud"
 }
 
 # Safety net: traffic to 10.78.x.y of a host that is not up must fail here instead of leaving
@@ -154,7 +165,93 @@ drop_unreachable_route() {
     fi
 }
 
+readonly CLOUD_NETNS=fl-cloud
+readonly CLOUD_BRIDGE_ADDRESS=10.77.0.254
+
+# Creates the cloud (netns fl-cloud: bridge br0, and the uplink to this machine) unless it is
+# there. Hosts boot in parallel: one creates it, under a lock.
+ensure_cloud() {
+    mkdir -p "$RUN_DIR"
+    exec 8>>"$RUN_DIR/.cloud.lock"
+    flock 8
+    if ! netns_exists "$CLOUD_NETNS"; then
+        ip netns add "$CLOUD_NETNS"
+        ip netns exec "$CLOUD_NETNS" ip link set lo up
+        ip netns exec "$CLOUD_NETNS" ip link add br0 type bridge
+        ip netns exec "$CLOUD_NETNS" ip addr add "$CLOUD_BRIDGE_ADDRESS/24" dev br0
+        ip netns exec "$CLOUD_NETNS" ip link set br0 up
+        ip link add flcloud type veth peer name uplink netns "$CLOUD_NETNS"
+        ip addr add 10.76.0.1/30 dev flcloud
+        ip link set flcloud up
+        ip netns exec "$CLOUD_NETNS" ip addr add 10.76.0.2/30 dev uplink
+        ip netns exec "$CLOUD_NETNS" ip link set uplink up
+        ip netns exec "$CLOUD_NETNS" ip route add default via 10.76.0.1
+        # (forwarding in the cloud's own namespace: this machine's stays as it is)
+        ip netns exec "$CLOUD_NETNS" sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward'
+        ip route add 10.77.0.0/24 via 10.76.0.2 dev flcloud
+        info "cloud network up (netns $CLOUD_NETNS, bridge $CLOUD_BRIDGE_ADDRESS/24)"
+    fi
+    exec 8>&-
+}
+
+# Removes the cloud once no host is on it (hosts go down in parallel: under the lock, each after
+# its own state is gone, so that the last one sees none left).
+drop_cloud() {
+    netns_exists "$CLOUD_NETNS" || return 0
+    local d
+    mkdir -p "$RUN_DIR"
+    exec 8>>"$RUN_DIR/.cloud.lock"
+    flock 8
+    for d in "$RUN_DIR"/*/; do
+        if [ -f "$d/cloud" ]; then
+            exec 8>&-
+            return 0
+        fi
+    done
+    ip link del flcloud 2>/dev/null || true
+    ip netns del "$CLOUD_NETNS" 2>/dev/null || warn "could not delete netns $CLOUD_NETNS"
+    exec 8>&-
+    info "cloud network down"
+}
+
+setup_cloud_network() {
+    ensure_cloud
+    ip netns add "$NETNS"
+    ip link add "$VETH" type veth peer name eth0 netns "$NETNS"
+    ip link set "$VETH" netns "$CLOUD_NETNS"
+    ip netns exec "$CLOUD_NETNS" ip link set "$VETH" master br0 up
+    ip netns exec "$NETNS" ip addr add "$ADDRESS/24" dev eth0
+    ip netns exec "$NETNS" ip link set eth0 up
+    ip netns exec "$NETNS" ip link set lo up
+    ip netns exec "$NETNS" ip route add default via "$CLOUD_BRIDGE_ADDRESS"
+    ip netns exec "$NETNS" sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward'
+}
+
+# `shape RATE`: tc on both ends of this machine's link to the cloud (each end shapes what it
+# sends); `shape off` lifts it.
+do_shape() {
+    [ $# -eq 1 ] || usage
+    netns_exists "$CLOUD_NETNS" || fatal "no cloud network: boot a host with --cloud first"
+    if [ "$1" = off ]; then
+        tc qdisc del dev flcloud root 2>/dev/null || true
+        ip netns exec "$CLOUD_NETNS" tc qdisc del dev uplink root 2>/dev/null || true
+        return 0
+    fi
+    [[ "$1" =~ ^[0-9]+(kbit|mbit|gbit)$ ]] || fatal "invalid rate '$1' (want e.g. 20mbit, or off)"
+    tc qdisc replace dev flcloud root tbf rate "$1" burst 64kb latency 400ms
+    ip netns exec "$CLOUD_NETNS" tc qdisc replace dev uplink root tbf rate "$1" burst 64kb latency 400ms
+}
+
+do_cloud_bytes() {
+    netns_exists "$CLOUD_NETNS" || fatal "no cloud network"
+    echo "$(cat /sys/class/net/flcloud/statistics/tx_bytes) $(cat /sys/class/net/flcloud/statistics/rx_bytes)"
+}
+
 setup_network() {
+    if [ "$CLOUD" = 1 ]; then
+        setup_cloud_network
+        return 0
+    fi
     ensure_unreachable_route
     ip netns add "$NETNS"
     ip link add "$VETH" type veth peer name eth0 netns "$NETNS"
@@ -181,8 +278,8 @@ setup_filesystems() {
 customize_root() {
     local root="$HOST_DIR/root"
     echo "$NAME" >"$root/etc/hostname"
-    printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n%s\t%s\n10.78.%s.1\ttestbed-gateway\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
-        "$NAME" "$ADDRESS" "$NAME" "$INDEX" >"$root/etc/hosts"
+    printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n%s\t%s\n%s\ttestbed-gateway\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
+        "$NAME" "$ADDRESS" "$NAME" "$GATEWAY" >"$root/etc/hosts"
     tr -d '-' </proc/sys/kernel/random/uuid >"$root/etc/machine-id"
     rm -f "$root"/etc/ssh/ssh_host_*
     ssh-keygen -q -t ed25519 -N '' -C "root@$NAME" -f "$root/etc/ssh/ssh_host_ed25519_key"
@@ -307,9 +404,11 @@ do_up() {
     INDEX="$2"
     shift 2
     DEBIAN_DOCKER=0
+    CLOUD=0
     while [ $# -gt 0 ]; do
         case "$1" in
             --debian-docker) DEBIAN_DOCKER=1 ;;
+            --cloud) CLOUD=1 ;;
             *) fatal "unknown option '$1'" ;;
         esac
         shift
@@ -329,7 +428,14 @@ do_up() {
     HOST_DIR="$RUN_DIR/$NAME"
     NETNS="fl-$NAME"
     VETH="flv$INDEX"
-    ADDRESS="10.78.$INDEX.2"
+    if [ "$CLOUD" = 1 ]; then
+        [ "$INDEX" -le 253 ] || fatal "invalid index '$INDEX' for a --cloud host (want 1..253)"
+        ADDRESS="10.77.0.$INDEX"
+        GATEWAY=$CLOUD_BRIDGE_ADDRESS
+    else
+        ADDRESS="10.78.$INDEX.2"
+        GATEWAY="10.78.$INDEX.1"
+    fi
     mkdir -p "$RUN_DIR"
 
     local t0
@@ -459,6 +565,7 @@ do_down() {
         info "host '$name' down"
     fi
     drop_unreachable_route
+    drop_cloud
 }
 
 do_down_all() {
@@ -473,6 +580,7 @@ do_down_all() {
         wait "$pid" || rc=1
     done
     drop_unreachable_route
+    drop_cloud
     return "$rc"
 }
 
@@ -522,6 +630,11 @@ main() {
             do_exec "$@"
             ;;
         list) do_list ;;
+        shape)
+            verify_system
+            do_shape "$@"
+            ;;
+        cloud-bytes) do_cloud_bytes ;;
         -h | --help | help) usage ;;
         *) usage ;;
     esac

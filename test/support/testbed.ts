@@ -32,6 +32,11 @@ export interface HostSpec {
   index: number;
   /** Boot with Debian's docker.socket/docker.service/containerd enabled. */
   debianDocker?: boolean;
+  /**
+   * On the test bed's cloud (host.sh --cloud): one bridge shared with the other cloud hosts, at
+   * 10.77.0.INDEX, reached from this machine through one link that shapeCloud() can slow down.
+   */
+  cloud?: boolean;
 }
 
 export interface TestHost {
@@ -364,14 +369,14 @@ export async function startHosts(specs: HostSpec[]): Promise<TestHost[]> {
   const results = await Promise.allSettled(
     specs.map(async (s): Promise<TestHost> => {
       attempted.add(s.name);
-      const args = ['up', s.name, String(s.index), ...(s.debianDocker ? ['--debian-docker'] : [])];
+      const args = ['up', s.name, String(s.index), ...(s.debianDocker ? ['--debian-docker'] : []), ...(s.cloud ? ['--cloud'] : [])];
       const r = await runWithEnv(script('host.sh'), args, {
         FORKLIFT_TESTBED_PUBKEY: key.publicKeyPath,
         FORKLIFT_TESTBED_IMAGE: imageDir,
       });
       if (r.code !== 0) throw new Error(`testbed/host.sh ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
       const [address, hostKey] = r.stdout.trim().split('\n');
-      if (!/^10\.78\.\d+\.2$/.test(address ?? '') || !/^ssh-ed25519 \S+$/.test(hostKey ?? '')) {
+      if (!/^10\.(78\.\d+\.2|77\.0\.\d+)$/.test(address ?? '') || !/^ssh-ed25519 \S+$/.test(hostKey ?? '')) {
         throw new Error(`unexpected output of testbed/host.sh ${args.join(' ')}:\n${r.stdout}`);
       }
       const host: TestHost = {
@@ -459,4 +464,23 @@ function installExitHandlers(): void {
       process.exit(128 + (os.constants.signals[sig] ?? 0));
     });
   }
+}
+
+/** The netns of the test bed's cloud: programs started in it are on the cloud's side of its link. */
+export const CLOUD_NETNS = 'fl-cloud';
+/** The cloud bridge's own address (where a program started in CLOUD_NETNS listens). */
+export const CLOUD_ADDRESS = '10.77.0.254';
+
+/** Limits this machine's link to the cloud to RATE each way (e.g. "20mbit"), or lifts it ("off"). */
+export function shapeCloud(rate: string): void {
+  const r = spawnSync(script('host.sh'), ['shape', rate], { encoding: 'utf8', env: toolEnv() });
+  if (r.status !== 0) throw new Error(`host.sh shape ${rate} failed: ${r.stderr}`);
+}
+
+/** Bytes that crossed this machine's link to the cloud so far: sent and received. */
+export function cloudBytes(): { sent: number; received: number } {
+  const r = spawnSync(script('host.sh'), ['cloud-bytes'], { encoding: 'utf8', env: toolEnv() });
+  if (r.status !== 0) throw new Error(`host.sh cloud-bytes failed: ${r.stderr}`);
+  const [sent, received] = r.stdout.trim().split(' ').map(Number);
+  return { sent, received };
 }
