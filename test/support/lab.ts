@@ -250,8 +250,13 @@ export function tail(text: string, lines: number): string {
 export function projectCheckout(into: string): string {
     const root = repoRoot();
     fs.mkdirSync(into, { recursive: true });
-    for (const entry of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "components", "lib", "scripts"]) {
-        fs.cpSync(path.join(root, entry), path.join(into, entry), { recursive: true });
+    // every file of the project, as a clone of it has them (tracked, or new and not ignored)
+    const files = spawnSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", "-z"], { cwd: root, encoding: "utf8" });
+    if (files.status !== 0) throw new Error(`git ls-files failed in ${root}: ${files.stderr}`);
+    for (const file of files.stdout.split("\0").filter(Boolean)) {
+        if (!fs.existsSync(path.join(root, file)) || file.startsWith("Pulumi.") && file !== "Pulumi.yaml") continue;
+        fs.mkdirSync(path.dirname(path.join(into, file)), { recursive: true });
+        fs.copyFileSync(path.join(root, file), path.join(into, file));
     }
     fs.symlinkSync(path.join(root, "node_modules"), path.join(into, "node_modules"));
     return into;
