@@ -83,6 +83,8 @@ export = () => {
         cacheDir: cfg.artifactCacheDir,
         insecureSkipHostKeyCheck: cfg.insecureSkipHostKeyCheck,
         stackId: identity.hex,
+        swarm: cfg.swarm,
+        connectTimeout: cfg.sshConnectTimeout,
     });
 
     const artifact = build.result.apply((r) => ({

@@ -3,7 +3,7 @@ import * as command from "@pulumi/command";
 import { HostStatus, Owner, parseHostStatus } from "../lib/protocol/host";
 import { CheckedHost, checkedHost, fleetHostJob, localCommand, roomNeededKiB } from "../lib/protocol/local";
 import { sha256 as sha256Of } from "../lib/hash";
-import { ArtifactSource } from "../local/jobs";
+import { ArtifactSource, SwarmNodeJob } from "../local/jobs";
 import { ReachableHost, remoteHost } from "./connection";
 
 /** The built artifact as the fleet needs it: where it is, and what it is. */
@@ -36,10 +36,12 @@ export interface FleetHostArgs {
      */
     daemonJson: Record<string, unknown> | null;
     /**
-     * What the install waits for: the installs of the previous batch (it starts only after they
-     * verified), or, for the first batch, the Rollout's check of every host and its precheck.
+     * What the install waits for: the installs of the step before its own (it starts only after
+     * they verified), or, for the first step, the Rollout's check of every host and its precheck.
      */
-    after: pulumi.Resource[] | Promise<pulumi.Resource[]>;
+    after: pulumi.Input<pulumi.Resource[]>;
+    /** How the install and uninstall treat a Swarm node (see Rollout). */
+    swarm: pulumi.Input<SwarmNodeJob>;
     /** Skip host key checks (explicit opt-in, warned). */
     insecureSkipHostKeyCheck: boolean;
     /**
@@ -90,9 +92,9 @@ export class FleetHost extends pulumi.ComponentResource {
         const owner = hostOwner(args.host, args.stackId);
         const remote = remoteHost(args.host, args.insecureSkipHostKeyCheck);
         const job = pulumi
-            .all([remote, owner, args.artifact.sha256, args.artifact.version, args.artifact.binaries, args.source])
-            .apply(([host, owner, sha256, version, binaries, source]) =>
-                fleetHostJob({ host, owner, release: { sha256, version, binaries }, installDir: args.installDir, daemonJson: args.daemonJson, source, insecure: args.insecureSkipHostKeyCheck }),
+            .all([remote, owner, args.artifact.sha256, args.artifact.version, args.artifact.binaries, args.source, args.swarm])
+            .apply(([host, owner, sha256, version, binaries, source, swarm]) =>
+                fleetHostJob({ host, owner, release: { sha256, version, binaries }, installDir: args.installDir, daemonJson: args.daemonJson, source, swarm, insecure: args.insecureSkipHostKeyCheck }),
             );
         // (a hash of the secret job, keys included: a new key runs the install, and so the check, again)
         this.installKey = job.apply((j) => sha256Of(JSON.stringify(j)).slice(0, 32));

@@ -1,11 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { SwarmConfig } from "../lib/config";
 import { hashInputs } from "../lib/hash";
 import { HostStatus } from "../lib/protocol/host";
-import { CheckedHost, checkedHost, checksJob, hostScriptHash, localCommand } from "../lib/protocol/local";
+import { CheckedHost, checkedHost, checksJob, hostScriptHash, localCommand, swarmCheck } from "../lib/protocol/local";
 import { planBatches } from "../lib/rollout";
-import { ArtifactSource } from "../local/jobs";
-import { ReachableHost, remoteHost } from "./connection";
+import { ArtifactSource, RemoteHost, SwarmCheck, SwarmNodeJob } from "../local/jobs";
+import { ReachableHost, configuredHost, remoteHost } from "./connection";
 import { Artifact, FleetHost, hostOwner } from "./fleet-host";
 
 export interface RolloutArgs {
@@ -13,13 +14,14 @@ export interface RolloutArgs {
     hosts: ReachableHost[];
     /**
      * Hosts upgraded at once (`batchSize`, 1 unless set). A batch starts only after every host
-     * of the previous one verified; a failed host stops the batches after it.
+     * of the previous one verified; a failed host stops the batches after it. A Swarm's managers
+     * go one at a time whatever it says.
      */
     batchSize: number;
     artifact: Artifact;
     /** Where the binaries are linked on each host (see FleetHostArgs). */
     installDir: string;
-    /** Managed daemon.json, or null for the hosts' own (see FleetHostArgs). */
+    /** Managed daemon.json settings, or null for the hosts' own (see FleetHostArgs). */
     daemonJson: Record<string, unknown> | null;
     /** Local artifact cache directory (see FleetHostArgs). */
     cacheDir: string;
@@ -27,12 +29,22 @@ export interface RolloutArgs {
     insecureSkipHostKeyCheck: boolean;
     /** The stack's random identity, recorded on every host as its owner (see FleetHostArgs). */
     stackId: pulumi.Input<string>;
+    /**
+     * The Swarm settings (`swarmManagers`, `swarmDrainTimeout`, `swarmNodeTimeout`,
+     * `swarmAllowTwoManagers`); hosts in no Swarm are rolled out as if there were none.
+     */
+    swarm: SwarmConfig;
+    /** Seconds an SSH connection to a manager outside the fleet may take (`sshConnectTimeout`). */
+    connectTimeout: number;
 }
 
 /**
- * The release rolled out over the fleet, batch by batch. While the fork builds, the existing
- * hosts are prechecked, all in one local command (`NAME-precheck`); when it is built, every host
- * is checked for the room it needs, in another (`NAME-check`), before the first batch starts.
+ * The release rolled out over the fleet, step by step. While the fork builds, the existing hosts
+ * are prechecked, all in one local command (`NAME-precheck`); when it is built, every host is
+ * checked and the release staged on it, in another (`NAME-check`), before the first step starts.
+ * The check also plans the steps: the hosts in no Swarm in batches of `batchSize`, then each
+ * Swarm cluster's managers one at a time (its leader last) and its workers in batches; each
+ * install waits for the installs of the step before it.
  */
 export class Rollout extends pulumi.ComponentResource {
     /** Absent when every host is a launched instance (see createPrecheck). */
@@ -46,26 +58,37 @@ export class Rollout extends pulumi.ComponentResource {
         const source = pulumi
             .all([remoteHost(args.artifact.builder, args.insecureSkipHostKeyCheck), args.artifact.remotePath, args.artifact.sha256])
             .apply(([builder, path, sha256]): ArtifactSource => ({ sha256, path, builder, cacheDir: args.cacheDir }));
+        const managers = swarmManagers();
         const precheck = (this.precheck = createPrecheck());
-        // The first batch waits for the check of every host (and the precheck): a host that is
-        // down, has a wrong key or too little room stops the rollout before any host changes. The
-        // check is made from every host's install, so it comes after them; the first batch is
-        // given a promise of it, settled before this constructor returns (a component's
-        // dependents collect its children when it is constructed: none may come later).
-        let settleChecks!: (checks: pulumi.Resource[]) => void;
-        const checks = new Promise<pulumi.Resource[]>((resolve) => (settleChecks = resolve));
-        const hosts: FleetHost[] = [];
-        let previous: FleetHost[] = [];
-        for (const batch of planBatches(args.hosts, args.batchSize)) {
-            const current = batch.map((host) => createFleetHost(host, previous.length > 0 ? previous.map((p) => p.install) : checks));
-            hosts.push(...current);
-            previous = current;
-        }
-        settleChecks([createCheck(hosts), ...(precheck ? [precheck] : [])]);
+        // Each install waits for the step before its own in the check's plan (the first step for
+        // the check and the precheck). The check is made from every host's install, so it comes
+        // after them: the installs are given a promise of it, settled before this constructor
+        // returns (a component's dependents collect its children when it is constructed: none may
+        // come later).
+        let settleCheck!: (check: command.local.Command) => void;
+        const checked = new Promise<command.local.Command>((resolve) => (settleCheck = resolve));
+        const steps = pulumi.output(checked).apply((check) => check.stdout.apply((stdout) => planOf(stdout, args.hosts, args.batchSize)));
+        const installs = new Map<string, FleetHost>();
+        const hosts = args.hosts.map((host) => {
+            const fleetHost = createFleetHost(host, after(host.name));
+            installs.set(host.name, fleetHost);
+            return fleetHost;
+        });
+        const check = createCheck(hosts);
+        settleCheck(check);
         this.statuses = pulumi.all(hosts.map((h, i) => pulumi.all([h.status, args.hosts[i].address]).apply(([s, address]) => ({ ...s, address }))));
         this.registerOutputs({ statuses: this.statuses });
 
-        function createFleetHost(host: ReachableHost, after: pulumi.Resource[] | Promise<pulumi.Resource[]>): FleetHost {
+        // What the install of HOST waits for: the installs of the step before its own.
+        function after(host: string): pulumi.Output<pulumi.Resource[]> {
+            return pulumi.all([steps, checked]).apply(([plan, check]) => {
+                const step = plan.findIndex((s) => s.includes(host));
+                if (step <= 0) return precheck ? [check, precheck] : [check];
+                return plan[step - 1].map((h) => installs.get(h)!.install);
+            });
+        }
+
+        function createFleetHost(host: ReachableHost, after: pulumi.Output<pulumi.Resource[]>): FleetHost {
             return new FleetHost(
                 fleetHostName(name, host),
                 {
@@ -78,29 +101,53 @@ export class Rollout extends pulumi.ComponentResource {
                     after,
                     insecureSkipHostKeyCheck: args.insecureSkipHostKeyCheck,
                     stackId: args.stackId,
+                    swarm: managers.node,
                 },
                 { parent },
             );
         }
 
+        // swarmManagers as the local commands reach them: fleet hosts by their names, and the
+        // machines of their own (whose cluster the check reads).
+        function swarmManagers(): { node: pulumi.Output<SwarmNodeJob>; check: pulumi.Output<SwarmCheck> } {
+            const fleet = args.swarm.managers.flatMap((m) => ("fleetHost" in m ? [m.fleetHost] : []));
+            const others = args.swarm.managers.flatMap((m) => ("external" in m ? [configuredHost(m.external, args.connectTimeout)] : []));
+            const byName = (n: string) => args.hosts.find((h) => h.name === n)!;
+            const all = pulumi.all(args.swarm.managers.map((m) => remoteHost("fleetHost" in m ? byName(m.fleetHost) : others.find((o) => o.name === m.external.name)!, args.insecureSkipHostKeyCheck)));
+            const outside = pulumi.all(others.map((o) => remoteHost(o, args.insecureSkipHostKeyCheck)));
+            return {
+                node: all.apply((list: RemoteHost[]) => ({
+                    managers: list,
+                    drainTimeout: args.swarm.drainTimeout,
+                    nodeTimeout: args.swarm.nodeTimeout,
+                    allowTwoManagers: args.swarm.allowTwoManagers,
+                })),
+                check: outside.apply((otherManagers: RemoteHost[]) =>
+                    swarmCheck({ batchSize: args.batchSize, allowTwoManagers: args.swarm.allowTwoManagers, daemonJson: args.daemonJson, fleetManagers: fleet, otherManagers }),
+                ),
+            };
+        }
+
         // While the fork builds, the existing hosts are checked for all but the room the release
-        // needs (its size is not known yet): a wrong host key or login, or a host that is down,
-        // stops the `pulumi up` at its start instead of after a build of minutes. One local
-        // command checks them all at once, so that it takes one of the engine's parallel slots
-        // (4 per CPU unless --parallel), not one per host while the build step waits for one. It
-        // runs whenever the build's inputs, the install settings or the list of existing hosts
-        // change. Launched instances get none: they may still be booting then.
+        // needs (its size is not known yet), their Swarm clusters included: a wrong host key or
+        // login, a host that is down or a cluster that cannot take a rollout stops the `pulumi up`
+        // at its start instead of after a build of minutes. One local command checks them all at
+        // once, so that it takes one of the engine's parallel slots (4 per CPU unless --parallel),
+        // not one per host while the build step waits for one. It runs whenever the build's
+        // inputs, the install settings or the list of existing hosts change. Launched instances
+        // get none: they may still be booting then.
         function createPrecheck(): command.local.Command | undefined {
             const existing = args.hosts.filter((h) => !h.instance);
             if (existing.length === 0) return undefined;
             const hosts = existing.map((h) => pulumi.all([remoteHost(h, args.insecureSkipHostKeyCheck), hostOwner(h, args.stackId)]).apply(([remote, owner]) => checkedHost(remote, owner)));
-            const key = pulumi.all(hosts).apply((all) =>
+            const key = pulumi.all([pulumi.all(hosts), managers.check]).apply(([all, swarm]) =>
                 hashInputs({
                     build: args.artifact.buildKey,
                     installDir: args.installDir,
                     daemonJson: args.daemonJson,
                     script: hostScriptHash(),
                     hosts: all,
+                    swarm,
                 }),
             );
             return checkAll("precheck", hosts, key);
@@ -108,18 +155,19 @@ export class Rollout extends pulumi.ComponentResource {
 
         // When the fork is built, every host is checked once more, for the room the release needs
         // (its size is known now) and all the precheck checked (a launched instance gets no
-        // precheck), and the release is staged on it: all in one local command, one of the
-        // engine's slots. It runs whenever any host's install is about to run (its key is made of
-        // theirs), so that no host changes before every host took the release.
+        // precheck), the release is staged on it, and the steps of the rollout are planned: all
+        // in one local command, one of the engine's slots. It runs whenever any host's install is
+        // about to run (its key is made of theirs), so that no host changes before every host
+        // took the release, and the plan is made of the clusters as they are.
         function createCheck(hosts: FleetHost[]): command.local.Command {
-            const key = pulumi.all(hosts.map((h) => h.installKey)).apply(hashInputs);
+            const key = pulumi.all([pulumi.all(hosts.map((h) => h.installKey)), managers.check]).apply(hashInputs);
             return checkAll("check", hosts.map((h) => h.checkHost), key, source);
         }
 
         // One local command (`main.ts check`, NAME-PHASE) that checks HOSTS at once (and stages
         // ARTIFACT on them); a new KEY runs it again.
         function checkAll(phase: "precheck" | "check", hosts: pulumi.Output<CheckedHost>[], key: pulumi.Output<string>, artifact?: pulumi.Output<ArtifactSource>) {
-            const job = pulumi.all([pulumi.all(hosts), artifact]).apply(([all, source]) => checksJob(phase, args.insecureSkipHostKeyCheck, all, source));
+            const job = pulumi.all([pulumi.all(hosts), managers.check, artifact]).apply(([all, swarm, source]) => checksJob(phase, args.insecureSkipHostKeyCheck, all, swarm, source));
             return new command.local.Command(
                 `${name}-${phase}`,
                 {
@@ -132,6 +180,20 @@ export class Rollout extends pulumi.ComponentResource {
             );
         }
     }
+}
+
+/**
+ * The steps the check planned (its JSON result's `plan`); where its result has none (a check that
+ * an older forklift ran, kept in the state), HOSTS in batches of BATCH_SIZE.
+ */
+export function planOf(stdout: string, hosts: ReachableHost[], batchSize: number): string[][] {
+    try {
+        const plan = JSON.parse(stdout.trim().split("\n").pop() ?? "").plan;
+        if (Array.isArray(plan) && plan.every((s) => Array.isArray(s) && s.every((h) => typeof h === "string"))) return plan;
+    } catch {
+        // an older check's result: its batches are the fleet's
+    }
+    return planBatches(hosts.map((h) => h.name), batchSize);
 }
 
 /**

@@ -110,12 +110,28 @@ export interface ManagedFiles {
     "daemon.json"?: string;
 }
 
-export function renderManagedFiles(o: UnitOptions, daemonJson: Record<string, unknown> | null): ManagedFiles {
+/**
+ * The files for a host. SETTINGS is daemonJson (null: the host's own daemon.json is left alone);
+ * live-restore is on unless it says otherwise, so that containers keep running while the engine
+ * restarts.
+ */
+export function renderManagedFiles(o: UnitOptions, settings: Record<string, unknown> | null): ManagedFiles {
     const files: ManagedFiles = {
         "docker.socket": renderDockerSocket(),
         "docker.service": renderDockerService(o),
     };
     if (o.shipsContainerd) files["containerd.service"] = renderContainerdService(o);
-    if (daemonJson !== null) files["daemon.json"] = prettyCanonical(daemonJson);
+    if (settings !== null) files["daemon.json"] = prettyCanonical({ "live-restore": true, ...settings });
     return files;
+}
+
+/**
+ * daemon.json for a Swarm node: SETTINGS without live-restore on, which dockerd refuses in swarm
+ * mode (a node's tasks stop with its engine there anyway: forklift drains it first). Undefined
+ * where daemon.json is not managed.
+ */
+export function renderSwarmDaemonJson(settings: Record<string, unknown> | null): string | undefined {
+    if (settings === null) return undefined;
+    const { "live-restore": liveRestore, ...rest } = settings;
+    return prettyCanonical(liveRestore === false ? settings : rest);
 }

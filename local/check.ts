@@ -6,10 +6,11 @@
  */
 import * as fs from "node:fs";
 import { fetchArtifact, rebuildAdvice, sha256File } from "./cache";
-import { ChecksJob } from "./jobs";
+import { ChecksJob, RemoteHost } from "./jobs";
 import { mapLimit } from "./pool";
 import { hostFailure, hostScript } from "./remote";
-import { Ssh } from "./ssh";
+import { Ssh, explainSshFailure } from "./ssh";
+import { NodeRow, SwarmFacts, SwarmInfo, planSwarm } from "./swarm";
 
 /** Hosts checked at once: each is an SSH login and, with an artifact, a copy of it. */
 export const CHECK_PARALLEL = 32;
@@ -22,7 +23,24 @@ export interface HostCheck {
     problem?: string;
 }
 
-export async function runChecks(job: ChecksJob, log: (line: string) => void): Promise<HostCheck[]> {
+/** What the check found: every host's facts, and the steps of the rollout (see planSwarm). */
+export interface CheckReport {
+    hosts: HostCheck[];
+    steps: string[][];
+}
+
+/**
+ * The cluster as a swarmManagers entry outside the fleet sees it (its Swarm part, the nodes);
+ * none when it does not answer: the check's plan then lacks that cluster and says so.
+ */
+async function probeManager(ssh: Ssh, m: RemoteHost & { command: string }): Promise<SwarmFacts> {
+    const r = await ssh.run(ssh.add(m), m.command);
+    if (r.code !== 0) throw new Error(`swarmManagers: ${r.code === 255 ? explainSshFailure(m, r.stderr) : `${m.name} (${m.route.address}): \`docker info\` or \`docker node ls\` failed: ${r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`}`}`);
+    const [info, ...nodes] = r.stdout.trim().split("\n");
+    return { name: m.name, swarm: JSON.parse(info) as SwarmInfo, nodes: nodes.map((l) => JSON.parse(l) as NodeRow) };
+}
+
+export async function runChecks(job: ChecksJob, log: (line: string) => void): Promise<CheckReport> {
     const ssh = new Ssh(job.insecure);
     try {
         let tgz: string | undefined;
@@ -57,11 +75,24 @@ export async function runChecks(job: ChecksJob, log: (line: string) => void): Pr
             fs.rmSync(tgz, { force: true });
             log(`the cached artifact ${tgz} was corrupt; it is removed: run \`pulumi up\` again to fetch it anew`);
         }
+        const what = job.phase === "precheck" ? "the precheck" : "the check";
         if (failed.length > 0) {
-            const what = job.phase === "precheck" ? "the precheck" : "the check";
             throw new Error(`${what} failed on ${failed.length} of ${results.length} hosts: ${failed.map((f) => f.name).join(", ")} (see above)${fetchError ? `. ${rebuildAdvice()}` : ""}`);
         }
-        return results;
+        // the Swarm clusters of the fleet, and the rollout's steps over them
+        const others = await mapLimit(job.swarm.probes, CHECK_PARALLEL, async (m) => probeManager(ssh, m));
+        const swarm = planSwarm(
+            results.map((r) => ({ name: r.name, swarm: r.facts?.swarm as SwarmInfo | null, nodes: r.facts?.nodes as NodeRow[] | undefined })),
+            others,
+            job.swarm,
+        );
+        for (const m of swarm.members) log(`${m.host}: Swarm ${m.manager ? "manager" : "worker"} (node ${m.nodeId.slice(0, 12)}, cluster ${m.cluster.slice(0, 12)})`);
+        for (const w of swarm.warnings) log(`WARN: ${w}`);
+        if (swarm.problems.length > 0) {
+            for (const p of swarm.problems) log(p);
+            throw new Error(`${what} refused the rollout: ${swarm.problems.length === 1 ? swarm.problems[0] : `${swarm.problems.length} problems (see above)`}. Nothing was changed`);
+        }
+        return { hosts: results, steps: swarm.steps };
     } finally {
         ssh.close();
     }

@@ -2,7 +2,8 @@
  * One fleet host's install and uninstall (`main.ts install`, `main.ts uninstall`: the create and
  * the delete of its resource). The install's one SSH session carries forklift-host.sh and then
  * the tgz from the local cache, which the host reads only when it does not have the release
- * unpacked already (the check stages it there before the first batch).
+ * unpacked already (the check stages it there before the first batch). A Swarm node that would
+ * change answers so without a change; it is then drained around a second run (swarm-node.ts).
  */
 import * as fs from "node:fs";
 import { cachedArtifact, fetchArtifact, sha256File } from "./cache";
@@ -10,6 +11,11 @@ import { sha256 } from "../lib/hash";
 import { FleetHostJob } from "./jobs";
 import { hostFailure, hostScript } from "./remote";
 import { Ssh, explainSshFailure } from "./ssh";
+import { SwarmInfo } from "./swarm";
+import { withNodeDrained } from "./swarm-node";
+
+/** Exit status of a host script run that a Swarm node needs drained first (forklift-host.sh). */
+const EXIT_DRAIN_FIRST = 75;
 
 export async function install(job: FleetHostJob, log: (line: string) => void): Promise<string> {
     const ssh = new Ssh(job.insecure);
@@ -29,30 +35,70 @@ export async function install(job: FleetHostJob, log: (line: string) => void): P
         if (sha256(script) !== job.hostScriptSha256) {
             throw new Error(`scripts/forklift-host.sh is not the one this install was planned with: run \`pulumi up\` again from this checkout`);
         }
-        const r = await ssh.run(target, job.install, { input: tgz ? [script, { file: tgz }] : [script], onStderrLine: hostLines(log) });
-        if (r.code === 0) return r.stdout.trim().split("\n").pop() ?? "";
-        if (r.code === 255) throw new Error(explainSshFailure(job.host, r.stderr));
-        if (!tgz && /no artifact arrived/.test(r.stderr)) throw new Error(`${job.host.name}: it needs the release and ${fetchError}`);
-        if (tgz && /the artifact that arrived has sha256/.test(r.stderr) && (await sha256File(tgz)) !== job.artifact.sha256) {
-            fs.rmSync(tgz, { force: true });
-            throw new Error(`the cached artifact ${tgz} was corrupt; it is removed: run \`pulumi up\` again to fetch it anew`);
-        }
-        throw new Error(hostFailure(job.host, r));
+        const run = async (command: string) => {
+            const r = await ssh.run(target, command, { input: tgz ? [script, { file: tgz }] : [script], onStderrLine: hostLines(log) });
+            if (r.code === 0 || r.code === EXIT_DRAIN_FIRST) return r;
+            if (r.code === 255) throw new Error(explainSshFailure(job.host, r.stderr));
+            if (!tgz && /no artifact arrived/.test(r.stderr)) throw new Error(`${job.host.name}: it needs the release and ${fetchError}`);
+            if (tgz && /the artifact that arrived has sha256/.test(r.stderr) && (await sha256File(tgz)) !== job.artifact.sha256) {
+                fs.rmSync(tgz, { force: true });
+                throw new Error(`the cached artifact ${tgz} was corrupt; it is removed: run \`pulumi up\` again to fetch it anew`);
+            }
+            throw new Error(hostFailure(job.host, r));
+        };
+        const first = await run(job.install);
+        if (first.code === 0) return lastLine(first.stdout);
+        // a Swarm node the install would change: drained first (the release is unpacked there now)
+        let status = "";
+        await withNodeDrained(ssh, job.host, swarmOf(first.stdout), job.swarm, log, async () => {
+            const r = await run(job.installDrained);
+            status = lastLine(r.stdout);
+            return { engineVersion: JSON.parse(status).engineVersion || undefined };
+        });
+        return status;
     } finally {
         ssh.close();
     }
 }
 
-export async function uninstall(job: Pick<FleetHostJob, "insecure" | "host" | "uninstall">, log: (line: string) => void): Promise<void> {
+/** The uninstall; an older forklift's delete job (legacy.ts) has no Swarm part: its workers cannot be drained. */
+export async function uninstall(job: Pick<FleetHostJob, "insecure" | "host" | "uninstall"> & Partial<Pick<FleetHostJob, "uninstallDrained" | "swarm">>, log: (line: string) => void): Promise<void> {
     const ssh = new Ssh(job.insecure);
     try {
-        const r = await ssh.run(ssh.add(job.host), job.uninstall, { onStderrLine: hostLines(log) });
-        if (r.code === 255) throw new Error(explainSshFailure(job.host, r.stderr));
-        if (r.code !== 0) throw new Error(hostFailure(job.host, r));
-        if (r.stdout.trim()) log(r.stdout.trim());
+        const target = ssh.add(job.host);
+        const run = async (command: string) => {
+            const r = await ssh.run(target, command, { onStderrLine: hostLines(log) });
+            if (r.code === 255) throw new Error(explainSshFailure(job.host, r.stderr));
+            if (r.code !== 0 && r.code !== EXIT_DRAIN_FIRST) throw new Error(hostFailure(job.host, r));
+            return r;
+        };
+        const first = await run(job.uninstall);
+        if (first.code === EXIT_DRAIN_FIRST) {
+            const { swarm, uninstallDrained } = job;
+            if (!swarm || !uninstallDrained) {
+                throw new Error(`${job.host.name} is a Swarm node, and this delete was planned by an older forklift that does not drain one: run \`pulumi up\` once (it changes nothing on the hosts), then \`pulumi destroy\`. Nothing was changed`);
+            }
+            await withNodeDrained(ssh, job.host, swarmOf(first.stdout), swarm, log, async () => {
+                await run(uninstallDrained);
+                return {};
+            });
+        } else if (first.stdout.trim()) {
+            log(first.stdout.trim());
+        }
     } finally {
         ssh.close();
     }
+}
+
+function lastLine(text: string): string {
+    return text.trim().split("\n").pop() ?? "";
+}
+
+/** The Swarm part of the host script's answer when it asked to be drained first. */
+function swarmOf(stdout: string): SwarmInfo {
+    const answer = JSON.parse(lastLine(stdout)) as { swarm?: SwarmInfo };
+    if (!answer.swarm?.NodeID) throw new Error(`the host asked to be drained but gave no Swarm node: ${lastLine(stdout).slice(0, 200)}`);
+    return answer.swarm;
 }
 
 /**

@@ -3,7 +3,7 @@
  * the program did not render (a hand-made one, an older forklift's) fails with a message that
  * names the field instead of half-way through a rollout.
  */
-import { ArtifactSource, ChecksJob, FleetHostJob, Hop, JOB_VERSION, RemoteHost, Route } from "./jobs";
+import { ArtifactSource, ChecksJob, FleetHostJob, Hop, JOB_VERSION, RemoteHost, Route, SwarmCheck, SwarmNodeJob } from "./jobs";
 
 export class InputError extends Error {}
 
@@ -62,6 +62,39 @@ function artifact(v: unknown, where: string): ArtifactSource {
     return { sha256, path: str(o, "path", where), builder: remoteHost(o.builder, `${where}.builder`), cacheDir: str(o, "cacheDir", where) };
 }
 
+function commandHost(v: unknown, where: string): RemoteHost & { command: string } {
+    return { ...remoteHost(v, where), command: str(obj(v, where), "command", where) };
+}
+
+function list(o: Json, key: string, where: string): unknown[] {
+    if (!Array.isArray(o[key])) throw new InputError(`${where}.${key}: expected a list`);
+    return o[key] as unknown[];
+}
+
+function swarmCheck(v: unknown, where: string): SwarmCheck {
+    const o = obj(v, where);
+    return {
+        batchSize: num(o, "batchSize", where),
+        allowTwoManagers: bool(o, "allowTwoManagers", where),
+        liveRestore: bool(o, "liveRestore", where),
+        managers: list(o, "managers", where).map((m, i) => {
+            if (typeof m !== "string" || !m) throw new InputError(`${where}.managers[${i}]: expected a host name`);
+            return m;
+        }),
+        probes: list(o, "probes", where).map((p, i) => commandHost(p, `${where}.probes[${i}]`)),
+    };
+}
+
+function swarmNode(v: unknown, where: string): SwarmNodeJob {
+    const o = obj(v, where);
+    return {
+        managers: list(o, "managers", where).map((m, i) => remoteHost(m, `${where}.managers[${i}]`)),
+        drainTimeout: num(o, "drainTimeout", where),
+        nodeTimeout: num(o, "nodeTimeout", where),
+        allowTwoManagers: bool(o, "allowTwoManagers", where),
+    };
+}
+
 function versioned(text: string): Json {
     let doc: unknown;
     try {
@@ -84,8 +117,9 @@ export function parseChecksJob(text: string): ChecksJob {
         v: JOB_VERSION,
         phase,
         insecure: bool(o, "insecure", "job"),
-        hosts: o.hosts.map((h, i) => ({ ...remoteHost(h, `job.hosts[${i}]`), command: str(obj(h, `job.hosts[${i}]`), "command", `job.hosts[${i}]`) })),
+        hosts: o.hosts.map((h, i) => commandHost(h, `job.hosts[${i}]`)),
         artifact: o.artifact === undefined ? undefined : artifact(o.artifact, "job.artifact"),
+        swarm: swarmCheck(o.swarm, "job.swarm"),
     });
 }
 
@@ -97,7 +131,10 @@ export function parseFleetHostJob(text: string): FleetHostJob {
         insecure: bool(o, "insecure", "job"),
         host: remoteHost(o.host, "job.host"),
         install: str(o, "install", "job"),
+        installDrained: str(o, "installDrained", "job"),
         uninstall: str(o, "uninstall", "job"),
+        uninstallDrained: str(o, "uninstallDrained", "job"),
+        swarm: swarmNode(o.swarm, "job.swarm"),
         hostScriptSha256: str(o, "hostScriptSha256", "job"),
         artifact: artifact(o.artifact, "job.artifact"),
     };

@@ -48,6 +48,32 @@ export interface ChecksJob {
     hosts: (RemoteHost & { command: string })[];
     /** The check after the build: the artifact to stage (the command then reads it on stdin). */
     artifact?: ArtifactSource;
+    swarm: SwarmCheck;
+}
+
+/** What the check needs to plan a rollout over Swarm clusters (local/swarm.ts, planSwarm). */
+export interface SwarmCheck {
+    /** Hosts installed at once outside the managers' one-at-a-time (batchSize). */
+    batchSize: number;
+    /** swarmAllowTwoManagers */
+    allowTwoManagers: boolean;
+    /** daemonJson sets live-restore true: refused where the fleet holds Swarm nodes. */
+    liveRestore: boolean;
+    /** The names of swarmManagers' entries (fleet hosts, or the machines below). */
+    managers: string[];
+    /** The swarmManagers that are not fleet hosts, each with the command that reads its cluster. */
+    probes: (RemoteHost & { command: string })[];
+}
+
+/** How an install or uninstall treats a Swarm node: the managers to ask, and how long to wait. */
+export interface SwarmNodeJob {
+    /** swarmManagers, as routes: where a worker's cluster commands run. */
+    managers: RemoteHost[];
+    /** Seconds the node's tasks have to run elsewhere, and its services to be whole again. */
+    drainTimeout: number;
+    /** Seconds the node has to be back (Ready, its new engine, a manager reachable). */
+    nodeTimeout: number;
+    allowTwoManagers: boolean;
 }
 
 /** Where the built artifact is: the build host, and the local cache it is fetched into once. */
@@ -68,10 +94,17 @@ export interface FleetHostJob {
     v: number;
     insecure: boolean;
     host: RemoteHost;
-    /** Runs forklift-host.sh install; its stdin is the script, then the tgz. */
+    /**
+     * Runs forklift-host.sh install; its stdin is the script, then the tgz. On a Swarm node that
+     * the install would change it changes nothing and exits 75: the node is drained, then
+     * `installDrained` runs (the same, for a drained node).
+     */
     install: string;
-    /** Runs the copy of forklift-host.sh the install left on the host. */
+    installDrained: string;
+    /** Runs the copy of forklift-host.sh the install left on the host (exits 75 as install does). */
     uninstall: string;
+    uninstallDrained: string;
+    swarm: SwarmNodeJob;
     /**
      * sha256 of the forklift-host.sh the install command was made for (a new script runs the
      * install again); the install sends the script only when it is that one.

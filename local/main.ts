@@ -27,8 +27,9 @@ async function main(job: string | undefined): Promise<void> {
     const pass = (line: string) => process.stderr.write(`${line}\n`);
     switch (job) {
         case "check": {
-            const results = await runChecks(parseChecksJob(await readStdin()), log);
-            process.stdout.write(JSON.stringify({ hosts: results.map((r) => ({ name: r.name, ...r.facts })) }) + "\n");
+            const report = await runChecks(parseChecksJob(await readStdin()), log);
+            // (kept in the state: each install waits for the step before its own in `plan`)
+            process.stdout.write(JSON.stringify({ hosts: report.hosts.map((r) => ({ name: r.name, ...r.facts })), plan: report.steps }) + "\n");
             return;
         }
         case "install":

@@ -4,7 +4,7 @@
  * keys (mode 0600), all removed when the run ends. Hosts are named by an alias in that config, so
  * a host key is checked against its alias whatever address the host has.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -24,8 +24,10 @@ export interface RouteFiles {
 /**
  * The ssh_config entry of HOST under ALIAS (and ALIAS-proxy for its bastion), with its keys in
  * DIR. Host keys are pinned unless INSECURE; a hop without a host key is refused then, naming it.
+ * PERSIST: the sessions of this run share one connection to the host (a control master in DIR,
+ * gone 30 s after its last session, or when the run closes it).
  */
-export function renderRoute(alias: string, host: RemoteHost, dir: string, insecure: boolean): RouteFiles {
+export function renderRoute(alias: string, host: RemoteHost, dir: string, insecure: boolean, persist = false): RouteFiles {
     const out: RouteFiles = { config: "", knownHosts: "", keys: {} };
     const addHop = (hopAlias: string, hop: Hop, jump?: string) => {
         const lines = [
@@ -53,6 +55,7 @@ export function renderRoute(alias: string, host: RemoteHost, dir: string, insecu
             lines.push(`  IdentityFile ${path.join(dir, file)}`, "  IdentitiesOnly yes");
         }
         if (jump) lines.push(`  ProxyJump ${jump}`);
+        if (persist && hopAlias === alias) lines.push("  ControlMaster auto", `  ControlPath ${path.join(dir, `cm-${alias}`)}`, "  ControlPersist 30");
         if (insecure) {
             lines.push("  StrictHostKeyChecking no", "  UserKnownHostsFile /dev/null");
         } else {
@@ -70,13 +73,18 @@ export function renderRoute(alias: string, host: RemoteHost, dir: string, insecu
 
 /** Why ssh could not get a session (it exited 255), from its STDERR: names the host and what to check. */
 export function explainSshFailure(host: RemoteHost, stderr: string): string {
+    // (the host's own lines, where a session had begun, are not ssh's)
     const said = stderr
         .split("\n")
-        .filter((l) => l.trim() && !l.startsWith("Warning: Permanently added"))
+        .filter((l) => l.trim() && !l.startsWith("Warning: Permanently added") && !l.startsWith("[forklift "))
         .slice(-3)
         .join(" ")
         .trim();
     const where = `${host.name} (${host.route.address}:${host.route.port})`;
+    if (!said) {
+        // a session whose keepalives went unanswered: ssh ends it without a word at LogLevel ERROR
+        return `${where}: unreachable (the SSH session was lost: the host or the network went away); check that it is up and the network path (sshConnectTimeout is ${host.route.connectTimeout}s)`;
+    }
     if (/Host key verification failed|IDENTIFICATION HAS CHANGED|host key for .* has changed/.test(said)) {
         // (OpenSSH's own advice, about a known_hosts file and a host alias of this run, is not the user's)
         return `${where}: its SSH host key is not the pinned hostKey. Check its hostKey (\`ssh-keyscan -t ed25519 ${host.route.address}\` on a network you trust) and that the address is the machine you mean.`;
@@ -84,7 +92,7 @@ export function explainSshFailure(host: RemoteHost, stderr: string): string {
     if (/Permission denied|Too many authentication failures/.test(said)) {
         return `${where}: the login as ${host.route.user} was refused; check its user and privateKey (or the SSH agent's keys). ssh said: ${said}`;
     }
-    if (/timed out|not responding|No route to host|Network is unreachable|Connection refused|Could not resolve|Name or service not known|Connection closed|Broken pipe/.test(said)) {
+    if (/timed out|not responding|Timeout|No route to host|Network is unreachable|Connection refused|Could not resolve|Name or service not known|Connection closed|Broken pipe/.test(said)) {
         return `${where}: unreachable; check that it is up, its address and port, and the network path (sshConnectTimeout is ${host.route.connectTimeout}s). ssh said: ${said}`;
     }
     return `${where}: SSH failed: ${said || "no message"}`;
@@ -110,6 +118,7 @@ export interface RunOptions {
 export class Ssh {
     readonly dir: string;
     private readonly aliases = new Map<string, RemoteHost>();
+    private readonly persisted: string[] = [];
 
     constructor(private readonly insecure: boolean) {
         // (mkdtemp makes it private to this user)
@@ -119,10 +128,14 @@ export class Ssh {
         closeOnExit.add(this);
     }
 
-    /** Makes HOST reachable under a new alias; returns the alias. */
-    add(host: RemoteHost): string {
+    /**
+     * Makes HOST reachable under a new alias; returns the alias. PERSIST: its sessions share one
+     * connection (for a run that asks a host again and again, as a wait on a Swarm does).
+     */
+    add(host: RemoteHost, opts: { persist?: boolean } = {}): string {
         const alias = `h${this.aliases.size}`;
-        const files = renderRoute(alias, host, this.dir, this.insecure);
+        const files = renderRoute(alias, host, this.dir, this.insecure, opts.persist);
+        if (opts.persist) this.persisted.push(alias);
         for (const [file, key] of Object.entries(files.keys)) fs.writeFileSync(path.join(this.dir, file), key, { mode: 0o600 });
         fs.appendFileSync(path.join(this.dir, "config"), files.config);
         fs.appendFileSync(path.join(this.dir, "known_hosts"), files.knownHosts);
@@ -169,9 +182,12 @@ export class Ssh {
         return h;
     }
 
-    /** Removes the run's directory (and the keys in it). */
+    /** Closes the shared connections and removes the run's directory (and the keys in it). */
     close(): void {
         closeOnExit.delete(this);
+        for (const alias of this.persisted) {
+            spawnSync("ssh", ["-F", path.join(this.dir, "config"), "-O", "exit", alias], { stdio: "ignore", timeout: 5000 });
+        }
         fs.rmSync(this.dir, { recursive: true, force: true });
     }
 }

@@ -3,8 +3,14 @@
 #
 # Usage:
 #   forklift-host.sh install     install the release whose tgz arrives on stdin (not read when the
-#                                release is unpacked here already; no-op when it is in place)
-#   forklift-host.sh uninstall   remove everything forklift put on the host and restore what was there
+#                                release is unpacked here already; no-op when it is in place). On a
+#                                Swarm node that the install would change, it changes nothing and
+#                                exits 75 printing the node's Swarm state: its tasks must move away
+#                                first (the local side drains it, then runs install-drained)
+#   forklift-host.sh install-drained   install, on a Swarm node drained for it
+#   forklift-host.sh uninstall   remove everything forklift put on the host and restore what was
+#                                there (on a Swarm node: exit 75 as install does)
+#   forklift-host.sh uninstall-drained   uninstall, on a Swarm node drained for it
 #   forklift-host.sh status      print the installed release as one JSON line
 #   forklift-host.sh check       the check before a rollout: fail naming the cause when the host
 #                                cannot take a release (no systemd, a tool missing, too little room
@@ -22,7 +28,11 @@
 #   FORKLIFT_DOCKER_SERVICE_B64, FORKLIFT_DOCKER_SOCKET_B64   base64 of the rendered units
 #   FORKLIFT_CONTAINERD_SERVICE_B64   base64 of containerd.service, empty when the release has none
 #   FORKLIFT_DAEMON_JSON_B64  base64 of /etc/docker/daemon.json, empty to leave the host's file alone
+#   FORKLIFT_DAEMON_JSON_SWARM_B64  base64 of the daemon.json for a Swarm node (without live-restore,
+#                             which dockerd refuses in swarm mode); empty: the same as above
 #   FORKLIFT_VERIFY_TIMEOUT   seconds to wait for the new daemon to start and answer (default 60)
+#   FORKLIFT_SWARM_TIMEOUT    seconds a Swarm node has to rejoin its cluster after the restart
+#                             (manager: reachable, with a leader) before it is rolled back (default 120)
 #   FORKLIFT_OWNER            who installs (project/stack/host); uninstall only acts for the same owner
 #   FORKLIFT_STACK_ID         the installing stack's random identity; a host owned by another stack
 #                             is refused by install and left alone by uninstall
@@ -47,6 +57,9 @@ readonly EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78
 HOST_NAME=${FORKLIFT_HOST:-$(hostname)}
 INSTALL_DIR=${FORKLIFT_INSTALL_DIR:-/usr/bin}
 VERIFY_TIMEOUT=${FORKLIFT_VERIFY_TIMEOUT:-60}
+SWARM_TIMEOUT=${FORKLIFT_SWARM_TIMEOUT:-120}
+# exit status of an install or uninstall that a Swarm node needs drained first (EX_TEMPFAIL)
+readonly EXIT_DRAIN_FIRST=75
 STAGE=""
 # the tgz this run received (staged in /var/tmp until the run ends)
 ARTIFACT=""
@@ -227,6 +240,61 @@ current_sha() {
     basename "$target"
 }
 
+# ---- Docker Swarm ----
+
+# `docker info`'s Swarm part (JSON) of the running daemon when it takes part in a Swarm; empty
+# otherwise (no daemon running, or not in a Swarm). Set by read_swarm_info.
+SWARM_INFO=""
+
+# The docker CLI to ask the running daemon with: the current release's, else the host's own.
+running_cli() {
+    docker_cli "$OPT/current"
+}
+
+read_swarm_info() {
+    SWARM_INFO=""
+    systemctl is-active --quiet docker.service || return 0
+    local cli info
+    cli=$(running_cli)
+    [ -n "$cli" ] || return 0
+    info=$(timeout 20 "$cli" -H unix:///run/docker.sock info --format '{{json .Swarm}}' 2>/dev/null) || return 0
+    case "$info" in *'"LocalNodeState":"active"'* | *'"LocalNodeState":"pending"'* | *'"LocalNodeState":"error"'* | *'"LocalNodeState":"locked"'*) SWARM_INFO=$info ;; esac
+}
+
+# True when the Swarm part SWARM_INFO says this node is a manager.
+swarm_manager() {
+    [[ "$SWARM_INFO" == *'"ControlAvailable":true'* ]]
+}
+
+# The nodes of the cluster as this manager sees them (`docker node ls`), as a JSON array.
+swarm_nodes_json() {
+    local rows
+    rows=$(timeout 20 "$(running_cli)" -H unix:///run/docker.sock node ls --format '{{json .}}' 2>/dev/null | paste -sd, -) || rows=""
+    printf '[%s]' "$rows"
+}
+
+# Waits until the node, its engine restarted, is back in its Swarm: active, and a manager
+# reachable with a leader elected (it can list the nodes). Returns 1 naming what it lacks.
+wait_swarm_rejoined() {
+    local cli info deadline
+    cli=$(docker_cli "$OPT/releases/$1")
+    deadline=$((SECONDS + SWARM_TIMEOUT))
+    while :; do
+        info=$(timeout 20 "$cli" -H unix:///run/docker.sock info --format '{{json .Swarm}}' 2>/dev/null || true)
+        if [[ "$info" == *'"LocalNodeState":"active"'* ]]; then
+            if ! swarm_manager; then return 0; fi
+            if [[ "$info" == *'"ControlAvailable":true'* ]] && timeout 20 "$cli" -H unix:///run/docker.sock node ls --format '{{.ManagerStatus}}' 2>/dev/null | grep -qx Leader; then
+                return 0
+            fi
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "the node did not rejoin its Swarm within ${SWARM_TIMEOUT}s (its state: ${info:-no answer})"
+            return 1
+        fi
+        sleep 1
+    done
+}
+
 # Decodes the desired managed files into $STAGE/files (absent name = not managed).
 stage_files() {
     STAGE=$(mktemp -d /tmp/forklift-stage.XXXXXX)
@@ -239,6 +307,10 @@ stage_files() {
             containerd.service) var=${FORKLIFT_CONTAINERD_SERVICE_B64:-} ;;
             daemon.json) var=${FORKLIFT_DAEMON_JSON_B64:-} ;;
         esac
+        if [ "$name" = daemon.json ] && [ -n "${FORKLIFT_DAEMON_JSON_SWARM_B64:-}" ] && [ -n "$SWARM_INFO" ]; then
+            var=$FORKLIFT_DAEMON_JSON_SWARM_B64
+            info "a Swarm node: live-restore is left out of daemon.json (dockerd refuses swarm mode with it; this node's containers restart with its engine)"
+        fi
         [ -z "$var" ] || printf '%s' "$var" | base64 -d >"$STAGE/files/$name"
     done
     if [ ! -s "$STAGE/files/docker.service" ] || [ ! -s "$STAGE/files/docker.socket" ]; then
@@ -834,7 +906,13 @@ check_host() {
 facts_json() {
     local release=absent
     [ ! -d "$OPT/releases/${FORKLIFT_SHA256:-none}" ] || release=unpacked
-    printf '{"host":"%s","release":"%s","copied":%s}\n' "$HOST_NAME" "$release" "$([ -n "$ARTIFACT" ] && echo true || echo false)"
+    local swarm=null nodes=""
+    read_swarm_info
+    if [ -n "$SWARM_INFO" ]; then
+        swarm=$SWARM_INFO
+        ! swarm_manager || nodes=",\"nodes\":$(swarm_nodes_json)"
+    fi
+    printf '{"host":"%s","release":"%s","copied":%s,"swarm":%s%s}\n' "$HOST_NAME" "$release" "$([ -n "$ARTIFACT" ] && echo true || echo false)" "$swarm" "$nodes"
 }
 
 do_check() {
@@ -883,8 +961,10 @@ status_json() {
         fi
         [[ "$dockerd_sha" =~ ^[0-9a-f]{64}$ ]] || dockerd_sha=$(sha256_of "$OPT/releases/$sha/dockerd")
     fi
-    printf '{"host":"%s","sha256":"%s","version":"%s","dockerdSha256":"%s","dockerService":"%s","changed":%s}\n' \
-        "$HOST_NAME" "$sha" "$version" "$dockerd_sha" "$active" "${1:-false}"
+    local engine=""
+    [ "$active" != active ] || engine=$(timeout 20 "$(running_cli)" -H unix:///run/docker.sock version --format '{{.Server.Version}}' 2>/dev/null || true)
+    printf '{"host":"%s","sha256":"%s","version":"%s","dockerdSha256":"%s","dockerService":"%s","engineVersion":"%s","changed":%s}\n' \
+        "$HOST_NAME" "$sha" "$version" "$dockerd_sha" "$active" "$engine" "${1:-false}"
 }
 
 # Puts the host back on release PREV (or on what was there before forklift) after a failed install.
@@ -927,13 +1007,24 @@ check_containerd_handover() {
     [ "$running" -eq 0 ] || fatal "the new release ships no containerd and this host has none of its own: the $running running container(s) of forklift's containerd would be left running with nothing managing them. Stop them (docker stop), then run \`pulumi up\` again; nothing was changed"
 }
 
+# Ends a guarded install or uninstall on a Swarm node without a change: exit 75 with the node's
+# Swarm state on stdout, for the local side to drain it first.
+drain_first() {
+    info "a Swarm node: its tasks must move away before its engine restarts; nothing was changed"
+    printf '{"host":"%s","drainFirst":true,"swarm":%s}\n' "$HOST_NAME" "$SWARM_INFO"
+    exit "$EXIT_DRAIN_FIRST"
+}
+
+# MODE: install, or install-drained (a Swarm node drained for it)
 do_install() {
+    local mode=$1
     require_tools
     # once here: the hashes below run in subshells, which would each choose again
     sha256_tool
     # before the copy, so that a host another stack owns receives none; and again under the lock,
     # where it counts: another stack's install may have finished in between
     check_owner
+    read_swarm_info
     stage_files
     receive_artifact
     take_lock
@@ -945,6 +1036,10 @@ do_install() {
         record_owner
         status_json false
         return 0
+    fi
+    if [ -n "$SWARM_INFO" ] && [ "$mode" = install ]; then
+        unpack_release
+        drain_first
     fi
     check_containerd_handover
     local prev reason
@@ -970,6 +1065,9 @@ do_install() {
         roll_back "$prev" "systemd could not start the new daemon: ${reason:-no output}"
     fi
     if ! reason=$(verify_release "$FORKLIFT_SHA256"); then
+        roll_back "$prev" "$reason"
+    fi
+    if [ -n "$SWARM_INFO" ] && ! reason=$(wait_swarm_rejoined "$FORKLIFT_SHA256"); then
         roll_back "$prev" "$reason"
     fi
     release_stale_links
@@ -1052,8 +1150,8 @@ main() {
     set -E
     trap 'on_error "$LINENO" "$BASH_COMMAND"' ERR
     case "${1:-}" in
-        install) do_install ;;
-        uninstall)
+        install | install-drained) do_install "$1" ;;
+        uninstall | uninstall-drained)
             preflight
             local owner other
             owner=$(cat "$STATE/owner" 2>/dev/null || true)
@@ -1066,12 +1164,16 @@ main() {
                 info "not uninstalling: the release here now belongs to $owner"
                 return 0
             fi
+            if [ "$1" = uninstall ] && [ -f "$STATE/installed" ]; then
+                read_swarm_info
+                [ -z "$SWARM_INFO" ] || drain_first
+            fi
             do_uninstall
             ;;
         status) status_json false ;;
         check) do_check ;;
         stage) do_stage ;;
-        *) fatal "usage: $0 install|uninstall|status|check|stage" ;;
+        *) fatal "usage: $0 install|install-drained|uninstall|uninstall-drained|status|check|stage" ;;
     esac
 }
 

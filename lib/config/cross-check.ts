@@ -52,6 +52,16 @@ export function crossCheck(r: Reader, cfg: ForkliftConfig, indexOf: (h: SshTarge
         } else names.set(h.name, i);
     });
 
+    const fleetNames = [...cfg.fleetHosts.map((h) => h.name), ...launchedFleetNames(cfg.fleetEc2.count)];
+    cfg.swarm.managers.forEach((m, i) => {
+        if ("fleetHost" in m && !fleetNames.includes(m.fleetHost)) {
+            r.fail(`swarmManagers[${i}].name`, m.fleetHost, `the name of a fleet host (${fleetNames.join(", ") || "none"}), or a manager entry with its address, user, privateKey (or useAgent) and hostKey`);
+        }
+        if ("external" in m && fleetNames.includes(m.external.name)) {
+            r.fail(`swarmManagers[${i}].name`, m.external.name, "a name that is no fleet host's (give a fleet host by its name alone)");
+        }
+    });
+
     if (cfg.fleetBastion && cfg.fleetEc2.count === 0) {
         r.fail("fleetBastion", "(set)", "to be unset when fleetCount is 0: it is the bastion of launched fleet instances (existing hosts take a proxy of their own)");
     }
@@ -74,6 +84,11 @@ export function crossCheck(r: Reader, cfg: ForkliftConfig, indexOf: (h: SshTarge
             if (h.proxy) targets.push([`fleetHosts[${i}].proxy`, h.proxy]);
         });
         if (cfg.fleetBastion) targets.push(["fleetBastion", cfg.fleetBastion]);
+        cfg.swarm.managers.forEach((m, i) => {
+            if (!("external" in m)) return;
+            targets.push([`swarmManagers[${i}]`, m.external]);
+            if (m.external.proxy) targets.push([`swarmManagers[${i}].proxy`, m.external.proxy]);
+        });
         if (cfg.builderHost) targets.push(["builderHost", cfg.builderHost]);
         for (const [key, t] of targets) {
             if (t && !t.hostKey) {

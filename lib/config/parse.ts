@@ -8,8 +8,8 @@
 import { crossCheck, unknownKeys } from "./cross-check";
 import { ConfigError } from "./problems";
 import { Reader, optional } from "./reader";
-import { readHosts } from "./targets";
-import { DEFAULTS, ForkConfig, ForkliftConfig, RawConfig, Recipe } from "./types";
+import { readHosts, readTarget } from "./targets";
+import { DEFAULTS, ForkConfig, ForkliftConfig, RawConfig, Recipe, SwarmManager } from "./types";
 import { normalizePrivateKey, valid } from "./validators";
 
 /** Parse and validate the raw config map; throws ConfigError naming every bad key. */
@@ -65,6 +65,12 @@ export function parseConfig(raw: RawConfig): ForkliftConfig {
         batchSize: r.int("batchSize", 1, 1000),
         installDir: r.string("installDir", valid.absPath) ?? DEFAULTS.installDir,
         daemonJson: r.bool("manageDaemonJson") ? readDaemonJson(r) : null,
+        swarm: {
+            managers: readSwarmManagers(r),
+            drainTimeout: r.int("swarmDrainTimeout", 10, 86400),
+            nodeTimeout: r.int("swarmNodeTimeout", 10, 3600),
+            allowTwoManagers: r.bool("swarmAllowTwoManagers"),
+        },
         insecureSkipHostKeyCheck: r.bool("insecureSkipHostKeyCheck"),
         sshConnectTimeout: r.int("sshConnectTimeout", 1, 300),
         artifactCacheDir: r.string("artifactCacheDir") ?? DEFAULTS.artifactCacheDir,
@@ -103,4 +109,27 @@ function readDaemonJson(r: Reader): Record<string, unknown> | null {
         r.fail("daemonJson.hosts", (v as Record<string, unknown>).hosts, "no hosts in daemonJson: docker.service passes -H fd:// (socket activation) and dockerd refuses both; add a TCP listener with a systemd drop-in instead");
     }
     return v as Record<string, unknown>;
+}
+
+/**
+ * swarmManagers: `{name}` alone names a fleet host (checked against the fleet in cross-check.ts);
+ * an entry with an address is a machine of its own, like builderHost.
+ */
+function readSwarmManagers(r: Reader): SwarmManager[] {
+    const v = r.value("swarmManagers");
+    if (!Array.isArray(v)) {
+        r.fail("swarmManagers", v, "a list of {name: FLEET_HOST} entries, or of manager entries like builderHost's");
+        return [];
+    }
+    const out: SwarmManager[] = [];
+    v.forEach((entry, i) => {
+        const o = entry as Record<string, unknown>;
+        if (typeof o === "object" && o !== null && !Array.isArray(o) && Object.keys(o).length === 1 && typeof o.name === "string") {
+            out.push({ fleetHost: o.name });
+            return;
+        }
+        const t = readTarget(r, `swarmManagers[${i}]`, entry, true);
+        if (t) out.push({ external: t });
+    });
+    return out;
 }

@@ -42,8 +42,8 @@ export function readHosts(r: Reader): Hosts {
     return { builderHost, fleetBastion, fleetHosts, fleetIndex };
 }
 
-/** A host entry (fleetHosts[i], builderHost) or a proxy entry. */
-function readTarget(r: Reader, key: string, v: unknown, withProxy: boolean): SshTarget | undefined {
+/** A host entry (fleetHosts[i], builderHost, swarmManagers[i]) or a proxy entry. */
+export function readTarget(r: Reader, key: string, v: unknown, withProxy: boolean): SshTarget | undefined {
     if (typeof v !== "object" || v === null || Array.isArray(v)) {
         r.fail(key, v, "an object with address, user, privateKey (or useAgent: true) and hostKey");
         return undefined;

@@ -58,12 +58,30 @@ export interface ForkliftConfig {
     sshPrivateKey?: string;
     batchSize: number;
     installDir: string;
-    /** The managed /etc/docker/daemon.json; null (manageDaemonJson: false) leaves the host's file alone. */
+    /**
+     * The managed /etc/docker/daemon.json's settings; null (manageDaemonJson: false) leaves the
+     * host's file alone. forklift adds live-restore: true where it is not set, but on Swarm nodes.
+     */
     daemonJson: Record<string, unknown> | null;
+    swarm: SwarmConfig;
     insecureSkipHostKeyCheck: boolean;
     /** Seconds an SSH connection to an existing host may take before the host counts as unreachable. */
     sshConnectTimeout: number;
     artifactCacheDir: string;
+}
+
+/** A manager that forklift runs a Swarm's cluster commands on: a fleet host's name, or another machine. */
+export type SwarmManager = { fleetHost: string } | { external: SshTarget };
+
+export interface SwarmConfig {
+    /** swarmManagers: where the cluster commands of workers (drain, availability, node state) run. */
+    managers: SwarmManager[];
+    /** Seconds a drained node's tasks, and its services after it, have to run elsewhere and come back. */
+    drainTimeout: number;
+    /** Seconds a node has to rejoin its cluster after its engine restarted, before it is rolled back. */
+    nodeTimeout: number;
+    /** A cluster of 2 managers (no quorum while one restarts) may be rolled out anyway. */
+    allowTwoManagers: boolean;
 }
 
 /**
@@ -99,8 +117,12 @@ export const DEFAULTS = {
     sshPrivateKey: "",
     batchSize: 1,
     installDir: "/usr/bin",
-    daemonJson: { "live-restore": true },
+    daemonJson: {},
     manageDaemonJson: true,
+    swarmManagers: [],
+    swarmDrainTimeout: 300,
+    swarmNodeTimeout: 120,
+    swarmAllowTwoManagers: false,
     insecureSkipHostKeyCheck: false,
     sshConnectTimeout: 10,
     artifactCacheDir: ".forklift/artifacts",

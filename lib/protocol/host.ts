@@ -34,14 +34,19 @@ export interface InstallInputs {
     version: string;
     installDir: string;
     files: ManagedFiles;
+    /** daemon.json for a Swarm node (renderSwarmDaemonJson); none: the same as files' */
+    swarmDaemonJson?: string;
+    /** Seconds a Swarm node has to rejoin its cluster after the restart (swarmNodeTimeout). */
+    swarmTimeout?: number;
     sudo: boolean;
 }
 
 /**
- * The install on a fleet host. Its stdin is forklift-host.sh and then the release's tgz (which the
- * host does not read when it has the release unpacked).
+ * The install on a fleet host (MODE install-drained: on a Swarm node drained for it). Its stdin is
+ * forklift-host.sh and then the release's tgz (which the host does not read when it has the
+ * release unpacked).
  */
-export function installCommand(i: InstallInputs): string {
+export function installCommand(i: InstallInputs, mode: "install" | "install-drained" = "install"): string {
     return runScriptFromStdin(
         {
             FORKLIFT_HOST: i.hostName,
@@ -53,8 +58,10 @@ export function installCommand(i: InstallInputs): string {
             FORKLIFT_DOCKER_SOCKET_B64: b64(i.files["docker.socket"]),
             FORKLIFT_CONTAINERD_SERVICE_B64: i.files["containerd.service"] ? b64(i.files["containerd.service"]) : "",
             FORKLIFT_DAEMON_JSON_B64: i.files["daemon.json"] ? b64(i.files["daemon.json"]) : "",
+            FORKLIFT_DAEMON_JSON_SWARM_B64: i.swarmDaemonJson ? b64(i.swarmDaemonJson) : undefined,
+            FORKLIFT_SWARM_TIMEOUT: i.swarmTimeout,
         },
-        ["install"],
+        [mode],
         i.sudo,
         Buffer.byteLength(readScript("forklift-host.sh")),
     );
@@ -90,10 +97,13 @@ export function checkCommand(c: CheckInputs): string {
     return `if ! sudo -n true 2>/dev/null; then echo ${refusal} >&2; exit 3; fi; ${run}`;
 }
 
-/** Runs the copy of forklift-host.sh that the install left on the host; a no-op where none is. */
-export function uninstallCommand(hostName: string, owner: Owner, sudo: boolean): string {
+/**
+ * Runs the copy of forklift-host.sh that the install left on the host; a no-op where none is.
+ * MODE uninstall-drained: on a Swarm node drained for it.
+ */
+export function uninstallCommand(hostName: string, owner: Owner, sudo: boolean, mode: "uninstall" | "uninstall-drained" = "uninstall"): string {
     const vars = { FORKLIFT_HOST: hostName, ...ownerVars(owner) };
-    return runLeftScript(HOST_SCRIPT_PATH, vars, "uninstall", sudo, `forklift: nothing installed on ${hostName}`);
+    return runLeftScript(HOST_SCRIPT_PATH, vars, mode, sudo, `forklift: nothing installed on ${hostName}`);
 }
 
 /** What a host reports after install (the last line of forklift-host.sh's stdout). */

@@ -6,10 +6,11 @@
  */
 import { sha256 } from "../hash";
 import { shq } from "../shell";
-import { needsContainerdUnit, renderManagedFiles } from "../units";
-import { ArtifactSource, ChecksJob, FleetHostJob, JOB_VERSION, RemoteHost } from "../../local/jobs";
-import { Owner, checkCommand, installCommand, uninstallCommand } from "./host";
+import { needsContainerdUnit, renderManagedFiles, renderSwarmDaemonJson } from "../units";
+import { ArtifactSource, ChecksJob, FleetHostJob, JOB_VERSION, RemoteHost, SwarmCheck, SwarmNodeJob } from "../../local/jobs";
+import { InstallInputs, Owner, checkCommand, installCommand, uninstallCommand } from "./host";
 import { readScript } from "./script";
+import { swarmProbeCommand } from "./swarm";
 
 export type LocalJob = "check" | "install" | "uninstall";
 
@@ -35,26 +36,33 @@ export interface FleetHostSpec {
     /** The managed daemon.json, or null for the host's own. */
     daemonJson: Record<string, unknown> | null;
     source: ArtifactSource;
+    swarm: SwarmNodeJob;
     insecure: boolean;
 }
 
 /** The job of a fleet host's `main.ts install` and `main.ts uninstall`. */
 export function fleetHostJob(s: FleetHostSpec): FleetHostJob {
     const sudo = s.host.route.user !== "root";
+    const install: InstallInputs = {
+        hostName: s.host.name,
+        owner: s.owner,
+        sha256: s.release.sha256,
+        version: s.release.version,
+        installDir: s.installDir,
+        files: renderManagedFiles({ installDir: s.installDir, shipsContainerd: needsContainerdUnit(s.release.binaries) }, s.daemonJson),
+        swarmDaemonJson: renderSwarmDaemonJson(s.daemonJson),
+        swarmTimeout: s.swarm.nodeTimeout,
+        sudo,
+    };
     return {
         v: JOB_VERSION,
         insecure: s.insecure,
         host: s.host,
-        install: installCommand({
-            hostName: s.host.name,
-            owner: s.owner,
-            sha256: s.release.sha256,
-            version: s.release.version,
-            installDir: s.installDir,
-            files: renderManagedFiles({ installDir: s.installDir, shipsContainerd: needsContainerdUnit(s.release.binaries) }, s.daemonJson),
-            sudo,
-        }),
+        install: installCommand(install),
+        installDrained: installCommand(install, "install-drained"),
         uninstall: uninstallCommand(s.host.name, s.owner, sudo),
+        uninstallDrained: uninstallCommand(s.host.name, s.owner, sudo, "uninstall-drained"),
+        swarm: s.swarm,
         hostScriptSha256: hostScriptHash(),
         artifact: s.source,
     };
@@ -71,9 +79,30 @@ export function checkedHost(host: RemoteHost, owner: Owner, release?: { sha256: 
     return { ...host, command: checkCommand({ hostName: host.name, owner, sudo: host.route.user !== "root", release }) };
 }
 
+/** What the check knows of the Swarm settings: MANAGERS are swarmManagers' fleet hosts' names and other machines. */
+export interface SwarmCheckSpec {
+    batchSize: number;
+    allowTwoManagers: boolean;
+    /** daemonJson, to tell whether it sets live-restore true */
+    daemonJson: Record<string, unknown> | null;
+    fleetManagers: string[];
+    otherManagers: RemoteHost[];
+}
+
+/** The swarm part of the check's job: the settings, and a probe of each manager outside the fleet. */
+export function swarmCheck(s: SwarmCheckSpec): SwarmCheck {
+    return {
+        batchSize: s.batchSize,
+        allowTwoManagers: s.allowTwoManagers,
+        liveRestore: s.daemonJson?.["live-restore"] === true,
+        managers: [...s.fleetManagers, ...s.otherManagers.map((m) => m.name)],
+        probes: s.otherManagers.map((m) => ({ ...m, command: swarmProbeCommand(m.route.user !== "root") })),
+    };
+}
+
 /** The job of `main.ts check`: the precheck, or the check after the build that stages ARTIFACT. */
-export function checksJob(phase: "precheck" | "check", insecure: boolean, hosts: CheckedHost[], artifact?: ArtifactSource): ChecksJob {
-    return { v: JOB_VERSION, phase, insecure, hosts, ...(artifact ? { artifact } : {}) };
+export function checksJob(phase: "precheck" | "check", insecure: boolean, hosts: CheckedHost[], swarm: SwarmCheck, artifact?: ArtifactSource): ChecksJob {
+    return { v: JOB_VERSION, phase, insecure, hosts, swarm, ...(artifact ? { artifact } : {}) };
 }
 
 /** Room a host needs for a release of SIZE bytes: the staged tgz, the unpacked release, and the previous one kept for rollback. */

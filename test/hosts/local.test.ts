@@ -17,7 +17,7 @@ import { Owner, parseHostStatus } from "../../lib/protocol/host";
 import { checkedHost, checksJob, fleetHostJob } from "../../lib/protocol/local";
 import { sha256 } from "../../lib/hash";
 import { ArtifactSource, RemoteHost, Route } from "../../local/jobs";
-import { LocalRun, remoteOf, runLocal, runLocalAsync } from "../support/local";
+import { LocalRun, NO_SWARM, defaultSwarmCheck, remoteOf, runLocal, runLocalAsync } from "../support/local";
 import { HOST_BUSYBOX_TARBALL, TestHost, copyFrom, repoRoot, ssh, startHosts, stopHosts } from "../support/testbed";
 
 let host: TestHost;
@@ -48,6 +48,7 @@ const fleetJob = (opts: { sha?: string; owner?: Owner; cacheDir?: string; daemon
         installDir: "/usr/bin",
         daemonJson: opts.daemonJson ?? { "live-restore": true },
         source: source(opts.sha ?? rel.a.sha, opts.cacheDir),
+        swarm: NO_SWARM,
         insecure: false,
     });
 /** The precheck of HOSTS (each with its owner), or with RELEASE the check that stages it. */
@@ -56,6 +57,7 @@ const checkJob = (hosts: [RemoteHost, Owner][], release?: { sha: string; needKiB
         release ? "check" : "precheck",
         false,
         hosts.map(([h, o]) => checkedHost(h, o, release ? { sha256: release.sha, needKiB: release.needKiB ?? 1024 } : undefined)),
+        defaultSwarmCheck(),
         release ? source(release.sha, release.cacheDir) : undefined,
     );
 const errorLines = (r: LocalRun) => r.stderr.split("\n").filter((l) => l.includes("ERROR"));

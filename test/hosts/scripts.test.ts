@@ -22,7 +22,7 @@ import { fetchArtifact } from "../../local/cache";
 import { hostScript } from "../../local/remote";
 import { Ssh } from "../../local/ssh";
 import { FixtureFork } from "./fixture-fork";
-import { LocalRun, remoteOf, runLocal } from "../support/local";
+import { LocalRun, NO_SWARM, remoteOf, runLocal } from "../support/local";
 import { localCommand } from "../../lib/protocol/local";
 import { HOST_BUSYBOX_TARBALL, TestHost, repoRoot, ssh, sshAsync, sshOptions, startHosts, stopHosts } from "../support/testbed";
 import { traceSnapshot } from "../support/trace";
@@ -75,6 +75,7 @@ function installJob(host: TestHost, a: BuildResult, cacheDir = cache) {
         installDir: "/usr/bin",
         daemonJson: { "live-restore": true },
         source: sourceOf(a, cacheDir),
+        swarm: NO_SWARM,
         insecure: false,
     });
 }
@@ -131,7 +132,7 @@ const owner = (host: TestHost, entry = host.name) => ({ stack: "forklift/test", 
 const uninstall = (host: TestHost, who = owner(host)) => {
     const release = { sha256: "0".repeat(64), version: "", binaries: [] };
     const source = { sha256: release.sha256, path: "/none", builder: remoteOf("builder", builder), cacheDir: cache };
-    return runLocal("uninstall", fleetHostJob({ host: remoteOf(host.name, host), owner: who, release, installDir: "/usr/bin", daemonJson: null, source, insecure: false }));
+    return runLocal("uninstall", fleetHostJob({ host: remoteOf(host.name, host), owner: who, release, installDir: "/usr/bin", daemonJson: null, source, swarm: NO_SWARM, insecure: false }));
 };
 const on = (host: TestHost, cmd: string) => ssh(host, cmd);
 const out = (host: TestHost, cmd: string) => {

@@ -3,8 +3,8 @@
  * command line of lib/protocol/local.ts in the project directory, the job as JSON on stdin.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { localCommand, LocalJob } from "../../lib/protocol/local";
-import { RemoteHost, Route } from "../../local/jobs";
+import { LocalJob, SwarmCheckSpec, localCommand, swarmCheck } from "../../lib/protocol/local";
+import { RemoteHost, Route, SwarmCheck, SwarmNodeJob } from "../../local/jobs";
 import { TestHost, repoRoot } from "./testbed";
 
 export interface LocalRun {
@@ -44,4 +44,12 @@ export function routeOf(h: TestHost, over: Partial<Route> = {}): Route {
 /** A test host as a local job names it. */
 export function remoteOf(name: string, h: TestHost, over: Partial<Route> = {}): RemoteHost {
     return { name, route: routeOf(h, over) };
+}
+
+/** The Swarm part of a fleet host's job when the test has no Swarm settings (swarmManagers none). */
+export const NO_SWARM: SwarmNodeJob = { managers: [], drainTimeout: 120, nodeTimeout: 60, allowTwoManagers: false };
+
+/** The Swarm part of a check's job with the config's defaults (batch size 1, swarmManagers none). */
+export function defaultSwarmCheck(over: Partial<SwarmCheckSpec> = {}): SwarmCheck {
+    return swarmCheck({ batchSize: 1, allowTwoManagers: false, daemonJson: {}, fleetManagers: [], otherManagers: [], ...over });
 }

@@ -7,6 +7,7 @@ import { checkCommand, installCommand, parseHostStatus, uninstallCommand } from 
 import { checkedHost, checksJob, fleetHostJob, localCommand, roomNeededKiB } from "../../lib/protocol/local";
 import { canonicalJson, hashInputs, sha256 } from "../../lib/hash";
 import { parseChecksJob, parseFleetHostJob } from "../../local/input";
+import { NO_SWARM, defaultSwarmCheck } from "../support/local";
 import { planBatches } from "../../lib/rollout";
 import { envPrefix, renderUserData, runScriptFromStdin, shq } from "../../lib/shell";
 import { readScript } from "../../lib/protocol/script";
@@ -204,7 +205,7 @@ test("the local commands' command lines name the job and what the plan should sh
 test("a fleet host's job: the install and uninstall as root or through sudo, the host script it was made for", () => {
     const host = { name: "h1", route: { address: "10.0.0.4", port: 22, user: "deploy", connectTimeout: 10 } };
     const source = { sha256: "a".repeat(64), path: "/b/out/docker.tgz", builder: { name: "builder", route: { address: "10.0.0.2", port: 22, user: "root", connectTimeout: 10 } }, cacheDir: ".forklift/artifacts" };
-    const job = fleetHostJob({ host, owner: OWNER, release: { sha256: "a".repeat(64), version: "1.0", binaries: ["dockerd"] }, installDir: "/usr/bin", daemonJson: null, source, insecure: false });
+    const job = fleetHostJob({ host, owner: OWNER, release: { sha256: "a".repeat(64), version: "1.0", binaries: ["dockerd"] }, installDir: "/usr/bin", daemonJson: null, source, swarm: NO_SWARM, insecure: false });
     assert.equal(job.v, 1);
     assert.deepEqual(job.host, host);
     assert.deepEqual(job.artifact, source);
@@ -218,12 +219,12 @@ test("a fleet host's job: the install and uninstall as root or through sudo, the
 
 test("the check's job: every host with its command, the artifact to stage only after the build", () => {
     const host = { name: "h1", route: { address: "10.0.0.4", port: 22, user: "root", hostKey: "ssh-ed25519 AAAA", privateKey: "K", connectTimeout: 10 } };
-    const pre = checksJob("precheck", false, [checkedHost(host, OWNER)]);
+    const pre = checksJob("precheck", false, [checkedHost(host, OWNER)], defaultSwarmCheck());
     assert.equal(pre.artifact, undefined);
     assert.match(pre.hosts[0].command, /bash "\$f" check;/);
     assert.deepEqual(parseChecksJob(JSON.stringify(pre)), pre);
     const source = { sha256: "a".repeat(64), path: "/b.tgz", builder: host, cacheDir: "c" };
-    const check = checksJob("check", true, [checkedHost(host, OWNER, { sha256: "a".repeat(64), needKiB: 9 })], source);
+    const check = checksJob("check", true, [checkedHost(host, OWNER, { sha256: "a".repeat(64), needKiB: 9 })], defaultSwarmCheck(), source);
     assert.match(check.hosts[0].command, /bash "\$f" stage;/);
     assert.deepEqual(parseChecksJob(JSON.stringify(check)), check);
 });

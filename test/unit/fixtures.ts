@@ -105,6 +105,13 @@ export const badConfigs: [string, Record<string, unknown>, string, string][] = [
     ["volume too small for a build", { builderVolumeGiB: 8 }, "forklift:builderVolumeGiB", "from 30"],
     ["login key that is not a key", { sshPrivateKey: "hunter2" }, "forklift:sshPrivateKey", "private key"],
     ["unknown top-level key (typo)", { batchsize: 2 }, "forklift:batchsize", "did you mean forklift:batchSize"],
+    ["a Swarm manager that is no fleet host", { swarmManagers: [{ name: "nope" }] }, "forklift:swarmManagers[0].name", "the name of a fleet host (h1, 10-0-0-3)"],
+    ["a Swarm manager outside the fleet without its host key", { swarmManagers: [{ name: "ops", address: "10.0.0.9", privateKey: TEST_PRIVATE_KEY }] }, "forklift:swarmManagers[0].hostKey", "public SSH key"],
+    ["a Swarm manager outside the fleet named like a fleet host", { swarmManagers: [host({ name: "h1", address: "10.0.0.9" })] }, "forklift:swarmManagers[0].name", "no fleet host's"],
+    ["swarmManagers not a list", { swarmManagers: { name: "h1" } }, "forklift:swarmManagers", "a list of {name: FLEET_HOST} entries"],
+    ["a drain timeout too short to move a task", { swarmDrainTimeout: 2 }, "forklift:swarmDrainTimeout", "a whole number from 10 to 86400"],
+    ["a node timeout of no number", { swarmNodeTimeout: "soon" }, "forklift:swarmNodeTimeout", "a whole number from 10 to 3600"],
+    ["swarmAllowTwoManagers not a boolean", { swarmAllowTwoManagers: "maybe" }, "forklift:swarmAllowTwoManagers", "true or false"],
     ["unknown top-level key", { colour: "blue" }, "forklift:colour", "unknown key"],
 ];
 

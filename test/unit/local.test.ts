@@ -7,6 +7,7 @@ import { mapLimit } from "../../local/pool";
 import { hostFailure } from "../../local/remote";
 import { explainSshFailure, renderRoute } from "../../local/ssh";
 import { RemoteHost } from "../../local/jobs";
+import { NO_SWARM } from "../support/local";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE13Mx9w3k99vWlCJXURrSYBWBucTfvv3XrE8dCTUoOn";
 const web: RemoteHost = { name: "web", route: { address: "10.0.0.4", port: 2222, user: "deploy", hostKey: `${KEY}\n`, privateKey: "PRIVATE", connectTimeout: 7 } };
@@ -53,7 +54,8 @@ const sshFailures: [string, string, RegExp][] = [
     ["a timeout", "ssh: connect to host 10.0.0.4 port 2222: Connection timed out\n", /unreachable; check that it is up, its address and port, and the network path \(sshConnectTimeout is 7s\)\. ssh said: .*timed out$/],
     ["a refused connection", "ssh: connect to host 10.0.0.4 port 2222: Connection refused\n", /: unreachable; /],
     ["anything else", "kex_exchange_identification: read: Connection reset by peer\n", /^web \(10\.0\.0\.4:2222\): SSH failed: kex_exchange_identification: read: Connection reset by peer$/],
-    ["no message at all", "", /SSH failed: no message$/],
+    ["no message at all (a session lost to its keepalives)", "", /^web \(10\.0\.0\.4:2222\): unreachable \(the SSH session was lost: the host or the network went away\); check that it is up/],
+    ["the host's own lines, then nothing from ssh", "[forklift web] switched to release x\n", /: unreachable \(the SSH session was lost/],
 ];
 for (const [what, stderr, message] of sshFailures) {
     test(`explainSshFailure: ${what}`, () => {
@@ -88,7 +90,7 @@ for (const [what, text, message] of badJobs) {
 }
 
 test("an install job's artifact must name a sha256", () => {
-    const job = { v: 1, insecure: false, host: web, install: "i", uninstall: "u", hostScriptSha256: "s", artifact: { sha256: "abc", path: "/p", builder: web, cacheDir: "c" } };
+    const job = { v: 1, insecure: false, host: web, install: "i", installDrained: "i", uninstall: "u", uninstallDrained: "u", swarm: NO_SWARM, hostScriptSha256: "s", artifact: { sha256: "abc", path: "/p", builder: web, cacheDir: "c" } };
     assert.throws(() => parseFleetHostJob(JSON.stringify(job)), /job\.artifact\.sha256: expected a sha256 \(64 hex digits\)/);
 });
 

@@ -78,6 +78,8 @@ function mockState(type: string, name: string, inputs: any): Record<string, unkn
                 const host = String(inputs.create).split(" ")[5] ?? "?";
                 return { ...inputs, stdout: JSON.stringify({ host, sha256: BUILD_RESULT.sha256, version: BUILD_RESULT.version, dockerdSha256: "d".repeat(64), dockerService: "active", changed: true }) };
             }
+            // FORKLIFT_MOCK_CHECK_STDOUT: what the check printed (its plan of the steps)
+            if (name.endsWith("-check") && process.env.FORKLIFT_MOCK_CHECK_STDOUT) return { ...inputs, stdout: process.env.FORKLIFT_MOCK_CHECK_STDOUT };
             return { ...inputs, stdout: "{}" };
         default:
             return inputs;
@@ -257,10 +259,17 @@ function redact(value: any): any {
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
 
-/** Names of the resources in a dependsOn, which may be a promise or an output of them. */
+/**
+ * Names of the resources in a dependsOn, which may be a promise or an output of them. An output
+ * unknown in a preview gives the resources it comes from, as the SDK then waits for those.
+ */
 async function depNames(deps: unknown): Promise<string[]> {
     if (deps instanceof Promise) return depNames(await deps);
-    if (pulumi.Output.isInstance(deps)) return depNames(await new Promise((r) => (deps as pulumi.Output<unknown>).apply(r)));
+    if (pulumi.Output.isInstance(deps)) {
+        const out = deps as pulumi.Output<unknown> & { isKnown: Promise<boolean>; allResources?: () => Promise<Set<pulumi.Resource>> };
+        if (!(await out.isKnown)) return [...((await out.allResources?.()) ?? [])].map((r) => names.get(r) ?? "?").sort();
+        return depNames(await new Promise((r) => out.apply(r)));
+    }
     return ([] as unknown[]).concat(deps ?? []).map((r) => names.get(r as pulumi.Resource) ?? "?");
 }
 

@@ -176,6 +176,24 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     assert.equal(run.outputs.builderSshCommand, "ssh root@10.0.0.2");
 });
 
+test("the installs follow the steps the check planned (a Swarm's managers one at a time, whatever the batch size)", () => {
+    const plan = { hosts: [], plan: [["10-0-0-3"], ["h1"]] };
+    const run = runProgram({ ...hostsStack(), batchSize: 2 }, "up", [], `checking\n${JSON.stringify(plan)}\n`);
+    assert.equal(run.error, undefined);
+    assert.deepEqual(named(run, "forklift-10-0-0-3-install").dependsOn, ["forklift-check", "forklift-precheck"], "the first step waits for the check and the precheck");
+    assert.deepEqual(named(run, "forklift-h1-install").dependsOn, ["forklift-10-0-0-3-install"], "the second for the first, though the batch size would put them together");
+    // what the engine is told to wait for (the SDK's dependencies)
+    assert.ok(run.dependencies["forklift-h1-install"].some((u) => u.endsWith("::forklift-10-0-0-3-install")));
+});
+
+test("preview with the check still to run: every install waits for it", () => {
+    const run = runProgram(hostsStack(), "preview");
+    assert.equal(run.error, undefined);
+    for (const h of ["forklift-h1-install", "forklift-10-0-0-3-install"]) {
+        assert.ok(run.dependencies[h].some((u) => u.endsWith("::forklift-check")), `${h} waits for the check`);
+    }
+});
+
 test("hosts mode: batchSize 2 puts both hosts in one batch", () => {
     const run = runProgram({ ...hostsStack(), batchSize: 2 });
     assert.deepEqual(named(run, "forklift-10-0-0-3-install").dependsOn, ["forklift-check", "forklift-precheck"]);
@@ -189,7 +207,9 @@ const checkKeyOf = (name: string) => (stack: Record<string, unknown>) => /check 
 function assertKeyFollowsInstall(key: (stack: Record<string, unknown>) => string | undefined): string {
     const base = key(hostsStack());
     assert.ok(base);
-    assert.equal(key({ ...hostsStack(), batchSize: 2 }), base, "a rollout setting changes no install");
+    // (the checks read the Swarm clusters and plan the steps: a batch size is a new plan)
+    assert.notEqual(key({ ...hostsStack(), batchSize: 2 }), base, "the batch size changes the plan");
+    assert.notEqual(key({ ...hostsStack(), swarmAllowTwoManagers: true }), base, "so does a Swarm setting");
     assert.notEqual(key({ ...hostsStack(), daemonJson: { "live-restore": true, debug: true } }), base, "daemon.json changes the install");
     assert.notEqual(key({ ...hostsStack(), installDir: "/usr/local/bin" }), base, "so does the install dir");
     return base;

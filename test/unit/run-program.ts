@@ -31,10 +31,10 @@ export interface Run {
 }
 
 /** DEPENDENTS: components ("TYPE::NAME") after which the harness registers a resource that depends on each. */
-export function runProgram(stack: Record<string, unknown>, mode: "up" | "preview" = "up", dependents: string[] = []): Run {
+export function runProgram(stack: Record<string, unknown>, mode: "up" | "preview" = "up", dependents: string[] = [], checkStdout = ""): Run {
     const r = spawnSync(process.execPath, ["--import", "tsx", path.join(__dirname, "program-harness.ts")], {
         input: JSON.stringify(stack),
-        env: { ...process.env, FORKLIFT_MOCK_PREVIEW: mode === "preview" ? "1" : "0", FORKLIFT_MOCK_DEPENDENTS: dependents.join(",") },
+        env: { ...process.env, FORKLIFT_MOCK_PREVIEW: mode === "preview" ? "1" : "0", FORKLIFT_MOCK_DEPENDENTS: dependents.join(","), FORKLIFT_MOCK_CHECK_STDOUT: checkStdout },
         encoding: "utf8",
         cwd: path.join(__dirname, "..", ".."),
         timeout: 120_000,

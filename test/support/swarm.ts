@@ -1,0 +1,186 @@
+/**
+ * A Docker Swarm of test hosts, and a watcher of it. The hosts run Debian's Docker on the test bed's
+ * cloud (they reach one another): formSwarm() makes the first MANAGERS of them its managers and the
+ * rest its workers, imports the busybox image on every node and runs two services without
+ * published ports (no IPVS here): `web`, 4 replicas, and `mon`, global.
+ *
+ * The Watcher samples the cluster every 0.5 s while a rollout runs, from each manager in turn (one
+ * long SSH session per manager runs the sampling loop; whichever answers gives the sample): the
+ * leader, the managers reachable, every node's status and availability, and the services' running
+ * and desired counts (the replicated service's: its tasks that run and are meant to). Its assertions are the rollout's promises to a Swarm.
+ */
+import * as assert from "node:assert/strict";
+import { ChildProcess, spawn } from "node:child_process";
+import { HOST_BUSYBOX_TARBALL, TestHost, ssh, sshOptions } from "./testbed";
+
+export const REPLICATED = "web";
+export const GLOBAL = "mon";
+export const REPLICAS = 4;
+
+function sh(host: TestHost, command: string): string {
+    const r = ssh(host, command);
+    if (r.code !== 0) throw new Error(`${host.name}: \`${command}\` exited ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout.trim();
+}
+
+/** Forms the Swarm (the first MANAGERS hosts managers), with the two services converged. */
+export async function formSwarm(hosts: TestHost[], managers: number): Promise<void> {
+    const [first, ...rest] = hosts;
+    sh(first, `docker swarm init --advertise-addr ${first.address} >/dev/null`);
+    const token = (role: string) => sh(first, `docker swarm join-token -q ${role}`);
+    const tokens = { manager: token("manager"), worker: token("worker") };
+    for (const [i, h] of rest.entries()) {
+        sh(h, `docker swarm join --advertise-addr ${h.address} --token ${i + 1 < managers ? tokens.manager : tokens.worker} ${first.address}:2377 >/dev/null`);
+    }
+    for (const h of hosts) sh(h, `docker image inspect busybox:local >/dev/null 2>&1 || docker import ${HOST_BUSYBOX_TARBALL} busybox:local >/dev/null`);
+    const service = (name: string, mode: string) => `docker service create -d --name ${name} ${mode} --no-resolve-image --endpoint-mode dnsrr --stop-grace-period 2s busybox:local /bin/busybox sleep 1000000 >/dev/null`;
+    sh(first, service(REPLICATED, `--replicas ${REPLICAS}`));
+    sh(first, service(GLOBAL, "--mode global"));
+    await waitConverged(first, 120);
+}
+
+/** Waits until every service of the cluster (as MANAGER sees it) runs all it should. */
+export async function waitConverged(manager: TestHost, seconds: number): Promise<void> {
+    const deadline = Date.now() + seconds * 1000;
+    let last = "";
+    for (;;) {
+        const r = ssh(manager, "docker service ls --format '{{.Name}} {{.Replicas}}'");
+        last = r.stdout.trim();
+        const rows = last.split("\n").map((l) => /^\S+ (\d+)\/(\d+)/.exec(l));
+        if (r.code === 0 && rows.length >= 2 && rows.every((m) => m && m[1] === m[2])) return;
+        if (Date.now() > deadline) throw new Error(`the services did not converge within ${seconds} s: ${last}`);
+        await new Promise((res) => setTimeout(res, 500));
+    }
+}
+
+/** One look at the cluster. */
+export interface Sample {
+    /** ms since the epoch, as the manager's clock said */
+    at: number;
+    by: string;
+    leader: boolean;
+    /** managers Leader or Reachable, and all managers */
+    reachable: number;
+    managers: number;
+    /** hostname → "Status Availability" */
+    nodes: Record<string, { status: string; availability: string }>;
+    /** service → [running, desired] */
+    services: Record<string, [number, number]>;
+}
+
+// One sample: a start line with the time, node rows, service rows, an end line. A manager whose
+// daemon is down prints its time and no rows (docker fails): such a sample is left out.
+const LOOP = String.raw`while :; do
+  t=$(date +%s%3N)
+  n=$(docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}' 2>/dev/null) &&
+  s=$(docker service ls --format '{{.Name}} {{.Replicas}}' 2>/dev/null) &&
+  r=$(docker service ps web --filter desired-state=running --format '{{.CurrentState}}' 2>/dev/null | grep -c '^Running') &&
+  printf 'S %s\n%s\n--\n%s\nR %s\nE\n' "$t" "$n" "$s" "$r"
+  sleep 0.5
+done`;
+
+export class Watcher {
+    readonly samples: Sample[] = [];
+    private readonly children: ChildProcess[] = [];
+
+    constructor(private readonly managers: TestHost[]) {}
+
+    start(): void {
+        for (const m of this.managers) this.follow(m);
+    }
+
+    // (while a manager's engine restarts, its loop's docker calls fail and its samples are left
+    // out: the other managers' samples cover that time)
+    private follow(m: TestHost): void {
+        const child = spawn("ssh", [...sshOptions(m), "-p", String(m.port), `${m.user}@${m.address}`, "bash -s"], { stdio: ["pipe", "pipe", "ignore"] });
+        this.children.push(child);
+        child.stdin!.end(`${LOOP}\n`);
+        let buffer = "";
+        child.stdout!.on("data", (d: Buffer) => {
+            buffer += d.toString("utf8");
+            let end: number;
+            while ((end = buffer.indexOf("\nE\n")) >= 0) {
+                const block = buffer.slice(0, end);
+                buffer = buffer.slice(end + 3);
+                const sample = parse(block, m.name);
+                if (sample) this.samples.push(sample);
+            }
+        });
+    }
+
+    stop(): void {
+        for (const c of this.children) c.kill("SIGKILL");
+        this.samples.sort((a, b) => a.at - b.at);
+    }
+}
+
+function parse(block: string, by: string): Sample | undefined {
+    const lines = block.split("\n");
+    const head = /^S (\d+)$/.exec(lines[0] ?? "");
+    const sep = lines.indexOf("--");
+    if (!head || sep < 0) return undefined;
+    const sample: Sample = { at: Number(head[1]), by, leader: false, reachable: 0, managers: 0, nodes: {}, services: {} };
+    for (const l of lines.slice(1, sep)) {
+        const [hostname, status, availability, manager] = l.split(" ");
+        if (!hostname) continue;
+        sample.nodes[hostname] = { status, availability };
+        if (manager) {
+            sample.managers++;
+            if (manager === "Leader" || manager === "Reachable") sample.reachable++;
+            if (manager === "Leader") sample.leader = true;
+        }
+    }
+    let running: number | undefined;
+    for (const l of lines.slice(sep + 1)) {
+        const r = /^R (\d+)$/.exec(l);
+        if (r) running = Number(r[1]);
+        const m = /^(\S+) (\d+)\/(\d+)/.exec(l);
+        if (m) sample.services[m[1]] = [Number(m[2]), Number(m[3])];
+    }
+    // the replicated service's tasks that run and are meant to (service ls counts one being stopped)
+    if (running === undefined || !sample.services[REPLICATED]) return undefined;
+    sample.services[REPLICATED][0] = running;
+    return sample;
+}
+
+/** When HOST's engine stopped since SINCE (ms since the epoch), from its journal: systemd's "Stopping" lines. */
+export function engineStops(host: TestHost, since: number): number[] {
+    const out = ssh(host, `journalctl -u docker.service -o short-unix --no-pager --since @${Math.floor(since / 1000)} | grep -E 'Stopping (docker\\.service|Docker Application Container Engine)' || true`).stdout;
+    return out
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => Math.round(Number(l.split(" ")[0]) * 1000));
+}
+
+/** A node's availability as the cluster has it now (active, drain, pause). */
+export function availabilityOf(manager: TestHost, node: string): string {
+    return sh(manager, `docker node inspect ${node} --format '{{.Spec.Availability}}'`);
+}
+
+/**
+ * The rollout's promises to the cluster, over the watcher's samples. STOPS: when each node's
+ * engine stopped (engineStops); AVAILABILITY: each node's before the rollout.
+ * - a majority of the managers reachable at every sample;
+ * - each node drained (a sample shows it) before each stop of its engine, and back to its earlier
+ *   availability at the last sample;
+ * - the replicated service never below REPLICAS - 1 running (one node's share);
+ * Returns the lowest count of the replicated service's tasks running at any sample.
+ */
+export function assertSwarmKept(samples: Sample[], stops: Record<string, number[]>, availability: Record<string, string>): { minReplicas: number } {
+    assert.ok(samples.length > 10, `only ${samples.length} samples`);
+    const quorum = samples.filter((s) => s.reachable <= s.managers / 2);
+    assert.deepEqual(quorum.map((s) => `${new Date(s.at).toISOString()} ${s.reachable}/${s.managers} by ${s.by}`), [], "samples without a majority of reachable managers");
+    for (const [n, times] of Object.entries(stops)) {
+        assert.ok(times.length > 0, `${n}'s engine was not restarted`);
+        for (const t of times) {
+            const before = samples.filter((s) => s.at <= t && s.nodes[n]);
+            assert.ok(before.some((s) => s.nodes[n].availability === "Drain"), `${n} was not seen drained before its engine stopped at ${new Date(t).toISOString()}`);
+        }
+        const last = [...samples].reverse().find((s) => s.nodes[n]);
+        assert.equal(last?.nodes[n].availability.toLowerCase(), availability[n], `${n} is back to its availability`);
+    }
+    const minReplicas = Math.min(...samples.map((s) => s.services[REPLICATED]?.[0] ?? REPLICAS));
+    const lowest = samples.find((s) => (s.services[REPLICATED]?.[0] ?? REPLICAS) === minReplicas)!;
+    assert.ok(minReplicas >= REPLICAS - 1, `${REPLICATED} fell to ${minReplicas} of ${REPLICAS} running at ${new Date(lowest.at).toISOString()} (nodes then: ${JSON.stringify(lowest.nodes)})`);
+    return { minReplicas };
+}
