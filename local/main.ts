@@ -11,7 +11,8 @@
  * the hosts' own messages go to stderr; the result (a JSON line) to stdout. Exits 1 with one
  * message naming the host and the cause when the job failed.
  */
-import { runChecks } from "./check";
+import { HostCheck, runChecks } from "./check";
+import { SwarmInfo, inSwarm } from "./swarm";
 import { install, uninstall } from "./fleet-host";
 import { InputError, parseChecksJob, parseFleetHostJob } from "./input";
 import { legacyUninstallJob } from "./legacy";
@@ -22,6 +23,17 @@ async function readStdin(): Promise<string> {
     return text;
 }
 
+/** A host in the check's result: the release, and its Swarm node (the cluster's whole state stays out). */
+function summary(r: HostCheck): Record<string, unknown> {
+    const swarm = r.facts?.swarm as SwarmInfo | null | undefined;
+    return {
+        name: r.name,
+        release: r.facts?.release,
+        copied: r.facts?.copied,
+        swarm: inSwarm(swarm) ? { node: swarm.NodeID, manager: swarm.ControlAvailable, state: swarm.LocalNodeState } : null,
+    };
+}
+
 async function main(job: string | undefined): Promise<void> {
     const log = (line: string) => process.stderr.write(`[forklift ${job}] ${line}\n`);
     const pass = (line: string) => process.stderr.write(`${line}\n`);
@@ -29,7 +41,7 @@ async function main(job: string | undefined): Promise<void> {
         case "check": {
             const report = await runChecks(parseChecksJob(await readStdin()), log);
             // (kept in the state: each install waits for the step before its own in `plan`)
-            process.stdout.write(JSON.stringify({ hosts: report.hosts.map((r) => ({ name: r.name, ...r.facts })), plan: report.steps }) + "\n");
+            process.stdout.write(JSON.stringify({ hosts: report.hosts.map(summary), plan: report.steps }) + "\n");
             return;
         }
         case "install":

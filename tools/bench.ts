@@ -5,6 +5,7 @@
  *   npm run bench                 N = 1, 4, 8 fleet hosts, 5 repetitions; writes BENCHMARKS.md
  *   npm run bench -- --quick      N = 1, one repetition (the smoke run; BENCHMARKS.md untouched)
  *   npm run bench -- --sizes 1,8 --reps 3
+ *   npm run bench -- --swarm      a Swarm cluster rolled out three ways (tools/bench-swarm.ts)
  *
  * For each N, with the artifact already built and in forklift's local cache (both refs of the
  * docker-ce fixture fork are built during the set-up, so a rollout's build step is a reuse):
@@ -620,7 +621,9 @@ async function main(): Promise<void> {
     console.log(last);
 }
 
-main().catch((e) => {
+// --swarm: the Swarm bench (tools/bench-swarm.ts)
+const entry = process.argv.includes("--swarm") ? import("./bench-swarm").then((m) => m.main(process.argv.slice(2).filter((a) => a !== "--swarm"))) : main();
+entry.catch((e) => {
     process.stderr.write(`\nnpm run bench: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);
 });

@@ -104,7 +104,7 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
         const pre = runLocal("check", checkJob([[web(), OWNER]]));
         assert.equal(pre.code, 0, pre.stderr);
         assert.match(pre.stderr, /\[forklift check\] web \(10\.78\.71\.2:22\): checked\n/);
-        assert.deepEqual(JSON.parse(pre.stdout), { hosts: [{ name: "web", host: "web", release: "absent", copied: false }] });
+        assert.deepEqual(JSON.parse(pre.stdout), { hosts: [{ name: "web", release: "absent", copied: false, swarm: null }], plan: [["web"]] });
 
         const check = runLocal("check", checkJob([[web(), OWNER]], { sha: rel.a.sha }));
         assert.equal(check.code, 0, check.stderr);
@@ -118,7 +118,7 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
         const again = runLocal("check", checkJob([[web(), OWNER]], { sha: rel.a.sha }));
         assert.equal(again.code, 0, again.stderr);
         assert.match(again.stderr, /web \(10\.78\.71\.2:22\): checked, release there already/);
-        assert.deepEqual(JSON.parse(again.stdout).hosts[0], { name: "web", host: "web", release: "unpacked", copied: false });
+        assert.deepEqual(JSON.parse(again.stdout).hosts[0], { name: "web", release: "unpacked", copied: false, swarm: null });
         on("rm -rf /opt/forklift");
     });
 

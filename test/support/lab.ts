@@ -68,7 +68,7 @@ export function sh(host: TestHost, command: string): string {
 export async function bootLab(layout: LabLayout): Promise<Lab> {
     const specs = [layout.builder, ...layout.fleet, ...(layout.spare ? [layout.spare] : [])];
     note(`booting ${specs.length} hosts: ${specs.map((s) => s.name).join(", ")}`);
-    const hosts = await startHosts(specs.map(({ name, index, debianDocker }) => ({ name, index, debianDocker })));
+    const hosts = await startHosts(specs.map(({ name, index, debianDocker, cloud }) => ({ name, index, debianDocker, cloud })));
     const byName = new Map(hosts.map((h) => [h.name, h]));
     const builder = byName.get(layout.builder.name)!;
     const fleet = layout.fleet.map((s) => ({ ...byName.get(s.name)!, login: s.user ?? "root" }));
