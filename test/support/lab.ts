@@ -254,7 +254,8 @@ export function projectCheckout(into: string): string {
     const files = spawnSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", "-z"], { cwd: root, encoding: "utf8" });
     if (files.status !== 0) throw new Error(`git ls-files failed in ${root}: ${files.stderr}`);
     for (const file of files.stdout.split("\0").filter(Boolean)) {
-        if (!fs.existsSync(path.join(root, file)) || file.startsWith("Pulumi.") && file !== "Pulumi.yaml") continue;
+        // a deleted file is still listed until it is staged; a stack file is the user's own
+        if (!fs.lstatSync(path.join(root, file), { throwIfNoEntry: false })?.isFile() || file.startsWith("Pulumi.") && file !== "Pulumi.yaml") continue;
         fs.mkdirSync(path.dirname(path.join(into, file)), { recursive: true });
         fs.copyFileSync(path.join(root, file), path.join(into, file));
     }
