@@ -158,9 +158,15 @@ do_build() {
     else
         start_build "$dir"
     fi
+    # until this run has the result, pruning (by a run of another key) must leave the build alone
+    exec 6<"$dir"
+    flock -s 6
     # the build is under way: others may join it while this run waits
     exec 8>&-
     wait_build "$dir"
+    exec 6<&-
+    # (the result is printed: nothing here may fail the run)
+    prune_builds "$dir" || echo "could not remove old builds under $BUILD_ROOT" >&2
 }
 
 # ---- run: the detached build ----
@@ -326,25 +332,29 @@ do_run() {
     esac
     package_artifact
     echo "forklift build finished $(date -u +%FT%TZ): $(cat "$RUN_DIR/result.json")"
-    # (the result is written: nothing here may fail the build)
-    prune_builds || echo "could not remove old builds under $BUILD_ROOT"
 }
 
-# Removes the finished builds under the build root but the BUILD_KEEP most recent (this one among
-# them), and failed ones; a build that is still running stays.
+# Removes the finished builds under the build root but the BUILD_KEEP most recent (KEEP, the one
+# this run just got, among them), and failed ones. It runs in the waiting run, not in the build:
+# a build that is still running, or whose result a run of it has not read yet (its shared lock on
+# the directory), stays; the last of several runs at once prunes what the others left.
 prune_builds() {
-    local dir kept=0
+    local keep=$1 dir kept=0
     lock_build_root
     # newest first, by when their result (or failure) was written
     while read -r dir; do
-        [ "$dir" != "$RUN_DIR" ] || continue
+        [ "$dir" != "$keep" ] || continue
         if [ -f "$dir/result.json" ] && [ "$kept" -lt $((BUILD_KEEP - 1)) ]; then
             kept=$((kept + 1))
             continue
         fi
         FORKLIFT_BUILD_KEY=${dir##*/} build_running "$dir" && continue
-        rm -rf "$dir"
-        echo "removed the old build ${dir##*/}"
+        exec 5<"$dir"
+        if flock -n -x 5; then
+            rm -rf "$dir"
+            info "removed the old build ${dir##*/}"
+        fi
+        exec 5<&-
     done < <(find "$BUILD_ROOT" -mindepth 2 -maxdepth 2 \( -name result.json -o -name failed \) -printf '%T@ %h\n' | sort -rn | cut -d' ' -f2- | awk '!seen[$0]++')
     exec 8>&-
 }
