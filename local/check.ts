@@ -4,8 +4,7 @@
  * after the build) the release is staged on every host in the same session, before any host
  * changes. Every host's result is shown; the run fails naming the hosts that failed.
  */
-import * as fs from "node:fs";
-import { fetchArtifact, rebuildAdvice, sha256File } from "./cache";
+import { delivery } from "./delivery";
 import { ChecksJob, RemoteHost } from "./jobs";
 import { mapLimit } from "./pool";
 import { hostFailure, hostScript } from "./remote";
@@ -43,41 +42,29 @@ async function probeManager(ssh: Ssh, m: RemoteHost & { command: string }): Prom
 export async function runChecks(job: ChecksJob, log: (line: string) => void): Promise<CheckReport> {
     const ssh = new Ssh(job.insecure);
     try {
-        let tgz: string | undefined;
-        let fetchError = "";
-        if (job.artifact) {
-            try {
-                tgz = await fetchArtifact(job.artifact, ssh, log);
-            } catch (e) {
-                // a host that has the release unpacked already needs no copy
-                fetchError = (e as Error).message;
-            }
-        }
+        const artifact = job.artifact ? await delivery(job.artifact, ssh, log, true) : undefined;
         const script = hostScript();
         const results = await mapLimit(job.hosts, CHECK_PARALLEL, async (host): Promise<HostCheck> => {
             const alias = ssh.add(host);
-            const r = await ssh.run(alias, host.command, { input: tgz ? [script, { file: tgz }] : [script] });
+            const r = await ssh.run(alias, host.command, { input: [script, ...(artifact ? await artifact.input() : [])] });
             if (r.code === 0) {
                 const facts = JSON.parse(r.stdout.trim().split("\n").pop() || "{}") as Record<string, unknown>;
                 const staged = !job.artifact ? "" : facts.copied ? ", release staged" : ", release there already";
                 log(`${host.name} (${host.route.address}:${host.route.port}): checked${staged}`);
                 return { name: host.name, facts };
             }
-            let problem = hostFailure(host, r);
-            if (fetchError && /no artifact arrived/.test(r.stderr)) problem = `${host.name}: it needs the release and ${fetchError}`;
+            const problem = artifact?.explain(host.name, r.stderr) ?? hostFailure(host, r);
             log(problem);
             return { name: host.name, problem };
         });
         const failed = results.filter((r) => r.problem);
-        // a host that found the copy corrupt: when the cache's file is (a disk's fault), it goes,
-        // so that the next run fetches it anew
-        if (tgz && job.artifact && failed.some((f) => /the artifact that arrived has sha256/.test(f.problem!)) && (await sha256File(tgz)) !== job.artifact.sha256) {
-            fs.rmSync(tgz, { force: true });
-            log(`the cached artifact ${tgz} was corrupt; it is removed: run \`pulumi up\` again to fetch it anew`);
-        }
+        const advice = await artifact?.finish(
+            failed.map((f) => f.problem!),
+            log,
+        );
         const what = job.phase === "precheck" ? "the precheck" : "the check";
         if (failed.length > 0) {
-            throw new Error(`${what} failed on ${failed.length} of ${results.length} hosts: ${failed.map((f) => f.name).join(", ")} (see above)${fetchError ? `. ${rebuildAdvice()}` : ""}`);
+            throw new Error(`${what} failed on ${failed.length} of ${results.length} hosts: ${failed.map((f) => f.name).join(", ")} (see above)${advice ? `. ${advice}` : ""}`);
         }
         // the Swarm clusters of the fleet, and the rollout's steps over them
         const others = await mapLimit(job.swarm.probes, CHECK_PARALLEL, async (m) => probeManager(ssh, m));

@@ -5,9 +5,8 @@
  * unpacked already (the check stages it there before the first batch). A Swarm node that would
  * change answers so without a change; it is then drained around a second run (swarm-node.ts).
  */
-import * as fs from "node:fs";
-import { cachedArtifact, fetchArtifact, sha256File } from "./cache";
 import { sha256 } from "../lib/hash";
+import { delivery } from "./delivery";
 import { FleetHostJob } from "./jobs";
 import { hostFailure, hostScript } from "./remote";
 import { Ssh, explainSshFailure } from "./ssh";
@@ -21,30 +20,19 @@ export async function install(job: FleetHostJob, log: (line: string) => void): P
     const ssh = new Ssh(job.insecure);
     try {
         const target = ssh.add(job.host);
-        let tgz = cachedArtifact(job.artifact);
-        let fetchError = "";
-        if (!tgz) {
-            try {
-                tgz = await fetchArtifact(job.artifact, ssh, log);
-            } catch (e) {
-                // a host that has the release unpacked (staged by the check) needs no copy
-                fetchError = (e as Error).message;
-            }
-        }
         const script = hostScript();
         if (sha256(script) !== job.hostScriptSha256) {
             throw new Error(`scripts/forklift-host.sh is not the one this install was planned with: run \`pulumi up\` again from this checkout`);
         }
+        // (the check staged the release on every host: this copy is for a host that lost it since)
+        const artifact = await delivery(job.artifact, ssh, log, false);
         const run = async (command: string) => {
-            const r = await ssh.run(target, command, { input: tgz ? [script, { file: tgz }] : [script], onStderrLine: hostLines(log) });
+            const r = await ssh.run(target, command, { input: [script, ...(await artifact.input())], onStderrLine: hostLines(log) });
             if (r.code === 0 || r.code === EXIT_DRAIN_FIRST) return r;
             if (r.code === 255) throw new Error(explainSshFailure(job.host, r.stderr));
-            if (!tgz && /no artifact arrived/.test(r.stderr)) throw new Error(`${job.host.name}: it needs the release and ${fetchError}`);
-            if (tgz && /the artifact that arrived has sha256/.test(r.stderr) && (await sha256File(tgz)) !== job.artifact.sha256) {
-                fs.rmSync(tgz, { force: true });
-                throw new Error(`the cached artifact ${tgz} was corrupt; it is removed: run \`pulumi up\` again to fetch it anew`);
-            }
-            throw new Error(hostFailure(job.host, r));
+            const failure = artifact.explain(job.host.name, r.stderr) ?? hostFailure(job.host, r);
+            const advice = await artifact.finish([failure], log);
+            throw new Error(advice && !failure.includes(advice) ? `${failure}. ${advice}` : failure);
         };
         const first = await run(job.install);
         if (first.code === 0) return lastLine(first.stdout);

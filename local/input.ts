@@ -3,7 +3,7 @@
  * the program did not render (a hand-made one, an older forklift's) fails with a message that
  * names the field instead of half-way through a rollout.
  */
-import { ArtifactSource, ChecksJob, FleetHostJob, Hop, JOB_VERSION, RemoteHost, Route, SwarmCheck, SwarmNodeJob } from "./jobs";
+import { ArtifactSource, ArtifactStore, ChecksJob, FleetHostJob, Hop, JOB_VERSION, RemoteHost, Route, StoreObjectJob, SwarmCheck, SwarmNodeJob } from "./jobs";
 
 export class InputError extends Error {}
 
@@ -55,11 +55,32 @@ function remoteHost(v: unknown, where: string): RemoteHost {
     return { name: str(o, "name", where), route: route(o.route, `${where}.route`) };
 }
 
+function store(v: unknown, where: string): ArtifactStore {
+    const o = obj(v, where);
+    if (o.type === "s3") {
+        return compact({
+            type: "s3" as const,
+            endpoint: str(o, "endpoint", where, true),
+            bucket: str(o, "bucket", where),
+            region: str(o, "region", where),
+            key: str(o, "key", where),
+            pathStyle: bool(o, "pathStyle", where),
+        });
+    }
+    throw new InputError(`${where}.type: expected "s3"`);
+}
+
 function artifact(v: unknown, where: string): ArtifactSource {
     const o = obj(v, where);
     const sha256 = str(o, "sha256", where);
     if (!/^[0-9a-f]{64}$/.test(sha256)) throw new InputError(`${where}.sha256: expected a sha256 (64 hex digits)`);
-    return { sha256, path: str(o, "path", where), builder: remoteHost(o.builder, `${where}.builder`), cacheDir: str(o, "cacheDir", where) };
+    return compact({
+        sha256,
+        path: str(o, "path", where),
+        builder: remoteHost(o.builder, `${where}.builder`),
+        cacheDir: str(o, "cacheDir", where),
+        store: o.store === undefined ? undefined : store(o.store, `${where}.store`),
+    });
 }
 
 function commandHost(v: unknown, where: string): RemoteHost & { command: string } {
@@ -121,6 +142,12 @@ export function parseChecksJob(text: string): ChecksJob {
         artifact: o.artifact === undefined ? undefined : artifact(o.artifact, "job.artifact"),
         swarm: swarmCheck(o.swarm, "job.swarm"),
     });
+}
+
+/** The document of `main.ts store-delete`. */
+export function parseStoreObjectJob(text: string): StoreObjectJob {
+    const o = versioned(text);
+    return { v: JOB_VERSION, store: store(o.store, "job.store") };
 }
 
 /** The document of `main.ts install` and `main.ts uninstall`. */

@@ -76,7 +76,10 @@ export interface SwarmNodeJob {
     allowTwoManagers: boolean;
 }
 
-/** Where the built artifact is: the build host, and the local cache it is fetched into once. */
+/**
+ * Where the built artifact is: the build host, and either the local cache it is fetched into once
+ * and copied on from (the relay), or the store the fleet fetches it from itself.
+ */
 export interface ArtifactSource {
     sha256: string;
     /** Its path on the build host. */
@@ -84,6 +87,35 @@ export interface ArtifactSource {
     builder: RemoteHost;
     /** Local content-addressed cache, relative to the project directory. */
     cacheDir: string;
+    /** The store the build host puts it in and every fleet host fetches it from; none: the relay. */
+    store?: ArtifactStore;
+}
+
+/**
+ * An S3 bucket (forklift's, or an S3-compatible store the user runs): the build host uploads the
+ * artifact with a presigned PUT, each fleet host downloads it with a presigned GET for that one
+ * object, both signed on the machine of `pulumi up` (its AWS credentials stay there).
+ */
+export interface S3Store {
+    type: "s3";
+    /** The S3 API's URL; none: AWS S3 in REGION. */
+    endpoint?: string;
+    bucket: string;
+    region: string;
+    /** The object's key: PREFIX<sha256>.tgz */
+    key: string;
+    pathStyle: boolean;
+}
+
+export type ArtifactStore = S3Store;
+
+/**
+ * The removal of the artifact's object from the store (`store-delete`): when the stack rolls out
+ * another artifact (after that `pulumi up`), or is destroyed.
+ */
+export interface StoreObjectJob {
+    v: number;
+    store: ArtifactStore;
 }
 
 /**

@@ -5,6 +5,7 @@
  *   node --require tsx/cjs local/main.ts check [PHASE KEY]    precheck or check of every host
  *   node --require tsx/cjs local/main.ts install [NAME KEY]   one fleet host's install
  *   node --require tsx/cjs local/main.ts uninstall [NAME]     one fleet host's uninstall
+ *   node --require tsx/cjs local/main.ts store-delete [KEY]   the artifact's object out of the store
  *
  * The job is one JSON document on stdin (local/jobs.ts); the words after the job's name are only
  * there for `pulumi preview`'s plan (what the command is about) and are not read. Progress and
@@ -14,7 +15,8 @@
 import { HostCheck, runChecks } from "./check";
 import { SwarmInfo, inSwarm } from "./swarm";
 import { install, uninstall } from "./fleet-host";
-import { InputError, parseChecksJob, parseFleetHostJob } from "./input";
+import { InputError, parseChecksJob, parseFleetHostJob, parseStoreObjectJob } from "./input";
+import { deleteObject, describe } from "./store";
 import { legacyUninstallJob } from "./legacy";
 
 async function readStdin(): Promise<string> {
@@ -50,12 +52,18 @@ async function main(job: string | undefined): Promise<void> {
         case "uninstall":
             await uninstall(parseFleetHostJob(await readStdin()), pass);
             return;
+        case "store-delete": {
+            const { store } = parseStoreObjectJob(await readStdin());
+            await deleteObject(store);
+            log(`${describe(store)} removed`);
+            return;
+        }
         // an older forklift's delete command, handed on by scripts/artifact.sh (see legacy.ts)
         case "legacy-uninstall":
             await uninstall(legacyUninstallJob(process.env, await readStdin()), pass);
             return;
         default:
-            throw new InputError(`usage: local/main.ts check|install|uninstall < job.json (got ${job ?? "nothing"})`);
+            throw new InputError(`usage: local/main.ts check|install|uninstall|store-delete < job.json (got ${job ?? "nothing"})`);
     }
 }
 

@@ -105,9 +105,12 @@ export interface RunResult {
     stderr: string;
 }
 
+/** A part of a remote command's stdin: text, bytes, or a file streamed in. */
+export type InputPart = string | Buffer | { file: string };
+
 export interface RunOptions {
-    /** What the remote command reads on stdin: text, or a sequence of parts (text, or files streamed in turn). */
-    input?: string | (string | Buffer | { file: string })[];
+    /** What the remote command reads on stdin: text, or a sequence of parts sent in turn. */
+    input?: string | InputPart[];
     /** Each line of the remote command's stderr, as it arrives (shown to the user live). */
     onStderrLine?: (line: string) => void;
     /** Write stdout to this file instead of keeping it (`stdout` is then empty). */

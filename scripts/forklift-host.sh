@@ -412,8 +412,11 @@ release_links() {
     done
 }
 
-# Takes the release's tgz from stdin into a staging file and checks its sha256, unless the release
-# is unpacked here already (kept for rollback, or reinstalled): then stdin is not read at all.
+# Brings the release's tgz into a staging file and checks its sha256, unless the release is
+# unpacked here already (kept for rollback, staged by the check, or reinstalled): then stdin is
+# not read at all. After the script, stdin has one header line: "tgz" and the tgz's bytes (copied
+# through the machine of `pulumi up`), "url URL" (fetched from the artifact store: a URL signed for
+# this object alone, passed here so that no command line and no log shows it), or "none".
 # Runs before the lock is taken, so that a copy stalled on a cut network holds no other run up.
 receive_artifact() {
     if [ -d "$OPT/releases/$FORKLIFT_SHA256" ]; then
@@ -422,12 +425,45 @@ receive_artifact() {
     fi
     # (named after this run's PID: an uninstall while this run waits for the lock leaves it alone)
     ARTIFACT=$(mktemp "/var/tmp/forklift-docker-$FORKLIFT_SHA256.$$.XXXXXX.tgz")
-    cat >"$ARTIFACT"
-    local got
+    local header="" got
+    IFS= read -r header || true
+    case "$header" in
+        tgz) cat >"$ARTIFACT" ;;
+        "url "*) fetch_url "${header#url }" "$ARTIFACT" ;;
+        *) fatal "no artifact arrived, and release $FORKLIFT_SHA256 is not unpacked here; nothing was changed" ;;
+    esac
     got=$(sha256_of "$ARTIFACT")
     [ "$got" != "$EMPTY_SHA256" ] || fatal "no artifact arrived, and release $FORKLIFT_SHA256 is not unpacked here; nothing was changed"
-    [ "$got" = "$FORKLIFT_SHA256" ] || fatal "the artifact that arrived has sha256 $got, expected $FORKLIFT_SHA256 (corrupted on the way?); nothing was changed: run \`pulumi up\` again to copy it anew"
-    info "received $(stat -c %s "$ARTIFACT") bytes, sha256 verified"
+    [ "$got" = "$FORKLIFT_SHA256" ] || fatal "the artifact that arrived has sha256 $got, expected $FORKLIFT_SHA256 (corrupted on the way, or not the build's?); nothing was changed: run \`pulumi up\` again to copy it anew"
+    info "received $(stat -c %s "$ARTIFACT") bytes${header:+ (${header%% *})}, sha256 verified"
+}
+
+# Fetches URL into FILE with curl (or wget), failing with the store's answer. A presigned URL's
+# signature is a credential for the object: the URL reaches curl or wget on its stdin (no process
+# list shows it), and the messages name it without its query.
+fetch_url() {
+    local url=$1 file=$2 shown=${1%%\?*} code rc=0
+    if command -v curl >/dev/null; then
+        code=$(printf 'url = "%s"\n' "$url" | curl -sS --retry 3 --retry-connrefused --connect-timeout 10 -o "$file" -w '%{http_code}' -K - 2>"$file.err") || rc=$?
+        if [ "$rc" != 0 ] || [ "$code" != 200 ]; then
+            fatal "could not fetch the artifact from $shown: $(fetch_failure "$code" "$(head -c 300 "$file.err" "$file" 2>/dev/null | tr '\n' ' ')"); nothing was changed"
+        fi
+        rm -f "$file.err"
+    elif command -v wget >/dev/null; then
+        printf '%s\n' "$url" | wget -q -O "$file" -i - || fatal "could not fetch the artifact from $shown (wget exit status $?); nothing was changed"
+    else
+        fatal "the artifact is fetched from $shown, and this host has neither curl nor wget: install curl; nothing was changed"
+    fi
+}
+
+# What an HTTP CODE of a store means for the fetch (BODY: what it said).
+fetch_failure() {
+    case "$1" in
+        403) echo "HTTP 403: the signed URL expired, or does not grant this object (the store said: $2)" ;;
+        404) echo "HTTP 404: the store has no such object (was it uploaded, or has it expired?)" ;;
+        000) echo "no answer from the store (${2:-unreachable from this host})" ;;
+        *) echo "HTTP $1: $2" ;;
+    esac
 }
 
 # Unpacks the received artifact into releases/<sha> (once), checking that it is a Docker release.

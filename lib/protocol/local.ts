@@ -7,16 +7,21 @@
 import { sha256 } from "../hash";
 import { shq } from "../shell";
 import { needsContainerdUnit, renderManagedFiles, renderSwarmDaemonJson } from "../units";
-import { ArtifactSource, ChecksJob, FleetHostJob, JOB_VERSION, RemoteHost, SwarmCheck, SwarmNodeJob } from "../../local/jobs";
+import { ArtifactSource, ArtifactStore, ChecksJob, FleetHostJob, JOB_VERSION, RemoteHost, StoreObjectJob, SwarmCheck, SwarmNodeJob } from "../../local/jobs";
 import { InstallInputs, Owner, checkCommand, installCommand, uninstallCommand } from "./host";
 import { readScript } from "./script";
 import { swarmProbeCommand } from "./swarm";
 
-export type LocalJob = "check" | "install" | "uninstall";
+export type LocalJob = "check" | "install" | "uninstall" | "store-delete";
 
 /** `node --require tsx/cjs local/main.ts JOB WORDS...`, run in the project directory. */
 export function localCommand(job: LocalJob, ...words: string[]): string {
     return ["node", "--require", "tsx/cjs", "local/main.ts", job, ...words].map(shq).join(" ");
+}
+
+/** The job of `main.ts store-delete`: STORE's object removed. */
+export function storeObjectJob(store: ArtifactStore): StoreObjectJob {
+    return { v: JOB_VERSION, store };
 }
 
 /** The built release, as the install needs it. */

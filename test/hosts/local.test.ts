@@ -384,7 +384,7 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
         fs.writeFileSync(path.join(cache, `${rel.a.sha}.tgz`), bad);
         const r = runLocal("install", fleetJob({ cacheDir: cache }));
         assert.equal(r.code, 1);
-        assert.match(r.stderr, /\[forklift web\] ERROR: the artifact that arrived has sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(corrupted on the way\?\); nothing was changed/);
+        assert.match(r.stderr, /\[forklift web\] ERROR: the artifact that arrived has sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(corrupted on the way, or not the build's\?\); nothing was changed/);
         assert.match(r.stderr, /the cached artifact .* was corrupt; it is removed: run `pulumi up` again to fetch it anew/);
         assert.equal(fs.existsSync(path.join(cache, `${rel.a.sha}.tgz`)), false);
         assert.equal(ssh(host, "test -e /opt/forklift").code, 1, "nothing left on the host: not even /opt/forklift");

@@ -350,7 +350,7 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         writeFileSync(path.join(badCache, `${v1.sha256}.tgz`), bad);
         const r = install(plain, v1, badCache);
         assert.notEqual(r.code, 0);
-        assert.match(r.stderr, /the artifact that arrived has sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(corrupted on the way\?\); nothing was changed/);
+        assert.match(r.stderr, /the artifact that arrived has sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(corrupted on the way, or not the build's\?\); nothing was changed/);
         // neither an empty cache nor the build host has it (its builds gone)
         const emptyCache = mkdtempSync(path.join(tmpdir(), "forklift-cache-"));
         const none = install(plain, { ...v1, artifact: "/var/lib/forklift-build/gone.tgz" }, emptyCache);
@@ -378,8 +378,8 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
             child.on("close", (code) => resolve({ code, stderr }));
             child.stdin.on("error", () => undefined);
             const tgz = readFileSync(v1.local);
-            // what the local install sends (the script, then the tgz), cut half-way
-            child.stdin.write(Buffer.concat([hostScript(), tgz.subarray(0, tgz.length >> 1)]), () => setTimeout(() => child.kill("SIGKILL"), 500));
+            // what the local install sends (the script, the "tgz" header, then the tgz), cut half-way
+            child.stdin.write(Buffer.concat([hostScript(), Buffer.from("tgz\n"), tgz.subarray(0, tgz.length >> 1)]), () => setTimeout(() => child.kill("SIGKILL"), 500));
         });
         assert.notEqual(half.code, 0);
         // the host sees the end of its stdin and gives up by itself

@@ -1,4 +1,4 @@
-/** The local commands' pure parts: SSH configs, failure messages, the job's checks, the old delete's job. */
+/** The local commands' pure parts: SSH configs, failure messages, the job's checks, the old delete's job, the store's URLs. */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { InputError, parseChecksJob, parseFleetHostJob } from "../../local/input";
@@ -6,7 +6,10 @@ import { legacyUninstallJob } from "../../local/legacy";
 import { mapLimit } from "../../local/pool";
 import { hostFailure } from "../../local/remote";
 import { explainSshFailure, renderRoute } from "../../local/ssh";
-import { RemoteHost } from "../../local/jobs";
+import { RemoteHost, S3Store } from "../../local/jobs";
+import { URL_SECONDS, presign } from "../../local/store";
+import { uploadCommand } from "../../local/delivery";
+import { spawnSync } from "node:child_process";
 import { NO_SWARM } from "../support/local";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE13Mx9w3k99vWlCJXURrSYBWBucTfvv3XrE8dCTUoOn";
@@ -135,3 +138,72 @@ test("mapLimit: every item once, at most LIMIT at once, results in the items' or
     assert.equal(most, 2);
     assert.deepEqual(await mapLimit([], 3, async () => 1), []);
 });
+
+const SHA = "a".repeat(64);
+const storeJob = (store: unknown) => JSON.stringify({ v: 1, insecure: false, host: web, install: "i", installDrained: "i", uninstall: "u", uninstallDrained: "u", swarm: NO_SWARM, hostScriptSha256: "s", artifact: { sha256: SHA, path: "/p", builder: web, cacheDir: "c", store } });
+const badStores: [string, unknown, RegExp][] = [
+    ["of an unknown type", { type: "gcs" }, /^job\.artifact\.store\.type: expected "s3"$/],
+    ["without a bucket", { type: "s3", region: "us-east-1", key: "k", pathStyle: false }, /^job\.artifact\.store\.bucket: expected a non-empty string$/],
+    ["without pathStyle", { type: "s3", bucket: "b", region: "us-east-1", key: "k" }, /^job\.artifact\.store\.pathStyle: expected true or false$/],
+];
+for (const [what, store, message] of badStores) {
+    test(`an install job's store ${what} is refused naming the field`, () => {
+        assert.throws(() => parseFleetHostJob(storeJob(store)), (e: Error) => e instanceof InputError && message.test(e.message));
+    });
+}
+
+test("an install job's store: parsed as sent, the endpoint optional", () => {
+    const s3: S3Store = { type: "s3", bucket: "b", region: "eu-west-1", key: `forklift/${SHA}.tgz`, pathStyle: false };
+    assert.deepEqual(parseFleetHostJob(storeJob(s3)).artifact.store, s3);
+    assert.deepEqual(parseFleetHostJob(storeJob({ ...s3, endpoint: "http://10.0.0.9:9000", pathStyle: true })).artifact.store, { ...s3, endpoint: "http://10.0.0.9:9000", pathStyle: true });
+});
+
+const signedStores: [string, S3Store, RegExp][] = [
+    ["AWS S3, virtual-hosted", { type: "s3", bucket: "fl-art", region: "eu-west-1", key: `forklift/${SHA}.tgz`, pathStyle: false }, new RegExp(`^https://fl-art\\.s3\\.eu-west-1\\.amazonaws\\.com/forklift/${SHA}\\.tgz\\?`)],
+    ["a store of the user's, path-style", { type: "s3", endpoint: "http://10.0.0.9:9000", bucket: "fl-art", region: "us-east-1", key: `x/${SHA}.tgz`, pathStyle: true }, new RegExp(`^http://10\\.0\\.0\\.9:9000/fl-art/x/${SHA}\\.tgz\\?`)],
+];
+for (const [what, s3, at] of signedStores) {
+    test(`presign: ${what}: one object, SigV4, ${URL_SECONDS} s, no checksum of an unseen body`, async () => {
+        const saved = { ...process.env };
+        Object.assign(process.env, { AWS_ACCESS_KEY_ID: "AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY: "secret", AWS_SESSION_TOKEN: "" });
+        try {
+            for (const method of ["GET", "PUT", "HEAD"] as const) {
+                const url = await presign(s3, method);
+                assert.match(url, at, method);
+                const q = new URL(url).searchParams;
+                assert.equal(q.get("X-Amz-Algorithm"), "AWS4-HMAC-SHA256");
+                assert.equal(q.get("X-Amz-Expires"), String(URL_SECONDS));
+                assert.match(q.get("X-Amz-Credential") ?? "", new RegExp(`^AKIDEXAMPLE/\\d{8}/${s3.region}/s3/aws4_request$`));
+                assert.match(q.get("X-Amz-Signature") ?? "", /^[0-9a-f]{64}$/);
+                assert.deepEqual([...q.keys()].filter((k) => /checksum/i.test(k)), [], `${method}: no checksum parameter`);
+            }
+            assert.equal(new URL(await presign(s3, "GET", 5)).searchParams.get("X-Amz-Expires"), "5");
+        } finally {
+            process.env = saved;
+        }
+    });
+}
+
+test("presign without credentials: the error says whose credentials sign", async () => {
+    const saved = { ...process.env };
+    for (const k of Object.keys(process.env)) if (k.startsWith("AWS_")) delete process.env[k];
+    Object.assign(process.env, { AWS_SHARED_CREDENTIALS_FILE: "/nonexistent", AWS_CONFIG_FILE: "/nonexistent", AWS_EC2_METADATA_DISABLED: "true" });
+    try {
+        await assert.rejects(presign(signedStores[1][1], "GET"), /^Error: cannot sign a URL for s3:\/\/fl-art\/x\/a+\.tgz at http:\/\/10\.0\.0\.9:9000 on this machine: .* \(forklift signs with your AWS credentials: the environment, a profile, SSO\)$/);
+    } finally {
+        process.env = saved;
+    }
+});
+
+const uploads: [string, boolean, RegExp[]][] = [
+    ["as root", false, [/^read -r head && read -r put; /, /-T \/var\/lib\/b\/x\.tgz -K -/, /^(?!.*sudo)/]],
+    ["as another user, through sudo", true, [/sudo -n test -f \/var\/lib\/b\/x\.tgz /, /sudo -n curl /]],
+];
+for (const [what, sudo, patterns] of uploads) {
+    test(`uploadCommand ${what}: the URLs come on stdin, never in the command line`, () => {
+        const cmd = uploadCommand("/var/lib/b/x.tgz", sudo);
+        for (const p of patterns) assert.match(cmd, p);
+        assert.doesNotMatch(cmd, /X-Amz|https?:/);
+        assert.equal(spawnSync("bash", ["-n", "-c", cmd]).status, 0, "bash parses it");
+    });
+}
