@@ -17,7 +17,7 @@ import * as path from "node:path";
 import { Recipe } from "../../lib/config";
 import { FixtureForks, serveFixtureForks } from "../hosts/fixture-fork";
 import { installBuildx } from "./buildx";
-import { HOST_BUSYBOX_TARBALL, HostSpec, TestHost, repoRoot, ssh, startHosts } from "./testbed";
+import { CLOUD_UPLINK, HOST_BUSYBOX_TARBALL, HostSpec, TestHost, repoRoot, ssh, startHosts } from "./testbed";
 
 /** The resource plugins a hosts-mode stack loads, at the versions of package.json. */
 export const RESOURCE_PLUGINS = [
@@ -81,7 +81,8 @@ export async function bootLab(layout: LabLayout): Promise<Lab> {
     }
     note("installing buildx on the build host");
     await installBuildx(builder);
-    const gateway = builder.address.replace(/\.2$/, ".1");
+    // this machine as the build host sees it: across its own link, or the cloud's
+    const gateway = layout.builder.cloud ? CLOUD_UPLINK : builder.address.replace(/\.2$/, ".1");
     note(`serving the fixture forks on git://${gateway}`);
     const forks = await serveFixtureForks(gateway);
     return { builder, fleet, spare: layout.spare ? byName.get(layout.spare.name) : undefined, forks, stopForks: () => forks.stop() };

@@ -468,6 +468,8 @@ function installExitHandlers(): void {
 
 /** The netns of the test bed's cloud: programs started in it are on the cloud's side of its link. */
 export const CLOUD_NETNS = 'fl-cloud';
+/** This machine's end of its link to the cloud (where a cloud host reaches this machine). */
+export const CLOUD_UPLINK = '10.76.0.1';
 /** The cloud bridge's own address (where a program started in CLOUD_NETNS listens). */
 export const CLOUD_ADDRESS = '10.77.0.254';
 
