@@ -9,8 +9,8 @@ import { ConfigError, ForkliftConfig, parseConfig } from "./lib/config";
 import { BuildHost } from "./components/build-host";
 import { Fleet } from "./components/fleet";
 import { ForkBuild } from "./components/fork-build";
-import { Rollout } from "./components/rollout";
-import { sshAccess } from "./components/ec2";
+import { Rollout, StoreSettings } from "./components/rollout";
+import { artifactBucket, sshAccess } from "./components/ec2";
 
 function loadConfig(): ForkliftConfig {
     try {
@@ -66,6 +66,19 @@ export = () => {
         connectTimeout: cfg.sshConnectTimeout,
     });
 
+    // where the fleet fetches the artifact from: a bucket forklift creates (EC2 mode), a store the
+    // user runs, or (none) through this machine
+    const source = cfg.artifactSource;
+    const store: pulumi.Input<StoreSettings> | undefined =
+        source.type === "bucket"
+            ? (() => {
+                  const bucket = new (artifactBucket().ArtifactBucket)("forklift-artifacts");
+                  return pulumi.all([bucket.bucket, bucket.region]).apply(([name, region]) => ({ bucket: name, region, prefix: "", pathStyle: false }));
+              })()
+            : source.type === "s3"
+              ? { endpoint: source.endpoint, bucket: source.bucket, region: source.region, prefix: source.prefix, pathStyle: source.pathStyle }
+              : undefined;
+
     const rollout = new Rollout("forklift", {
         hosts: fleet.hosts,
         batchSize: cfg.batchSize,
@@ -85,6 +98,7 @@ export = () => {
         stackId: identity.hex,
         swarm: cfg.swarm,
         connectTimeout: cfg.sshConnectTimeout,
+        store,
     });
 
     const artifact = build.result.apply((r) => ({
@@ -100,5 +114,6 @@ export = () => {
         all.map((s) => ({ name: s.host, address: s.address, version: s.version, sha256: s.sha256, dockerdSha256: s.dockerdSha256 })),
     );
 
-    return { stackIdentity: identity.hex, builderAddress: builder.host.address, builderSshCommand: builder.sshCommand, artifact, hosts };
+    const artifactSource = store ? pulumi.output(store).apply((s) => `s3://${s.bucket}/${s.prefix}${s.endpoint ? ` at ${s.endpoint}` : ""}`) : "relay";
+    return { stackIdentity: identity.hex, builderAddress: builder.host.address, builderSshCommand: builder.sshCommand, artifact, artifactSource, hosts };
 };

@@ -1,8 +1,9 @@
 /**
- * The EC2 components, loaded on first use. @pulumi/aws and @pulumi/tls are slow to load, and
+ * The AWS components (instances, their access, the artifact bucket), loaded on first use. @pulumi/aws and @pulumi/tls are slow to load, and
  * every `pulumi up` runs the program twice (preview, update): a stack that launches nothing (hosts
  * mode) should not pay for them (BENCHMARKS.md, change 3). Import their types with `import type`; build them with these.
  */
+import type * as ArtifactBucketModule from "./artifact-bucket";
 import type * as Ec2HostModule from "./ec2-host";
 import type * as SshAccessModule from "./ssh-access";
 
@@ -12,4 +13,8 @@ export function ec2Host(): typeof Ec2HostModule {
 
 export function sshAccess(): typeof SshAccessModule {
     return require("./ssh-access");
+}
+
+export function artifactBucket(): typeof ArtifactBucketModule {
+    return require("./artifact-bucket");
 }

@@ -3,9 +3,9 @@ import * as command from "@pulumi/command";
 import { SwarmConfig } from "../lib/config";
 import { hashInputs } from "../lib/hash";
 import { HostStatus } from "../lib/protocol/host";
-import { CheckedHost, checkedHost, checksJob, hostScriptHash, localCommand, swarmCheck } from "../lib/protocol/local";
+import { CheckedHost, checkedHost, checksJob, hostScriptHash, localCommand, storeObjectJob, swarmCheck } from "../lib/protocol/local";
 import { planBatches } from "../lib/rollout";
-import { ArtifactSource, RemoteHost, SwarmCheck, SwarmNodeJob } from "../local/jobs";
+import { ArtifactSource, RemoteHost, S3Store, SwarmCheck, SwarmNodeJob } from "../local/jobs";
 import { ReachableHost, configuredHost, remoteHost } from "./connection";
 import { Artifact, FleetHost, hostOwner } from "./fleet-host";
 
@@ -36,12 +36,28 @@ export interface RolloutArgs {
     swarm: SwarmConfig;
     /** Seconds an SSH connection to a manager outside the fleet may take (`sshConnectTimeout`). */
     connectTimeout: number;
+    /**
+     * The S3 bucket (forklift's, or a store the user runs) that the build host uploads the
+     * artifact to and every fleet host fetches it from (`artifactSource`).
+     * @default none: the relay through the machine of `pulumi up`
+     */
+    store?: pulumi.Input<StoreSettings>;
+}
+
+/** An S3 bucket as the rollout uses it: objects PREFIX<sha256>.tgz. */
+export interface StoreSettings {
+    endpoint?: string;
+    bucket: string;
+    region: string;
+    prefix: string;
+    pathStyle: boolean;
 }
 
 /**
  * The release rolled out over the fleet, step by step. While the fork builds, the existing hosts
  * are prechecked, all in one local command (`NAME-precheck`); when it is built, every host is
- * checked and the release staged on it, in another (`NAME-check`), before the first step starts.
+ * checked and the release staged on it, in another (`NAME-check`), before the first step starts:
+ * copied through this machine, or fetched by each host from the store the build host put it in.
  * The check also plans the steps: the hosts in no Swarm in batches of `batchSize`, then each
  * Swarm cluster's managers one at a time (its leader last) and its workers in batches; each
  * install waits for the installs of the step before it.
@@ -56,8 +72,15 @@ export class Rollout extends pulumi.ComponentResource {
         const parent = this;
         // where the artifact is fetched from into the local cache, once, and staged on the hosts
         const source = pulumi
-            .all([remoteHost(args.artifact.builder, args.insecureSkipHostKeyCheck), args.artifact.remotePath, args.artifact.sha256])
-            .apply(([builder, path, sha256]): ArtifactSource => ({ sha256, path, builder, cacheDir: args.cacheDir }));
+            .all([remoteHost(args.artifact.builder, args.insecureSkipHostKeyCheck), args.artifact.remotePath, args.artifact.sha256, args.store, args.stackId])
+            .apply(([builder, path, sha256, store, stackId]): ArtifactSource => ({
+                sha256,
+                path,
+                builder,
+                cacheDir: args.cacheDir,
+                ...(store ? { store: storeOf(store, stackId, sha256) } : {}),
+            }));
+        if (args.store) storeObject(source.apply((s) => s.store!));
         const managers = swarmManagers();
         const precheck = (this.precheck = createPrecheck());
         // Each install waits for the step before its own in the check's plan (the first step for
@@ -164,6 +187,24 @@ export class Rollout extends pulumi.ComponentResource {
             return checkAll("check", hosts.map((h) => h.checkHost), key, source);
         }
 
+        // The artifact's object in the store, as a resource whose delete removes it (it has no
+        // create: the check uploads it): when the stack rolls out another artifact, the new key
+        // replaces the resource and the old object goes at the end of that `pulumi up` (no host
+        // needs it then: each keeps its previous release unpacked); on `pulumi destroy`, the last
+        // one goes. (Forklift's own bucket also expires objects, and goes with the stack.)
+        function storeObject(store: pulumi.Output<S3Store>): command.local.Command {
+            return new command.local.Command(
+                `${name}-artifact-object`,
+                {
+                    delete: store.apply((s) => localCommand("store-delete", s.key)),
+                    stdin: store.apply((s) => JSON.stringify(storeObjectJob(s))),
+                    addPreviousOutputInEnv: false,
+                    triggers: [store.apply((s) => `${s.endpoint ?? ""} ${s.bucket} ${s.key}`)],
+                },
+                { parent },
+            );
+        }
+
         // One local command (`main.ts check`, NAME-PHASE) that checks HOSTS at once (and stages
         // ARTIFACT on them); a new KEY runs it again.
         function checkAll(phase: "precheck" | "check", hosts: pulumi.Output<CheckedHost>[], key: pulumi.Output<string>, artifact?: pulumi.Output<ArtifactSource>) {
@@ -180,6 +221,14 @@ export class Rollout extends pulumi.ComponentResource {
             );
         }
     }
+}
+
+/**
+ * The store's object for the artifact SHA256 of the stack STACK_ID: PREFIX<stack id>/<sha256>.tgz
+ * (one stack's `pulumi destroy` removes its own objects, never those of a stack sharing the store).
+ */
+export function storeOf(s: StoreSettings, stackId: string, sha256: string): S3Store {
+    return { type: "s3", ...(s.endpoint ? { endpoint: s.endpoint } : {}), bucket: s.bucket, region: s.region, key: `${s.prefix}${stackId}/${sha256}.tgz`, pathStyle: s.pathStyle };
 }
 
 /**

@@ -9,7 +9,7 @@
  * unknown keys) and parse.ts (the order of it all).
  */
 
-export type { ConfigKey, Ec2Settings, ForkConfig, ForkliftConfig, RawConfig, Recipe, SshTarget, SwarmConfig, SwarmManager } from "./types";
+export type { ArtifactSourceConfig, ConfigKey, Ec2Settings, ForkConfig, ForkliftConfig, RawConfig, Recipe, SshTarget, SwarmConfig, SwarmManager } from "./types";
 export { CONFIG_KEYS, DEFAULTS, PROJECT, RECIPES } from "./types";
 export type { Validator } from "./validators";
 export { isOpenCidr, normalizePrivateKey, valid } from "./validators";

@@ -9,7 +9,7 @@ import { crossCheck, unknownKeys } from "./cross-check";
 import { ConfigError } from "./problems";
 import { Reader, optional } from "./reader";
 import { readHosts, readTarget } from "./targets";
-import { DEFAULTS, ForkConfig, ForkliftConfig, RawConfig, Recipe, SwarmManager } from "./types";
+import { ArtifactSourceConfig, DEFAULTS, ForkConfig, ForkliftConfig, RawConfig, Recipe, SwarmManager } from "./types";
 import { normalizePrivateKey, valid } from "./validators";
 
 /** Parse and validate the raw config map; throws ConfigError naming every bad key. */
@@ -74,6 +74,7 @@ export function parseConfig(raw: RawConfig): ForkliftConfig {
         insecureSkipHostKeyCheck: r.bool("insecureSkipHostKeyCheck"),
         sshConnectTimeout: r.int("sshConnectTimeout", 1, 300),
         artifactCacheDir: r.string("artifactCacheDir") ?? DEFAULTS.artifactCacheDir,
+        artifactSource: readArtifactSource(r, builderHost === undefined || fleetEc2.count > 0),
     };
 
     crossCheck(r, cfg, (h) => fleetIndex.get(h) ?? -1);
@@ -132,4 +133,45 @@ function readSwarmManagers(r: Reader): SwarmManager[] {
         if (t) out.push({ external: t });
     });
     return out;
+}
+
+/**
+ * artifactSource: `{}` is a bucket forklift creates when it LAUNCHES anything (its instances reach
+ * S3 in their region), else the relay through the machine of `pulumi up`; `s3` a store the user
+ * runs.
+ */
+function readArtifactSource(r: Reader, launches: boolean): ArtifactSourceConfig {
+    const v = r.value("artifactSource");
+    const expected = "{} (the default), or {type: relay | bucket | s3, ...}";
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+        r.fail("artifactSource", v, expected);
+        return { type: "relay" };
+    }
+    const o = v as Record<string, unknown>;
+    const type = o.type ?? (launches ? "bucket" : "relay");
+    const allowed: Record<string, string[]> = { relay: [], bucket: [], s3: ["endpoint", "bucket", "region", "prefix", "pathStyle"] };
+    if (typeof type !== "string" || !(type in allowed)) {
+        r.fail("artifactSource.type", o.type, "relay, bucket or s3");
+        return { type: "relay" };
+    }
+    for (const k of Object.keys(o)) {
+        if (k !== "type" && !allowed[type].includes(k)) r.fail(`artifactSource.${k}`, o[k], `no such field for type ${type} (known: ${allowed[type].join(", ") || "none"})`);
+    }
+    switch (type) {
+        case "relay":
+        case "bucket":
+            return { type };
+        default: {
+            const bucket = r.checked("artifactSource.bucket", o.bucket, valid.bucketName) ?? "";
+            const endpoint = o.endpoint === undefined ? undefined : r.checked("artifactSource.endpoint", o.endpoint, valid.httpUrl);
+            const region = o.region === undefined ? "us-east-1" : (r.checked("artifactSource.region", o.region, valid.awsRegion) ?? "us-east-1");
+            const prefix = o.prefix === undefined ? "forklift/" : typeof o.prefix === "string" && /^[A-Za-z0-9!_.*'()\/-]*$/.test(o.prefix) ? o.prefix : (r.fail("artifactSource.prefix", o.prefix, "an object key prefix of letters, digits and !_.*'()/-"), "forklift/");
+            // path-style by default where the store is the user's own (MinIO, Ceph: no bucket DNS names)
+            let pathStyle = endpoint !== undefined;
+            if (o.pathStyle === true || o.pathStyle === "true") pathStyle = true;
+            else if (o.pathStyle === false || o.pathStyle === "false") pathStyle = false;
+            else if (o.pathStyle !== undefined) r.fail("artifactSource.pathStyle", o.pathStyle, "true or false");
+            return { type: "s3", endpoint, bucket, region, prefix, pathStyle };
+        }
+    }
 }

@@ -17,7 +17,8 @@ const SECRET_FIELD = /privateKey|password|secret|token/i;
  * a key's first bytes when it is nested in a host entry.
  */
 export function redactSecrets(value: unknown): unknown {
-    if (typeof value === "string") return /PRIVATE KEY/.test(value) ? "(secret value)" : value;
+    // (a URL's user and password too: a token in a fork's URL, a store's key in its endpoint)
+    if (typeof value === "string") return /PRIVATE KEY/.test(value) ? "(secret value)" : value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/i, "$1(credentials hidden)@");
     if (Array.isArray(value)) return value.map(redactSecrets);
     if (value !== null && typeof value === "object") {
         return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, SECRET_FIELD.test(k) ? "(secret value)" : redactSecrets(v)]));

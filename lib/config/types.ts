@@ -68,7 +68,18 @@ export interface ForkliftConfig {
     /** Seconds an SSH connection to an existing host may take before the host counts as unreachable. */
     sshConnectTimeout: number;
     artifactCacheDir: string;
+    artifactSource: ArtifactSourceConfig;
 }
+
+/**
+ * Where the fleet fetches the artifact from (artifactSource): through the machine of `pulumi up`
+ * (relay), an S3 bucket forklift creates (bucket, EC2 mode's default), or an S3-compatible store the
+ * user runs (s3).
+ */
+export type ArtifactSourceConfig =
+    | { type: "relay" }
+    | { type: "bucket" }
+    | { type: "s3"; endpoint?: string; bucket: string; region: string; prefix: string; pathStyle: boolean };
 
 /** A manager that forklift runs a Swarm's cluster commands on: a fleet host's name, or another machine. */
 export type SwarmManager = { fleetHost: string } | { external: SshTarget };
@@ -126,6 +137,7 @@ export const DEFAULTS = {
     insecureSkipHostKeyCheck: false,
     sshConnectTimeout: 10,
     artifactCacheDir: ".forklift/artifacts",
+    artifactSource: {},
 } as const;
 
 export type ConfigKey = keyof typeof DEFAULTS;

@@ -97,6 +97,19 @@ export const valid = {
         expected: "a public host key line such as 'ssh-ed25519 AAAAC3Nz...'",
         test: (v) => /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( \S.*)?$/.test(v.trim()),
     },
+    /** An S3 bucket name (the rules S3 and the S3-compatible stores share). */
+    bucketName: {
+        expected: "an S3 bucket name (3-63 characters: lowercase letters, digits, dots and hyphens)",
+        test: (v) => /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v) && !v.includes(".."),
+    },
+    httpUrl: {
+        expected: "an http:// or https:// URL of the S3 endpoint (no credentials in it), e.g. https://minio.internal:9000",
+        test: (v) => /^https?:\/\/[^/@\s]+(\/[^\s@]*)?$/.test(v),
+    },
+    awsRegion: {
+        expected: "a region name such as us-east-1",
+        test: (v) => /^[a-z]{2}(-[a-z]+)+-\d+$/.test(v) || /^[a-z0-9-]{2,32}$/.test(v),
+    },
     hostAddress: {
         expected: "a host name or IP address",
         test: (v) => /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(v) || /^[0-9a-fA-F:]+$/.test(v),

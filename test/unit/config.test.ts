@@ -113,6 +113,13 @@ test("no byte of a private key is echoed, however deep the bad value holds it", 
     }
 });
 
+test("credentials in a URL are never echoed in errors", () => {
+    const found = problems({ ...base, forkRepo: "https://me:ghp_token@github.com/me/moby.git", artifactSource: { type: "s3", bucket: "b", endpoint: "https://AKIAKEY:s3cr3t@minio.internal" } }).join("\n");
+    assert.match(found, /forklift:forkRepo: got "https:\/\/\(credentials hidden\)@github\.com\/me\/moby\.git"/);
+    assert.match(found, /forklift:artifactSource\.endpoint: got "https:\/\/\(credentials hidden\)@minio\.internal"/);
+    assert.ok(!found.includes("ghp_token") && !found.includes("s3cr3t") && !found.includes("AKIAKEY"), found);
+});
+
 test("secret values are never echoed in errors", () => {
     const found = problems({ ...base, sshPrivateKey: "hunter2", fleetHosts: [host({ privateKey: "topsecret" })] });
     const all = found.join("\n");

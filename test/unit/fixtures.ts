@@ -111,6 +111,11 @@ export const badConfigs: [string, Record<string, unknown>, string, string][] = [
     ["swarmManagers not a list", { swarmManagers: { name: "h1" } }, "forklift:swarmManagers", "a list of {name: FLEET_HOST} entries"],
     ["a drain timeout too short to move a task", { swarmDrainTimeout: 2 }, "forklift:swarmDrainTimeout", "a whole number from 10 to 86400"],
     ["a node timeout of no number", { swarmNodeTimeout: "soon" }, "forklift:swarmNodeTimeout", "a whole number from 10 to 3600"],
+    ["an artifact source of no known type", { artifactSource: { type: "ftp" } }, "forklift:artifactSource.type", "relay, bucket or s3"],
+    ["an S3 store without its bucket", { artifactSource: { type: "s3", endpoint: "http://10.0.0.9:9000" } }, "forklift:artifactSource.bucket", "an S3 bucket name"],
+    ["an S3 endpoint with credentials in it", { artifactSource: { type: "s3", bucket: "forklift", endpoint: "https://key:secret@minio.internal" } }, "forklift:artifactSource.endpoint", "no credentials in it"],
+    ["a field of another source type", { artifactSource: { type: "relay", bucket: "forklift" } }, "forklift:artifactSource.bucket", "no such field for type relay"],
+    ["an S3 pathStyle that is no boolean", { artifactSource: { type: "s3", bucket: "forklift", endpoint: "http://10.0.0.9:9000", pathStyle: "yes" } }, "forklift:artifactSource.pathStyle", "true or false"],
     ["swarmAllowTwoManagers not a boolean", { swarmAllowTwoManagers: "maybe" }, "forklift:swarmAllowTwoManagers", "true or false"],
     ["unknown top-level key", { colour: "blue" }, "forklift:colour", "unknown key"],
 ];

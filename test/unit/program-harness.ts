@@ -67,6 +67,8 @@ function mockState(type: string, name: string, inputs: any): Record<string, unkn
             return { ...inputs, publicIp: `198.51.100.${resources.length}`, privateIp: "10.0.0.9" };
         case "random:index/randomId:RandomId":
             return { ...inputs, hex: "5eed5eed5eed5eed" };
+        case "aws:s3/bucket:Bucket":
+            return { ...inputs, bucket: `${inputs.bucketPrefix}0123`, region: "eu-west-1" };
         case "aws:ec2/keyPair:KeyPair":
             return { ...inputs, keyName: `${name}-mock` };
         case "command:remote:Command":

@@ -74,6 +74,53 @@ test("EC2 mode: every connection pins the host key, and launched hosts skip unin
     assert.match(jobOf(install).install, /sudo -n env /, "non-root login user goes through sudo");
 });
 
+test("EC2 mode: the artifact bucket is private, encrypted, owned by the account, its objects expire, and it goes with the stack", () => {
+    const run = runProgram(ec2Stack);
+    assert.equal(run.error, undefined);
+    const bucket = named(run, "forklift-artifacts");
+    assert.equal(bucket.type, "aws:s3/bucket:Bucket");
+    assert.equal(bucket.inputs.bucketPrefix, "forklift-artifacts-");
+    assert.equal(bucket.inputs.forceDestroy, true, "destroy removes it with its objects");
+    assert.deepEqual({ ...named(run, "forklift-artifacts-private").inputs, bucket: undefined }, { bucket: undefined, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true });
+    assert.equal(named(run, "forklift-artifacts-encryption").inputs.rules[0].applyServerSideEncryptionByDefault.sseAlgorithm, "AES256");
+    assert.equal(named(run, "forklift-artifacts-ownership").inputs.rule.objectOwnership, "BucketOwnerEnforced", "no ACLs");
+    const expiry = named(run, "forklift-artifacts-expiry").inputs.rules[0];
+    assert.equal(expiry.status, "Enabled");
+    assert.equal(expiry.expiration.days, 30);
+    // the installs and the check fetch from it: the stack's object named by the artifact's sha256, in the bucket's region
+    const store = { type: "s3", bucket: "forklift-artifacts-0123", region: "eu-west-1", key: `5eed5eed5eed5eed/${"b".repeat(64)}.tgz`, pathStyle: false };
+    assert.deepEqual(jobOf(named(run, "forklift-fleet-1-install")).artifact.store, store);
+    assert.deepEqual(checksOf(named(run, "forklift-check")).artifact?.store, store);
+    assertStoreObject(run, store);
+    assert.equal(run.outputs.artifactSource, "s3://forklift-artifacts-0123/");
+    for (const r of byType(run, "aws:iam/role:Role")) assert.fail(`${r.name}: no instance gets a role for the bucket`);
+});
+
+test("hosts mode: an S3-compatible store the user runs, or the relay by default (and no AWS SDK loaded)", () => {
+    const s3 = runProgram({ ...hostsStack(), artifactSource: { type: "s3", endpoint: "http://10.0.0.9:9000", bucket: "artifacts", prefix: "fleet/" } });
+    assert.equal(s3.error, undefined);
+    const store = { type: "s3", endpoint: "http://10.0.0.9:9000", bucket: "artifacts", region: "us-east-1", key: `fleet/5eed5eed5eed5eed/${"b".repeat(64)}.tgz`, pathStyle: true };
+    assert.deepEqual(jobOf(named(s3, "forklift-h1-install")).artifact.store, store);
+    assertStoreObject(s3, store);
+    assert.equal(byType(s3, "aws:s3/bucket:Bucket").length, 0, "the user's store: forklift creates no bucket");
+    assert.deepEqual(s3.sdks, ["random", "command"]);
+    const relay = runProgram(hostsStack());
+    assert.equal(jobOf(named(relay, "forklift-h1-install")).artifact.store, undefined);
+    assert.equal(relay.outputs.artifactSource, "relay");
+    assert.equal(relay.resources.find((r) => r.name === "forklift-artifact-object"), undefined, "the relay: no object to remove");
+    const forced = runProgram({ ...ec2Stack, artifactSource: { type: "relay" } });
+    assert.equal(byType(forced, "aws:s3/bucket:Bucket").length, 0, "EC2 mode can keep the relay");
+});
+
+/** The store's object is a resource of its own: nothing on create, removed on delete, replaced with the key. */
+function assertStoreObject(run: Run, store: object): void {
+    const object = named(run, "forklift-artifact-object");
+    assert.equal(object.inputs.create, undefined, "the check uploads it: no create");
+    assert.match(object.inputs.delete, /local\/main\.ts' 'store-delete'|local\/main\.ts store-delete/);
+    assert.deepEqual(JSON.parse(object.inputs.stdin), { v: 1, store });
+    assert.ok(String(object.inputs.triggers).includes((store as { key: string }).key), "a new artifact replaces it (the old object goes)");
+}
+
 test("a fleet bastion: launched fleet instances get no public IP and are reached through it", () => {
     const bastion = { address: "203.0.113.10", user: "jump", privateKey: TEST_PRIVATE_KEY, hostKey: TEST_HOST_KEY };
     const run = runProgram({ ...ec2Stack, sshAllowedCidrs: ["10.0.0.0/16"], fleetBastion: bastion });

@@ -53,6 +53,24 @@ const rows: Record<keyof typeof valid, Row> = {
     },
     ami: { key: "builderAmi", stack: (v) => ({ builderAmi: v }), passes: ["ami-0123456789abcdef0", "ami-01234567"], fails: ["ubuntu", "ami-123", "ami-0123456789ABCDEF0"] },
     subnetId: { key: "subnetId", stack: (v) => ({ subnetId: v }), passes: ["subnet-0123456789abcdef0", "subnet-01234567"], fails: ["vpc-123", "subnet-xyz", "subnet-0123456789"] },
+    bucketName: {
+        key: "artifactSource.bucket",
+        stack: (v) => ({ artifactSource: { type: "s3", bucket: v, endpoint: "http://10.0.0.9:9000" } }),
+        passes: ["forklift", "my.artifacts-2", "abc"],
+        fails: ["ab", "Upper", "-start", "end-", "a..b", "a".repeat(64), "with space"],
+    },
+    httpUrl: {
+        key: "artifactSource.endpoint",
+        stack: (v) => ({ artifactSource: { type: "s3", bucket: "forklift", endpoint: v } }),
+        passes: ["http://10.0.0.9:9000", "https://minio.internal", "https://s3.example.com/path"],
+        fails: ["ftp://x", "10.0.0.9:9000", "https://key:secret@minio.internal", "https://"],
+    },
+    awsRegion: {
+        key: "artifactSource.region",
+        stack: (v) => ({ artifactSource: { type: "s3", bucket: "forklift", region: v } }),
+        passes: ["us-east-1", "eu-central-2", "garage"],
+        fails: ["US-EAST-1", "a", "with space"],
+    },
     cidr: {
         key: "sshAllowedCidrs[0]",
         stack: (v) => ({ fleetCount: 1, sshAllowedCidrs: [v] }),
