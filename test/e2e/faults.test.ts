@@ -46,8 +46,12 @@ function takeDown(h: LabHost): () => void {
     for (const r of rules) rule("-I", r);
     return () => rules.forEach((r) => rule("-D", r));
 }
-/** Whether forklift-host.sh holds its lock on HOST (an install or uninstall is running there). */
-const installing = (h: LabHost) => onHost(h, "test -e /run/lock/forklift.lock && ! flock -n /run/lock/forklift.lock true").status === 0;
+/**
+ * Whether an install of forklift-host.sh runs on HOST and holds its lock (the check's staging
+ * takes the lock too: that is not an install).
+ */
+const installing = (h: LabHost) =>
+    onHost(h, "test -e /run/lock/forklift.lock && ! flock -n /run/lock/forklift.lock true && pgrep -f '^bash /tmp/forklift\\.[^ ]*\\.sh install' >/dev/null").status === 0;
 async function waitUntil(what: string, cond: () => boolean, seconds = 180): Promise<void> {
     const deadline = Date.now() + seconds * 1000;
     while (!cond()) {
@@ -190,7 +194,7 @@ describe("faults through pulumi up and destroy, on real hosts", { timeout: 45 * 
         assert.notEqual(r.code, 0);
         const text = r.stdout + r.stderr;
         // (the check stages the release on every host before any changes: each refuses the copy)
-        assert.match(text, /a \(10\.78\.112\.2:22\): the artifact that arrived has sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(corrupted on the way\?\); nothing was changed/);
+        assert.match(text, /a \(10\.78\.112\.2:22\): the artifact that arrived has sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(corrupted on the way, or not the build's\?\); nothing was changed/);
         assert.match(text, /the cached artifact \S+ was corrupt; it is removed: run `pulumi up` again to fetch it anew/);
         assert.equal(fs.existsSync(cached), false, "the bad cache entry is gone");
         assert.equal(releaseOf(a), shas.v1, "a kept its release");
