@@ -63,7 +63,7 @@ export interface Sample {
     reachable: number;
     managers: number;
     /** hostname → "Status Availability" */
-    nodes: Record<string, { status: string; availability: string }>;
+    nodes: Record<string, { status: string; availability: string; manager?: string }>;
     /** service → [running, desired] */
     services: Record<string, [number, number]>;
 }
@@ -123,7 +123,7 @@ function parse(block: string, by: string): Sample | undefined {
     for (const l of lines.slice(1, sep)) {
         const [hostname, status, availability, manager] = l.split(" ");
         if (!hostname) continue;
-        sample.nodes[hostname] = { status, availability };
+        sample.nodes[hostname] = { status, availability, manager };
         if (manager) {
             sample.managers++;
             if (manager === "Leader" || manager === "Reachable") sample.reachable++;
@@ -169,7 +169,11 @@ export function availabilityOf(manager: TestHost, node: string): string {
 export function assertSwarmKept(samples: Sample[], stops: Record<string, number[]>, availability: Record<string, string>): { minReplicas: number } {
     assert.ok(samples.length > 10, `only ${samples.length} samples`);
     const quorum = samples.filter((s) => s.reachable <= s.managers / 2);
-    assert.deepEqual(quorum.map((s) => `${new Date(s.at).toISOString()} ${s.reachable}/${s.managers} by ${s.by}`), [], "samples without a majority of reachable managers");
+    const show = (s: Sample) => `${new Date(s.at).toISOString()} ${s.reachable}/${s.managers} by ${s.by}: ${Object.entries(s.nodes).map(([n, v]) => `${n} ${v.status} ${v.manager ?? "-"}`).join(", ")}`;
+    // (on failure: the samples around the first such one, and when each engine stopped)
+    const around = quorum.length ? samples.filter((s) => Math.abs(s.at - quorum[0].at) < 8000).map(show) : [];
+    const stopTimes = Object.entries(stops).map(([n, t]) => `${n} stopped ${t.map((x) => new Date(x).toISOString()).join(" ")}`);
+    assert.deepEqual(quorum.map(show), [], `samples without a majority of reachable managers; around the first:\n${around.join("\n")}\n${stopTimes.join("\n")}`);
     for (const [n, times] of Object.entries(stops)) {
         assert.ok(times.length > 0, `${n}'s engine was not restarted`);
         for (const t of times) {
