@@ -16,17 +16,27 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { spawn, spawnSync } from "node:child_process";
-import { renderManagedFiles, renderSwarmDaemonJson, needsContainerdUnit } from "../lib/units";
-import { FIXTURE_BINARIES } from "../test/hosts/fixture-fork";
-import { Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig, sh } from "../test/support/lab";
+import { Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig } from "../test/support/lab";
 import { REPLICAS, REPLICATED, Sample, Watcher, assertSwarmKept, availabilityOf, engineStops, formSwarm, waitConverged } from "../test/support/swarm";
-import { TestHost, checkPrerequisites, copyTo, knownHostsPath, repoRoot, sshAsync, stopHosts, testKey } from "../test/support/testbed";
-
-const BENCH_DIR = path.join(repoRoot(), "bench");
-const REFS = ["v1", "v2"] as const;
-type Ref = (typeof REFS)[number];
-const other = (r: Ref): Ref => (r === "v1" ? "v2" : "v1");
+import { TestHost, checkPrerequisites, sshAsync, stopHosts } from "../test/support/testbed";
+import {
+    BENCH_DIR,
+    REFS,
+    Ref,
+    ansibleBin as installAnsible,
+    ansibleEnv,
+    clearStartLimits,
+    floorEnv,
+    installHostPython,
+    median,
+    other,
+    r2,
+    repsOf,
+    runProgram,
+    writeBenchmarkBlock,
+    writeInventory,
+    writeManagedFiles,
+} from "./bench-common";
 
 interface Run {
     seconds: number;
@@ -35,11 +45,6 @@ interface Run {
     minReplicas: number;
 }
 
-const median = (xs: number[]): number => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const r2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "?");
 
 /** Task-seconds lost: between two samples, the replicas short of the desired count times the time between them. */
 export function taskSecondsLost(samples: Sample[]): number {
@@ -49,16 +54,6 @@ export function taskSecondsLost(samples: Sample[]): number {
         lost += Math.max(0, desired - running) * ((samples[i].at - samples[i - 1].at) / 1000);
     }
     return lost;
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; out: string }> {
-    return new Promise((resolve) => {
-        const child = spawn(cmd, args, { cwd: BENCH_DIR, env, stdio: ["ignore", "pipe", "pipe"] });
-        let out = "";
-        child.stdout.on("data", (d) => (out += d));
-        child.stderr.on("data", (d) => (out += d));
-        child.on("close", (code) => resolve({ code: code ?? -1, out }));
-    });
 }
 
 interface Setup {
@@ -74,9 +69,7 @@ interface Setup {
 async function setUp(): Promise<Setup> {
     checkPrerequisites();
     findPulumi();
-    const venv = await run("bash", [path.join(BENCH_DIR, "ansible-venv.sh")]);
-    if (venv.code !== 0) throw new Error(`bench/ansible-venv.sh failed:\n${venv.out}`);
-    const ansibleBin = venv.out.trim().split("\n").pop()!;
+    const ansibleBin = await installAnsible();
     const work = fs.mkdtempSync(path.join(os.tmpdir(), "forklift-bench-swarm-"));
     const lab = await bootLab({
         builder: { name: "bsw-builder", index: 161 },
@@ -84,13 +77,7 @@ async function setUp(): Promise<Setup> {
     });
     const managers = lab.fleet.slice(0, 3);
     note("Python 3 for Ansible's modules on the nodes");
-    const installed = sh(lab.fleet[0], "dpkg-query -W -f '${Package}\\n'");
-    const py = spawnSync("bash", [path.join(BENCH_DIR, "host-python.sh")], { input: installed, encoding: "utf8" });
-    if (py.status !== 0) throw new Error(`bench/host-python.sh failed:\n${py.stderr}`);
-    for (const h of lab.fleet) {
-        copyTo(h, py.stdout.trim().split("\n").pop()!, "/var/tmp/bench-python.tar.gz");
-        sh(h, "tar --keep-directory-symlink -xzf /var/tmp/bench-python.tar.gz -C / && rm -f /var/tmp/bench-python.tar.gz");
-    }
+    await installHostPython(lab.fleet);
     note("forming the Swarm: 3 managers, 2 workers, web (4 replicas) and mon (global)");
     await formSwarm(lab.fleet, 3);
     const cli = new PulumiCli(projectCheckout(path.join(work, "project")), path.join(work, "state"), "bench");
@@ -106,22 +93,14 @@ async function setUp(): Promise<Setup> {
         artifacts[ref] = { sha256: out.artifact.sha256, tgz: path.join(cli.projectDir, ".forklift", "artifacts", `${out.artifact.sha256}.tgz`) };
     }
     // the units and daemon.json of the Ansible and floor installs (a Swarm node's: no live-restore)
-    const files = (dir: string, installDir: string) => {
-        fs.mkdirSync(dir, { recursive: true });
-        const rendered = renderManagedFiles({ installDir, shipsContainerd: needsContainerdUnit(FIXTURE_BINARIES["docker-ce"]) }, {});
-        for (const [name, text] of Object.entries(rendered)) fs.writeFileSync(path.join(dir, name), name === "daemon.json" ? renderSwarmDaemonJson({})! : (text as string));
-    };
-    files(path.join(work, "files-ansible"), "/opt/bench/ansible/current");
-    for (const ref of REFS) {
-        files(path.join(work, `floor-${ref}`), "/opt/bench/floor/current");
-        fs.symlinkSync(artifacts[ref].tgz, path.join(work, `floor-${ref}`, "docker.tgz"));
-    }
+    writeManagedFiles(path.join(work, "files-ansible"), "/opt/bench/ansible/current", true);
+    for (const ref of REFS) writeManagedFiles(path.join(work, `floor-${ref}`), "/opt/bench/floor/current", true, artifacts[ref].tgz);
     return { lab, cli, work, ansibleBin, managers, artifacts, ref: "v2" };
 }
 
 /** Runs ACTION with the watcher on; checks every node was restarted and the services are whole after. */
 async function watched(s: Setup, what: string, action: () => Promise<void>, strict: boolean): Promise<Run> {
-    await Promise.all(s.lab.fleet.map((h) => sshAsync(h, "systemctl reset-failed docker.service docker.socket containerd.service 2>/dev/null || true")));
+    await clearStartLimits(s.lab.fleet);
     const availability = Object.fromEntries(s.lab.fleet.map((h) => [h.name, availabilityOf(s.managers[0], h.name)]));
     const watcher = new Watcher(s.managers);
     const since = Date.now();
@@ -153,24 +132,8 @@ async function forklift(s: Setup): Promise<Run> {
 }
 
 async function ansible(s: Setup, ref: Ref): Promise<Run> {
-    const key = testKey().privateKeyPath;
-    const inventory = path.join(s.work, "inventory.ini");
-    fs.writeFileSync(
-        inventory,
-        [
-            "[managers]",
-            ...s.managers.map((h) => `${h.name} ansible_host=${h.address}`),
-            "[workers]",
-            ...s.lab.fleet.slice(3).map((h) => `${h.name} ansible_host=${h.address}`),
-            "[all:vars]",
-            "ansible_user=root",
-            `ansible_ssh_private_key_file=${key}`,
-            `ansible_ssh_common_args='-o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${knownHostsPath()} -o GlobalKnownHostsFile=/dev/null'`,
-            "ansible_python_interpreter=/usr/bin/python3",
-            "",
-        ].join("\n"),
-    );
-    const env = { ...process.env, ANSIBLE_PIPELINING: "True", ANSIBLE_SSH_CONTROL_PATH_DIR: fs.mkdtempSync(path.join(s.work, "cp-")), ANSIBLE_HOST_KEY_CHECKING: "True", ANSIBLE_NOCOLOR: "1", ANSIBLE_LOCAL_TEMP: path.join(s.work, "ansible-tmp") };
+    const inventory = writeInventory(path.join(s.work, "inventory.ini"), { managers: s.managers, workers: s.lab.fleet.slice(3) });
+    const env = ansibleEnv(s.work, 5);
     const { sha256, tgz } = s.artifacts[ref];
     // a new release on every node: nothing of it unpacked there
     await Promise.all(s.lab.fleet.map((h) => sshAsync(h, `rm -rf /opt/bench/ansible/releases/${sha256}`)));
@@ -178,42 +141,28 @@ async function ansible(s: Setup, ref: Ref): Promise<Run> {
         s,
         `Ansible (${ref})`,
         async () => {
-            const r = await run(path.join(s.ansibleBin, "ansible-playbook"), ["-i", inventory, path.join(BENCH_DIR, "swarm-playbook.yml"), "-e", JSON.stringify({ artifact: tgz, sha256, files_dir: path.join(s.work, "files-ansible"), service: REPLICATED, replicas: REPLICAS })], env);
-            if (r.code !== 0) throw new Error(`ansible-playbook exited ${r.code}:\n${r.out.split("\n").slice(-25).join("\n")}`);
+            await runProgram(path.join(s.ansibleBin, "ansible-playbook"), ["-i", inventory, path.join(BENCH_DIR, "swarm-playbook.yml"), "-e", JSON.stringify({ artifact: tgz, sha256, files_dir: path.join(s.work, "files-ansible"), service: REPLICATED, replicas: REPLICAS })], env);
         },
         false,
     );
 }
 
 async function naive(s: Setup, ref: Ref): Promise<Run> {
-    const env = { ...process.env, FORKLIFT_BENCH_KEY: testKey().privateKeyPath, FORKLIFT_BENCH_KNOWN_HOSTS: knownHostsPath() };
     return watched(
         s,
         `naive restart (${ref})`,
         async () => {
-            for (const h of s.lab.fleet) {
-                const r = await run("bash", [path.join(BENCH_DIR, "floor.sh"), path.join(s.work, `floor-${ref}`), s.artifacts[ref].sha256, h.address], env);
-                if (r.code !== 0) throw new Error(`floor.sh on ${h.name} exited ${r.code}:\n${r.out}`);
-            }
+            for (const h of s.lab.fleet) await runProgram("bash", [path.join(BENCH_DIR, "floor.sh"), path.join(s.work, `floor-${ref}`), s.artifacts[ref].sha256, h.address], floorEnv());
         },
         false,
     );
 }
 
-function writeBenchmarks(report: string): void {
-    const file = path.join(repoRoot(), "BENCHMARKS.md");
-    const begin = "<!-- bench-swarm:begin (written by npm run bench -- --swarm) -->";
-    const end = "<!-- bench-swarm:end -->";
-    const block = `${begin}\n${report}\n${end}`;
-    const old = fs.readFileSync(file, "utf8");
-    const next = old.includes(begin) && old.includes(end) ? old.slice(0, old.indexOf(begin)) + block + old.slice(old.indexOf(end) + end.length) : `${old.trimEnd()}\n\n## A Swarm cluster: \`npm run bench -- --swarm\`\n\n${block}\n`;
-    fs.writeFileSync(file, next);
-}
+const writeBenchmarks = (report: string) =>
+    writeBenchmarkBlock("<!-- bench-swarm:begin (written by npm run bench -- --swarm) -->", "<!-- bench-swarm:end -->", "## A Swarm cluster: `npm run bench -- --swarm`", report);
 
 export async function main(argv: string[]): Promise<void> {
-    const repsAt = argv.indexOf("--reps");
-    const reps = repsAt >= 0 ? Number(argv[repsAt + 1]) : 3;
-    if (!Number.isInteger(reps) || reps < 1) throw new Error("--reps wants a whole number");
+    const reps = repsOf(argv, 3);
     const s = await setUp();
     let last = "";
     try {

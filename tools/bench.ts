@@ -6,6 +6,8 @@
  *   npm run bench -- --quick      N = 1, one repetition (the smoke run; BENCHMARKS.md untouched)
  *   npm run bench -- --sizes 1,8 --reps 3
  *   npm run bench -- --swarm      a Swarm cluster rolled out three ways (tools/bench-swarm.ts)
+ *   npm run bench -- --wan        the operator behind a 20 Mbit/s link, the fleet in a cloud with
+ *                                 an S3 store (tools/bench-wan.ts)
  *
  * For each N, with the artifact already built and in forklift's local cache (both refs of the
  * docker-ce fixture fork are built during the set-up, so a rollout's build step is a reuse):
@@ -29,16 +31,31 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { needsContainerdUnit, renderManagedFiles } from "../lib/units";
-import { FIXTURE_BINARIES } from "../test/hosts/fixture-fork";
-import { CliResult, Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig, sh } from "../test/support/lab";
-import { TestHost, checkPrerequisites, copyTo, knownHostsPath, repoRoot, sshAsync, stopHosts, testKey } from "../test/support/testbed";
+import { CliResult, Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig } from "../test/support/lab";
+import { TestHost, checkPrerequisites, sshAsync, stopHosts } from "../test/support/testbed";
+import {
+    BENCH_DIR,
+    REFS,
+    Ref,
+    ansibleBin as installAnsible,
+    ansibleEnv,
+    clearStartLimits,
+    floorEnv,
+    installHostPython,
+    median,
+    onAll,
+    other,
+    r2,
+    ratio,
+    runProgram,
+    sshLogins,
+    writeBenchmarkBlock,
+    writeInventory,
+    writeManagedFiles,
+} from "./bench-common";
 
 const BUILDER = { name: "bench-builder", index: 141 };
 const FLEET = Array.from({ length: 8 }, (_, i) => ({ name: `bench-f${i + 1}`, index: 142 + i }));
-const REFS = ["v1", "v2"] as const;
-type Ref = (typeof REFS)[number];
-const BENCH_DIR = path.join(repoRoot(), "bench");
 
 interface Options {
     quick: boolean;
@@ -111,58 +128,6 @@ class TimedCli extends PulumiCli {
     }
 }
 
-/** Runs a local program; resolves with its wall time, throws with its output's tail on failure. */
-function runLocal(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, cwd = BENCH_DIR): Promise<{ seconds: number; stdout: string }> {
-    const started = Date.now();
-    return new Promise((resolve, reject) => {
-        const child = spawn(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
-        let out = "";
-        child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-        child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-        child.on("error", reject);
-        child.on("close", (code) => {
-            if (code !== 0) reject(new Error(`${path.basename(cmd)} ${args.slice(0, 2).join(" ")} exited ${code}:\n${out.trimEnd().split("\n").slice(-40).join("\n")}`));
-            else resolve({ seconds: (Date.now() - started) / 1000, stdout: out });
-        });
-    });
-}
-
-/** Runs COMMAND on every host at once; throws naming the hosts where it failed. */
-async function onAll(hosts: TestHost[], command: string): Promise<string[]> {
-    const results = await Promise.all(hosts.map((h) => sshAsync(h, command)));
-    const bad = results.map((r, i) => (r.code === 0 ? "" : `${hosts[i].name}: ${r.stderr.trim()}`)).filter(Boolean);
-    if (bad.length > 0) throw new Error(`\`${command}\` failed on ${bad.join("; ")}`);
-    return results.map((r) => r.stdout.trim());
-}
-
-/**
- * Clears systemd's start rate limit of the Docker units (StartLimitBurst=3 per 60 s in the units):
- * the bench restarts Docker on the same hosts several times a minute, which no rollout does.
- */
-const clearStartLimits = (hosts: TestHost[]) => onAll(hosts, "systemctl reset-failed docker.service docker.socket containerd.service 2>/dev/null || true");
-
-const median = (xs: number[]): number => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-/** Python 3 on the fleet hosts (Ansible's modules need it; the test bed's image has none). */
-async function installHostPython(fleet: TestHost[]): Promise<void> {
-    const installed = sh(fleet[0], "dpkg-query -W -f '${Package}\\n'");
-    const r = spawnSync("bash", [path.join(BENCH_DIR, "host-python.sh")], { input: installed, encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`bench/host-python.sh failed:\n${r.stderr}`);
-    const tarball = r.stdout.trim().split("\n").pop()!;
-    for (const h of fleet) copyTo(h, tarball, "/var/tmp/bench-python.tar.gz");
-    await onAll(fleet, "tar --keep-directory-symlink -xzf /var/tmp/bench-python.tar.gz -C / && rm -f /var/tmp/bench-python.tar.gz && python3 -c 'import json, zipfile, hashlib'");
-}
-
-/** The units and daemon.json forklift would install, for the install dir DIR (Ansible's and the floor's copies). */
-function writeManagedFiles(into: string, installDir: string): void {
-    fs.mkdirSync(into, { recursive: true });
-    const files = renderManagedFiles({ installDir, shipsContainerd: needsContainerdUnit(FIXTURE_BINARIES["docker-ce"]) }, { "live-restore": true });
-    for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(into, name), text as string);
-}
-
 /** Figures of one fleet size: every repetition's seconds. */
 interface SizeFigures {
     rollout: number[];
@@ -200,15 +165,13 @@ const stackOf = (n: number) => `bench-n${n}`;
  * its owner: before a stack's rollout its hosts are handed over as the README says.
  */
 const handOver = (hosts: TestHost[]) => onAll(hosts, "rm -f /var/lib/forklift/owner /var/lib/forklift/stack-id");
-const other = (r: Ref): Ref => (r === "v1" ? "v2" : "v1");
 
 /** Boots the hosts, prepares Ansible, one stack per fleet size, and both artifacts built and cached. */
 async function setUp(opts: Options): Promise<Bench> {
     checkPrerequisites();
     findPulumi(); // names a missing plugin before anything boots
     note("Ansible (ansible-core from PyPI, cached venv)");
-    const venv = await runLocal("bash", [path.join(BENCH_DIR, "ansible-venv.sh")]);
-    const ansibleBin = venv.stdout.trim().split("\n").pop()!;
+    const ansibleBin = await installAnsible();
     const work = fs.mkdtempSync(path.join(os.tmpdir(), "forklift-bench-"));
     const maxN = Math.max(...opts.sizes);
     const lab = await bootLab({ builder: BUILDER, fleet: FLEET.slice(0, maxN) });
@@ -234,17 +197,10 @@ async function setUp(opts: Options): Promise<Bench> {
         }
         bench.stackRef.set(n, "v2");
     }
-    writeManagedFiles(path.join(work, "files-ansible"), "/opt/bench/ansible/current");
-    for (const ref of REFS) {
-        const dir = path.join(work, `floor-${ref}`);
-        writeManagedFiles(dir, "/opt/bench/floor/current");
-        fs.symlinkSync(bench.artifacts[ref].tgz, path.join(dir, "docker.tgz"));
-    }
+    writeManagedFiles(path.join(work, "files-ansible"), "/opt/bench/ansible/current", false);
+    for (const ref of REFS) writeManagedFiles(path.join(work, `floor-${ref}`), "/opt/bench/floor/current", false, bench.artifacts[ref].tgz);
     return bench;
 }
-
-/** How many SSH logins each host has accepted so far (this check's own included). */
-const sshLogins = async (hosts: TestHost[]) => (await onAll(hosts, "journalctl -u ssh.service --no-pager -o cat | grep -c 'Accepted publickey' || true")).map(Number);
 
 /** forklift: `pulumi up` rolling the other ref out to N hosts; returns seconds and the profile. */
 async function forkliftRollout(b: Bench, n: number, extraArgs: string[] = []): Promise<Profile> {
@@ -305,36 +261,11 @@ async function forkliftNoop(b: Bench, n: number, extraArgs: string[] = []): Prom
 /** Ansible: bench/playbook.yml on N hosts with forks = N; returns seconds and the recap's changed counts. */
 async function ansible(b: Bench, n: number, ref: Ref): Promise<{ seconds: number; changed: number[] }> {
     const hosts = b.lab.fleet.slice(0, n);
-    const key = testKey().privateKeyPath;
-    const inventory = path.join(b.work, `inventory-${n}.ini`);
-    fs.writeFileSync(
-        inventory,
-        [
-            "[fleet]",
-            ...hosts.map((h) => `${h.name} ansible_host=${h.address}`),
-            "[fleet:vars]",
-            "ansible_user=root",
-            `ansible_ssh_private_key_file=${key}`,
-            `ansible_ssh_common_args='-o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${knownHostsPath()} -o GlobalKnownHostsFile=/dev/null'`,
-            "ansible_python_interpreter=/usr/bin/python3",
-            "",
-        ].join("\n"),
-    );
-    const controlDir = fs.mkdtempSync(path.join(b.work, "ansible-cp-"));
-    const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        // Ansible as its docs tune it for speed: pipelining on, the default ControlPersist
-        // connections (fresh for each run: a cold start, like forklift's)
-        ANSIBLE_PIPELINING: "True",
-        ANSIBLE_SSH_CONTROL_PATH_DIR: controlDir,
-        ANSIBLE_HOST_KEY_CHECKING: "True",
-        ANSIBLE_FORKS: String(n),
-        ANSIBLE_NOCOLOR: "1",
-        ANSIBLE_LOCAL_TEMP: path.join(b.work, "ansible-tmp"),
-    };
+    const inventory = writeInventory(path.join(b.work, `inventory-${n}.ini`), { fleet: hosts });
+    const env = ansibleEnv(b.work, n);
     const { sha256, tgz } = b.artifacts[ref];
     await clearStartLimits(hosts);
-    const r = await runLocal(
+    const r = await runProgram(
         path.join(b.ansibleBin, "ansible-playbook"),
         ["-i", inventory, "-f", String(n), path.join(BENCH_DIR, "playbook.yml"), "-e", JSON.stringify({ artifact: tgz, sha256, files_dir: path.join(b.work, "files-ansible") })],
         env,
@@ -348,8 +279,7 @@ async function ansible(b: Bench, n: number, ref: Ref): Promise<{ seconds: number
 async function floor(b: Bench, n: number, ref: Ref): Promise<number> {
     const hosts = b.lab.fleet.slice(0, n);
     await clearStartLimits(hosts);
-    const env = { ...process.env, FORKLIFT_BENCH_KEY: testKey().privateKeyPath, FORKLIFT_BENCH_KNOWN_HOSTS: knownHostsPath() };
-    const r = await runLocal("bash", [path.join(BENCH_DIR, "floor.sh"), path.join(b.work, `floor-${ref}`), b.artifacts[ref].sha256, ...hosts.map((h) => h.address)], env);
+    const r = await runProgram("bash", [path.join(BENCH_DIR, "floor.sh"), path.join(b.work, `floor-${ref}`), b.artifacts[ref].sha256, ...hosts.map((h) => h.address)], floorEnv());
     const current = await onAll(hosts, "readlink /opt/bench/floor/current");
     if (current.some((c) => !c.endsWith(b.artifacts[ref].sha256))) throw new Error(`the floor did not install ${ref} everywhere`);
     return r.seconds;
@@ -426,16 +356,17 @@ function breakdown(p: Profile): { rows: [string, string][]; text: string } {
     // host's journal (docker.service stopping and started)
     const perHost = p.hosts.map((h) => {
         const entry = h.name.replace(/^[a-z0-9]+-/, "");
-        const at = (re: string) => lineAt(p, new RegExp(`forklift-${entry}-${re}`), after)?.s ?? NaN;
-        const installStart = at("install\\s+updating");
-        const received = at("install\\s+updating.*received \\d+ bytes");
-        const unpacked = at("install\\s+updating.*unpacked release");
-        const installDone = at("install\\s+updated");
+        const at = (re: string) => lineAt(p, new RegExp(re), after)?.s ?? NaN;
+        // the check stages the release on every host (copy, sha256, unpack) before any install
+        const received = at(`forklift-check\\s+updating.*\\[forklift ${entry}\\] received \\d+ bytes`);
+        const unpacked = at(`forklift-check\\s+updating.*\\[forklift ${entry}\\] unpacked release`);
+        const installStart = at(`forklift-${entry}-install\\s+updating`);
+        const installDone = at(`forklift-${entry}-install\\s+updated`);
         return {
             installStart,
-            copy: received - installStart,
+            copy: received - (checkStart?.s ?? NaN),
             unpack: unpacked - received,
-            toStop: h.stopping ? rel(h.stopping) - unpacked : NaN,
+            toStop: h.stopping ? rel(h.stopping) - installStart : NaN,
             restart: h.stopping && h.started ? h.started - h.stopping : NaN,
             verify: h.started ? installDone - rel(h.started) : NaN,
             installDone,
@@ -447,12 +378,12 @@ function breakdown(p: Profile): { rows: [string, string][]; text: string } {
     const first = (f: (x: Row) => number) => Math.min(...perHost.map(f).filter((x) => !Number.isNaN(x)));
     rows.push(["\"Updating\" → precheck starts", fmt(diff(update, precheckStart))]);
     rows.push(["precheck of every host, while the build runs (one local command, the hosts' SSH logins at once; the connections stay open)", fmt(diff(precheckStart, precheckDone))]);
-    rows.push(["check of every host after the build (one local command, on the precheck's connections: disk space)", fmt(diff(checkStart, checkDone))]);
+    rows.push(["check of every host after the build (one local command, on the precheck's connections: disk space, then the release staged on each host)", fmt(diff(checkStart, checkDone))]);
     rows.push(["build done → check done (the first batch waits for it and the precheck)", fmt(diff(buildDone, checkDone))]);
     rows.push(["check done → first install starts (engine, local command start)", fmt(checkDone ? first((x) => x.installStart) - checkDone.s : undefined)]);
-    rows.push(["per host: copy of the tgz, on the precheck's connection, sha256 checked on the host", fmt(med((x) => x.copy))]);
-    rows.push(["per host: unpack (gzip; the hosts share the machine's cores)", fmt(med((x) => x.unpack))]);
-    rows.push(["per host: links, units, daemon.json, up to docker stop", fmt(med((x) => x.toStop))]);
+    rows.push(["per host, in the check: its start → the tgz received, sha256 checked on the host", fmt(med((x) => x.copy))]);
+    rows.push(["per host, in the check: unpack (gzip; the hosts share the machine's cores)", fmt(med((x) => x.unpack))]);
+    rows.push(["per host: install start → docker stop (links, units, daemon.json)", fmt(med((x) => x.toStop))]);
     rows.push(["per host: docker stop → dockerd started", fmt(med((x) => x.restart))]);
     rows.push(["per host: verify, record, end of the install", fmt(med((x) => x.verify))]);
     rows.push(["last host done → `pulumi up` exits (outputs, state, summary)", fmt(p.total - last((x) => x.installDone))]);
@@ -482,8 +413,6 @@ async function whatIfs(b: Bench, n: number): Promise<[string, string][]> {
 
 // ---- the report ----
 
-const ratio = (a: number, b: number) => (b > 0 ? a / b : NaN);
-const r2 = (x: number) => (Number.isNaN(x) ? "n/a" : x.toFixed(2));
 
 function table(sizes: number[], figs: Map<number, SizeFigures>): string {
     const rows = [
@@ -533,15 +462,7 @@ function machine(b: Bench): string {
     ].join("\n");
 }
 
-function writeBenchmarks(report: string): void {
-    const file = path.join(repoRoot(), "BENCHMARKS.md");
-    const begin = "<!-- bench:begin (written by npm run bench) -->";
-    const end = "<!-- bench:end -->";
-    const block = `${begin}\n${report}\n${end}`;
-    const old = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "# Benchmarks\n\n" + begin + "\n" + end + "\n";
-    const next = old.includes(begin) && old.includes(end) ? old.slice(0, old.indexOf(begin)) + block + old.slice(old.indexOf(end) + end.length) : `${old.trimEnd()}\n\n${block}\n`;
-    fs.writeFileSync(file, next);
-}
+const writeBenchmarks = (report: string) => writeBenchmarkBlock("<!-- bench:begin (written by npm run bench) -->", "<!-- bench:end -->", "", report);
 
 async function main(): Promise<void> {
     const opts = parseArgs(process.argv.slice(2));
@@ -621,8 +542,13 @@ async function main(): Promise<void> {
     console.log(last);
 }
 
-// --swarm: the Swarm bench (tools/bench-swarm.ts)
-const entry = process.argv.includes("--swarm") ? import("./bench-swarm").then((m) => m.main(process.argv.slice(2).filter((a) => a !== "--swarm"))) : main();
+// --swarm, --wan: the Swarm bench (tools/bench-swarm.ts), the WAN bench (tools/bench-wan.ts)
+const args = process.argv.slice(2);
+const entry = args.includes("--swarm")
+    ? import("./bench-swarm").then((m) => m.main(args.filter((a) => a !== "--swarm")))
+    : args.includes("--wan")
+      ? import("./bench-wan").then((m) => m.main(args.filter((a) => a !== "--wan")))
+      : main();
 entry.catch((e) => {
     process.stderr.write(`\nnpm run bench: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);
