@@ -20,6 +20,8 @@ import { Ssh } from "./ssh";
 
 /** Seconds between two looks at the cluster while waiting. */
 const POLL_SECONDS = 1;
+/** Seconds a manager's quorum check looks again before it refuses (a view right after an election). */
+const QUORUM_GRACE_SECONDS = 15;
 
 /** A manager the cluster commands run on. */
 interface Contact {
@@ -154,7 +156,10 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
     const me = nodes.find((n) => n.ID === info.NodeID);
     if (!me) throw new SwarmError(`${name}: its node ${info.NodeID.slice(0, 12)} is not in the cluster that ${cluster.via} manages. Nothing was changed`);
     if (info.ControlAvailable) {
-        const problem = quorumProblem(nodes, info.NodeID, job.allowTwoManagers);
+        // a new leader's first view can show a follower that voted for it as unreachable: look
+        // again for a few seconds before refusing
+        let problem = quorumProblem(nodes, info.NodeID, job.allowTwoManagers);
+        if (problem) await waitFor(QUORUM_GRACE_SECONDS, async () => !(problem = quorumProblem(await cluster.nodes(), info.NodeID, job.allowTwoManagers)));
         if (problem) throw new SwarmError(`${name} is a Swarm manager and was not restarted: ${problem}. Nothing was changed`);
         if (nodes.filter((n) => n.ManagerStatus !== "").length === 1) log(`${name} is its cluster's only manager: the control plane is down while its engine restarts`);
     }

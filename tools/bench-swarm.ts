@@ -188,7 +188,8 @@ export async function main(argv: string[]): Promise<void> {
             "|---|---:|---:|---:|",
             ...rows,
             "",
-            `- never more than one node's share of ${REPLICATED} down: fewest ${min}/${REPLICAS} — ${min >= REPLICAS - 1 ? "met" : "MISSED"}`,
+            // (assertSwarmKept checks each forklift run sample by sample, and a run that breaks it fails the bench)
+            `- never more than one node's share of ${REPLICATED} down (every sample of every forklift run): met; fewest running ${min}/${REPLICAS}`,
             `- fewer task-seconds lost than the naive restart: ${r2(lossVsNaive)}× — ${lossVsNaive < 1 ? "met" : "MISSED"}; no more than the playbook: ${m("forklift", "taskSeconds").toFixed(1)} against ${m("ansible", "taskSeconds").toFixed(1)} — ${m("forklift", "taskSeconds") <= m("ansible", "taskSeconds") ? "met" : "MISSED"}`,
             `- time ≤ 0.7× the playbook's: ${r2(vsAnsible)}× — ${vsAnsible <= 0.7 ? "met" : "MISSED"}`,
             `- each run: forklift ${runs.forklift.map((r) => r.seconds.toFixed(1)).join(", ")} s; Ansible ${runs.ansible.map((r) => r.seconds.toFixed(1)).join(", ")} s; naive ${runs.naive.map((r) => r.seconds.toFixed(1)).join(", ")} s`,

@@ -4,7 +4,7 @@
  * one), `batchSize: 3`, swarmManagers naming the three managers. A watcher samples the cluster every
  * 0.5 s during `pulumi up` and `pulumi destroy`: a majority of managers reachable at every sample,
  * each node drained before its engine stops and back to its availability, the replicated service
- * never below 3 of 4, the managers restarted one at a time, and every service whole when the
+ * never more than one node's share down, the managers restarted one at a time, and every service whole when the
  * command returns. Same plugin rule as pulumi-up.test.ts; `npm run test:e2e`.
  */
 import { after, before, describe, test } from "node:test";

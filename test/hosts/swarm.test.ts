@@ -5,7 +5,7 @@
  * check plans the steps, and each step's installs run at once, as the engine would, while a
  * watcher samples the cluster every 0.5 s. Asserted: a majority of managers reachable at every
  * sample, each node drained before its engine stops and back to its availability after, the
- * replicated service never below 3 of 4, the services whole when the rollout returns; the
+ * replicated service never more than one node's share down, the services whole when the rollout returns; the
  * refusals (live-restore set, a manager down) change nothing; a node whose new engine does not
  * start is rolled back, back in the cluster, its availability restored; and the uninstall goes
  * the same way.
