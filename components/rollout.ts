@@ -196,10 +196,13 @@ export class Rollout extends pulumi.ComponentResource {
             return new command.local.Command(
                 `${name}-artifact-object`,
                 {
-                    delete: store.apply((s) => localCommand("store-delete", s.key)),
+                    // (the key is the stack's identity and the artifact's sha256, which come as
+                    // secrets but give nothing away; the command provider refuses a secret inside
+                    // triggers, "malformed secret: missing value")
+                    delete: pulumi.unsecret(store).apply((s) => localCommand("store-delete", s.key)),
                     stdin: store.apply((s) => JSON.stringify(storeObjectJob(s))),
                     addPreviousOutputInEnv: false,
-                    triggers: [store.apply((s) => `${s.endpoint ?? ""} ${s.bucket} ${s.key}`)],
+                    triggers: [pulumi.unsecret(store).apply((s) => `${s.endpoint ?? ""} ${s.bucket} ${s.key}`)],
                 },
                 { parent },
             );
