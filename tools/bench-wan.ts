@@ -93,6 +93,20 @@ async function setUp(): Promise<Setup> {
     const store = await startStore();
     const cli = new PulumiCli(projectCheckout(path.join(work, "project")), path.join(work, "state"), "bench");
     const s: Setup = { lab, cli, store, work, ansibleBin, artifacts: {} as Setup["artifacts"] };
+    try {
+        await setUpStacks(s);
+    } catch (e) {
+        // (the hosts go with the process's exit handlers; the store and the git daemon do not)
+        store.stop();
+        lab.stopForks();
+        throw e;
+    }
+    return s;
+}
+
+/** Both refs built and each stack up once on each (untimed); the artifacts cached for Ansible and the floor. */
+async function setUpStacks(s: Setup): Promise<void> {
+    const { lab, cli, store, work } = s;
     // the relay's stack first: its cache holds both artifacts for Ansible and the floor afterwards
     for (const [kind, n] of [["relay", 8], ["store", 8], ["store", 16]] as const) {
         const stack = stackOf(kind, n);
@@ -114,7 +128,6 @@ async function setUp(): Promise<Setup> {
     for (const ref of REFS) if (!fs.existsSync(s.artifacts[ref].tgz)) throw new Error(`the relay's stack left no cached artifact for ${ref}: ${s.artifacts[ref].tgz}`);
     writeManagedFiles(path.join(work, "files-ansible"), "/opt/bench/ansible/current", false);
     writeManagedFiles(path.join(work, "files-cloudfloor"), "/opt/bench/floor/current", false);
-    return s;
 }
 
 /** Runs ACTION with the link shaped; its seconds and the bytes that crossed the link meanwhile. */
