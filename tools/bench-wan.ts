@@ -274,7 +274,7 @@ function report(runs: Record<string, Run[]>, noops: number[], failures: string[]
         `- growth forklift(16)/forklift(8) = ${r2(ratio(m("store16"), m("store8")))} vs floor(16)/floor(8) = ${r2(ratio(m("floor16"), m("floor8")))}: ${r2(growth)}× (≤ 1.2×) — ${growth <= 1.2 ? "met" : "MISSED"}`,
         `- the no-change \`pulumi up\` of the store's stack at 8: ${median(noops).toFixed(1)} s, no host contacted (sshd's journals)`,
         `- each run (s): ${Object.entries(runs).map(([k, xs]) => `${k} ${xs.map((r) => r.seconds.toFixed(1)).join("/")}`).join("; ")}`,
-        ...(failures.length ? [`- runs that failed and were run again (${failures.length}): ${failures.map((f) => f.replace(/\|/g, "\\|")).join("; ")}`] : []),
+        ...(failures.length ? [`- runs that failed (each is run again, up to 3 times; ${failures.length}): ${failures.map((f) => f.replace(/\|/g, "\\|")).join("; ")}`] : []),
     ].join("\n");
     const last = `wan8_vs_relay=${r2(vsRelay)} wan8_vs_ansible=${r2(vsAnsible)} wan8_vs_cloudfloor=${r2(vsFloor)} wan_growth_vs_floor=${r2(growth)} operator_mb8=${mb("store8").toFixed(2)}`;
     return { text, last };
@@ -298,7 +298,10 @@ export async function main(argv: string[]): Promise<void> {
                 if (r.noop !== undefined) noops.push(r.noop);
             }
             runs.relay8.push((await retried("forklift relay N=8", failures, () => forklift(s, "relay", 8, false), recoverStack("relay", 8))).run);
-            runs.ansible8.push(await retried("Ansible N=8", failures, () => ansible(s), recoverHosts));
+            // (a playbook that fails three times, as one did on a busy host, is reported as such;
+            // forklift's runs must succeed)
+            const played = await retried("Ansible N=8", failures, () => ansible(s), recoverHosts).catch(() => undefined);
+            if (played) runs.ansible8.push(played);
             for (const n of SIZES) runs[`floor${n}`].push(await retried(`cloud floor N=${n}`, failures, () => cloudFloor(s, n), recoverHosts));
         }
         const r = report(runs, noops, failures, reps, s);
