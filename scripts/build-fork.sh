@@ -158,15 +158,16 @@ do_build() {
     else
         start_build "$dir"
     fi
-    # until this run has the result, pruning (by a run of another key) must leave the build alone
+    # until this run has its result and has pruned, pruning by a run of another key must leave
+    # the build alone
     exec 6<"$dir"
     flock -s 6
     # the build is under way: others may join it while this run waits
     exec 8>&-
     wait_build "$dir"
-    exec 6<&-
     # (the result is printed: nothing here may fail the run)
     prune_builds "$dir" || echo "could not remove old builds under $BUILD_ROOT" >&2
+    exec 6<&- 8>&-
 }
 
 # ---- run: the detached build ----
@@ -336,8 +337,10 @@ do_run() {
 
 # Removes the finished builds under the build root but the BUILD_KEEP most recent (KEEP, the one
 # this run just got, among them), and failed ones. It runs in the waiting run, not in the build:
-# a build that is still running, or whose result a run of it has not read yet (its shared lock on
-# the directory), stays; the last of several runs at once prunes what the others left.
+# a build that is still running, or whose run has not pruned yet (its shared lock on the
+# directory, held until its own prune is done), stays; so the last of several runs at once finds
+# every other build unlocked and leaves exactly BUILD_KEEP. (A run whose lock was dropped before
+# its prune could find its own build removed by another run's prune, and then keep one too few.)
 prune_builds() {
     local keep=$1 dir kept=0
     lock_build_root
@@ -356,7 +359,8 @@ prune_builds() {
         fi
         exec 5<&-
     done < <(find "$BUILD_ROOT" -mindepth 2 -maxdepth 2 \( -name result.json -o -name failed \) -printf '%T@ %h\n' | sort -rn | cut -d' ' -f2- | awk '!seen[$0]++')
-    exec 8>&-
+    # the own directory's lock goes before the root's: the next run to prune may remove it
+    exec 6<&-
 }
 
 main() {
