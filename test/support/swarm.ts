@@ -198,14 +198,25 @@ export function assertSwarmKept(samples: Sample[], stops: Record<string, number[
         const last = [...samples].reverse().find((s) => s.nodes[n]);
         assert.equal(last?.nodes[n].availability.toLowerCase(), availability[n], `${n} is back to its availability`);
     }
-    // each node's share: its running tasks at the last sample before it was seen drained
+    // each node's share: its running tasks at the last sample before it was seen drained. A sample
+    // reads the nodes before the tasks, so a drain that falls between the two shows the node
+    // Active with its tasks already stopped: a node counts as drained in a sample when that
+    // manager's next sample shows it drained too.
+    const next = new Map<Sample, Sample>();
+    const lastBy = new Map<string, Sample>();
+    for (const s of samples) {
+        const prev = lastBy.get(s.by);
+        if (prev) next.set(prev, s);
+        lastBy.set(s.by, s);
+    }
+    const drained = (s: Sample, n: string) => s.nodes[n]?.availability === "Drain" || next.get(s)?.nodes[n]?.availability === "Drain";
     const seen: Record<string, number> = {};
     const share: Record<string, number> = {};
     let minReplicas = REPLICAS;
     for (const s of samples) {
         let most = 1;
-        for (const [n, v] of Object.entries(s.nodes)) {
-            if (v.availability === "Drain") {
+        for (const n of Object.keys(s.nodes)) {
+            if (drained(s, n)) {
                 share[n] ??= seen[n] ?? 1;
                 most = Math.max(most, share[n]);
             } else {
