@@ -168,8 +168,17 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
     const replicated = new Set((await cluster.services()).filter((s) => s.Mode === "replicated" && onNode.has(s.Name)).map((s) => s.Name));
     let restore = false;
     let unlock: (() => void) | undefined;
+    // each line says how long its part took: where a node's time goes (drain, restart, rejoin,
+    // its services converging) is what a user tunes swarmDrainTimeout and their services by
+    let mark = Date.now();
+    const took = () => {
+        const s = ((Date.now() - mark) / 1000).toFixed(1);
+        mark = Date.now();
+        return `${s} s`;
+    };
     try {
         unlock = await drainLock();
+        took();
         if (availability !== "drain") {
             log(`${name}: draining its node (${onNode.size} service(s) with tasks on it; through ${cluster.via})`);
             await cluster.setAvailability(info.NodeID, "drain");
@@ -186,7 +195,7 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
         }
         unlock();
         unlock = undefined;
-        log(`${name}: drained, its tasks run elsewhere`);
+        log(`${name}: drained, its tasks run elsewhere (${took()})`);
         let failure: Error | undefined;
         let done: NodeAction = {};
         try {
@@ -194,6 +203,7 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
         } catch (e) {
             failure = e as Error;
         }
+        const acted = took();
         const back = await waitFor(job.nodeTimeout, async () => {
             const now = (await cluster.nodes()).find((n) => n.ID === info.NodeID);
             if (!now || now.Status !== "Ready") return false;
@@ -207,7 +217,7 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
         if (restore) {
             await cluster.setAvailability(info.NodeID, availability);
             restore = false;
-            log(`${name}: back in its cluster, availability ${availability} again`);
+            log(`${name}: back in its cluster, availability ${availability} again (engine ${acted}, rejoin ${took()})`);
         }
         if (failure) throw failure;
         let stillShort: string[] = [];
@@ -216,7 +226,7 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
             return stillShort.length === 0;
         });
         if (!whole) throw new SwarmError(`${name}: its services were not whole again within ${job.drainTimeout}s (swarmDrainTimeout): ${stillShort.join(", ")}`);
-        log(`${name}: its services are whole again`);
+        log(`${name}: its services are whole again (${took()})`);
     } finally {
         unlock?.();
         if (restore) {

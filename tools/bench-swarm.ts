@@ -40,11 +40,29 @@ import {
 
 interface Run {
     seconds: number;
+    /** forklift's: per node, the seconds of each part its lines name (see nodePhases) */
+    phases?: Record<string, Record<string, number>>;
     /** web's replicas below its desired count, times seconds, over the run */
     taskSeconds: number;
     minReplicas: number;
 }
 
+
+const PHASES = ["drain", "engine", "rejoin", "converge"] as const;
+
+/**
+ * Where each node's time went, from forklift's own lines in the `pulumi up` output (swarm-node.ts):
+ * "NODE: drained, its tasks run elsewhere (D s)", "NODE: back in its cluster, availability A again
+ * (engine E s, rejoin R s)", "NODE: its services are whole again (C s)".
+ */
+export function nodePhases(output: string): Record<string, Record<string, number>> {
+    const phases: Record<string, Record<string, number>> = {};
+    const at = (node: string) => (phases[node] ??= {});
+    for (const m of output.matchAll(/(\S+): drained, its tasks run elsewhere \((\d+\.\d) s\)/g)) at(m[1]).drain = Number(m[2]);
+    for (const m of output.matchAll(/(\S+): back in its cluster, availability \S+ again \(engine (\d+\.\d) s, rejoin (\d+\.\d) s\)/g)) Object.assign(at(m[1]), { engine: Number(m[2]), rejoin: Number(m[3]) });
+    for (const m of output.matchAll(/(\S+): its services are whole again \((\d+\.\d) s\)/g)) at(m[1]).converge = Number(m[2]);
+    return phases;
+}
 
 /** Task-seconds lost: between two samples, the replicas short of the desired count times the time between them. */
 export function taskSecondsLost(samples: Sample[]): number {
@@ -126,9 +144,10 @@ async function watched(s: Setup, what: string, action: () => Promise<void>, stri
 async function forklift(s: Setup): Promise<Run> {
     const ref = other(s.ref);
     await s.cli.ok(["config", "set", "forkRef", ref]);
-    const r = await watched(s, `forklift (${ref})`, async () => void (await s.cli.ok(["up", "--yes"])), true);
+    let output = "";
+    const r = await watched(s, `forklift (${ref})`, async () => void (output = (await s.cli.ok(["up", "--yes"])).stdout), true);
     s.ref = ref;
-    return r;
+    return { ...r, phases: nodePhases(output) };
 }
 
 async function ansible(s: Setup, ref: Ref): Promise<Run> {
@@ -172,7 +191,7 @@ export async function main(argv: string[]): Promise<void> {
             runs.ansible.push(await ansible(s, other(s.ref)));
             runs.naive.push(await naive(s, s.ref));
         }
-        const m = (k: keyof typeof runs, f: keyof Run) => median(runs[k].map((r) => r[f]));
+        const m = (k: keyof typeof runs, f: "seconds" | "taskSeconds" | "minReplicas") => median(runs[k].map((r) => r[f]));
         const min = Math.min(...runs.forklift.map((r) => r.minReplicas));
         const vsAnsible = m("forklift", "seconds") / m("ansible", "seconds");
         const lossVsNaive = m("forklift", "taskSeconds") / m("naive", "taskSeconds");
@@ -192,6 +211,18 @@ export async function main(argv: string[]): Promise<void> {
             `- never more than one node's share of ${REPLICATED} down (every sample of every forklift run): met; fewest running ${min}/${REPLICAS}`,
             `- fewer task-seconds lost than the naive restart: ${r2(lossVsNaive)}× — ${lossVsNaive < 1 ? "met" : "MISSED"}; no more than the playbook: ${m("forklift", "taskSeconds").toFixed(1)} against ${m("ansible", "taskSeconds").toFixed(1)} — ${m("forklift", "taskSeconds") <= m("ansible", "taskSeconds") ? "met" : "MISSED"}`,
             `- time ≤ 0.7× the playbook's: ${r2(vsAnsible)}× — ${vsAnsible <= 0.7 ? "met" : "MISSED"}`,
+            "",
+            `Where each node's time went in forklift's rollouts (seconds, from its own lines; median over the runs):`,
+            "",
+            `| node | ${PHASES.join(" | ")} |`,
+            `|---|${PHASES.map(() => "---:").join("|")}|`,
+            ...Object.keys(runs.forklift[0]?.phases ?? {})
+                .sort()
+                .map((n) => `| ${n} | ${PHASES.map((p) => {
+                    const xs = runs.forklift.map((r) => r.phases?.[n]?.[p]).filter((x): x is number => x !== undefined);
+                    return xs.length ? median(xs).toFixed(1) : "?";
+                }).join(" | ")} |`),
+            "",
             `- each run: forklift ${runs.forklift.map((r) => r.seconds.toFixed(1)).join(", ")} s; Ansible ${runs.ansible.map((r) => r.seconds.toFixed(1)).join(", ")} s; naive ${runs.naive.map((r) => r.seconds.toFixed(1)).join(", ")} s`,
         ].join("\n");
         console.log(`\n${report}\n`);
