@@ -1,7 +1,7 @@
 /**
  * A Docker Swarm of test hosts, and a watcher of it. The hosts run Debian's Docker on the test bed's
  * cloud (they reach one another): formSwarm() makes the first MANAGERS of them its managers and the
- * rest its workers, imports the busybox image on every node and runs two services without
+ * rest its workers, imports the busybox image on every node (SERVICE_IMAGE) and runs two services without
  * published ports (no IPVS here): `web`, 4 replicas, and `mon`, global.
  *
  * The Watcher samples the cluster every 0.5 s while a rollout runs, from each manager in turn (one
@@ -16,6 +16,14 @@ import { HOST_BUSYBOX_TARBALL, TestHost, ssh, sshOptions } from "./testbed";
 export const REPLICATED = "web";
 export const GLOBAL = "mon";
 export const REPLICAS = 4;
+/**
+ * The services' image, imported on every node. A Swarm node tries to pull a task's image before
+ * each start, and goes on with its own copy when the pull fails; a name on Docker Hub would have
+ * each start wait ~20 s for the test bed's unanswered DNS (a task start, a drain and a node's
+ * return all took 21 s), where a real cluster's registry answers in well under a second. A
+ * registry name on the node's loopback, where nothing listens, is refused at once.
+ */
+export const SERVICE_IMAGE = "127.0.0.1:5000/forklift-test/busybox:local";
 
 function sh(host: TestHost, command: string): string {
     const r = ssh(host, command);
@@ -32,8 +40,8 @@ export async function formSwarm(hosts: TestHost[], managers: number): Promise<vo
     for (const [i, h] of rest.entries()) {
         sh(h, `docker swarm join --advertise-addr ${h.address} --token ${i + 1 < managers ? tokens.manager : tokens.worker} ${first.address}:2377 >/dev/null`);
     }
-    for (const h of hosts) sh(h, `docker image inspect busybox:local >/dev/null 2>&1 || docker import ${HOST_BUSYBOX_TARBALL} busybox:local >/dev/null`);
-    const service = (name: string, mode: string) => `docker service create -d --name ${name} ${mode} --no-resolve-image --endpoint-mode dnsrr --stop-grace-period 2s busybox:local /bin/busybox sleep 1000000 >/dev/null`;
+    for (const h of hosts) sh(h, `docker image inspect ${SERVICE_IMAGE} >/dev/null 2>&1 || docker import ${HOST_BUSYBOX_TARBALL} ${SERVICE_IMAGE} >/dev/null`);
+    const service = (name: string, mode: string) => `docker service create -d --name ${name} ${mode} --no-resolve-image --endpoint-mode dnsrr --stop-grace-period 2s ${SERVICE_IMAGE} /bin/busybox sleep 1000000 >/dev/null`;
     sh(first, service(REPLICATED, `--replicas ${REPLICAS}`));
     sh(first, service(GLOBAL, "--mode global"));
     await waitConverged(first, 120);
