@@ -4,7 +4,10 @@
  *
  *   relay   "tgz" and the tgz's bytes, from the local cache (fetched from the build host once)
  *   store   "url URL": a presigned GET of the store's object, made here for this host; before the
- *           first host, the build host uploads the artifact there unless the store has it
+ *           first host, the build host uploads the artifact there unless the store has it. An
+ *           install sends "ask" instead: the check staged the release on every host, and signing
+ *           loads the AWS SDK into the install's process (see BENCHMARKS.md); a host that lost the
+ *           release exits EXIT_SEND_ARTIFACT, changing nothing, and is run again with a URL
  *
  * A host that has the release unpacked reads none of it.
  */
@@ -15,9 +18,12 @@ import { InputPart, Ssh, explainSshFailure } from "./ssh";
 import { describe, presign } from "./store";
 import { shq } from "../lib/shell";
 
+/** Exit status of a host that was sent "ask" and lacks the release (forklift-host.sh). */
+export const EXIT_SEND_ARTIFACT = 76;
+
 export interface Delivery {
-    /** The stdin of a host's session after the script. */
-    input(): Promise<InputPart[]>;
+    /** The stdin of a host's session after the script; ASK: "ask" where the artifact costs to send (the store's URL). */
+    input(ask?: boolean): Promise<InputPart[]>;
     /** A host's failure told better, where this delivery knows more (none: the host's own words). */
     explain(host: string, stderr: string): string | undefined;
     /** After the hosts: a corrupt local copy found by them is dropped, so the next run fetches it anew. */
@@ -32,7 +38,7 @@ export async function delivery(artifact: ArtifactSource, ssh: Ssh, log: (line: s
         // has the release unpacked reads no URL)
         const missing = upload ? await uploadToStore(artifact, store, ssh, log) : undefined;
         return {
-            input: async () => [`url ${await presign(store, "GET")}\n`],
+            input: async (ask = false) => (ask ? ["ask\n"] : [`url ${await presign(store, "GET")}\n`]),
             explain(host, stderr) {
                 if (missing && /HTTP 404: the store has no such object/.test(stderr)) return `${host}: it needs the release and ${missing}`;
                 // (the build host uploads only where the store lacks the object: a wrong one stays)

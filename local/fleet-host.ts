@@ -6,10 +6,10 @@
  * change answers so without a change; it is then drained around a second run (swarm-node.ts).
  */
 import { sha256 } from "../lib/hash";
-import { delivery } from "./delivery";
+import { EXIT_SEND_ARTIFACT, delivery } from "./delivery";
 import { FleetHostJob } from "./jobs";
 import { hostFailure, hostScript } from "./remote";
-import { Ssh, explainSshFailure } from "./ssh";
+import { RunResult, Ssh, explainSshFailure } from "./ssh";
 import { SwarmInfo } from "./swarm";
 import { withNodeDrained } from "./swarm-node";
 
@@ -26,8 +26,10 @@ export async function install(job: FleetHostJob, log: (line: string) => void): P
         }
         // (the check staged the release on every host: this copy is for a host that lost it since)
         const artifact = await delivery(job.artifact, ssh, log, false);
-        const run = async (command: string) => {
-            const r = await ssh.run(target, command, { input: [script, ...(await artifact.input())], onStderrLine: hostLines(log) });
+        const run = async (command: string, ask = true): Promise<RunResult> => {
+            const r = await ssh.run(target, command, { input: [script, ...(await artifact.input(ask))], onStderrLine: hostLines(log) });
+            // (a host that lost the release since the check asks for it: nothing changed there)
+            if (r.code === EXIT_SEND_ARTIFACT && ask) return run(command, false);
             if (r.code === 0 || r.code === EXIT_DRAIN_FIRST) return r;
             if (r.code === 255) throw new Error(explainSshFailure(job.host, r.stderr));
             const failure = artifact.explain(job.host.name, r.stderr) ?? hostFailure(job.host, r);

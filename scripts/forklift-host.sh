@@ -6,7 +6,9 @@
 #                                release is unpacked here already; no-op when it is in place). On a
 #                                Swarm node that the install would change, it changes nothing and
 #                                exits 75 printing the node's Swarm state: its tasks must move away
-#                                first (the local side drains it, then runs install-drained)
+#                                first (the local side drains it, then runs install-drained). A host
+#                                that lacks the release and was sent "ask" for it (below) changes
+#                                nothing and exits 76: the local side runs it again with the artifact
 #   forklift-host.sh install-drained   install, on a Swarm node drained for it
 #   forklift-host.sh uninstall   remove everything forklift put on the host and restore what was
 #                                there (on a Swarm node: exit 75 as install does)
@@ -60,6 +62,8 @@ VERIFY_TIMEOUT=${FORKLIFT_VERIFY_TIMEOUT:-60}
 SWARM_TIMEOUT=${FORKLIFT_SWARM_TIMEOUT:-120}
 # exit status of an install or uninstall that a Swarm node needs drained first (EX_TEMPFAIL)
 readonly EXIT_DRAIN_FIRST=75
+# exit status of an install that lacks the release and was told to ask for it (see receive_artifact)
+readonly EXIT_SEND_ARTIFACT=76
 STAGE=""
 # the tgz this run received (staged in /var/tmp until the run ends)
 ARTIFACT=""
@@ -416,7 +420,11 @@ release_links() {
 # unpacked here already (kept for rollback, staged by the check, or reinstalled): then stdin is
 # not read at all. After the script, stdin has one header line: "tgz" and the tgz's bytes (copied
 # through the machine of `pulumi up`), "url URL" (fetched from the artifact store: a URL signed for
-# this object alone, passed here so that no command line and no log shows it), or "none".
+# this object alone, passed here so that no command line and no log shows it), "ask" (the
+# check staged the release, so the install sends nothing: a host that lost it since exits
+# EXIT_SEND_ARTIFACT, changing nothing, and is run again with the artifact: a store's URL is
+# signed by each install's own process, loading the AWS SDK, so only for a host that reads it;
+# see BENCHMARKS.md) or "none".
 # Runs before the lock is taken, so that a copy stalled on a cut network holds no other run up.
 receive_artifact() {
     if [ -d "$OPT/releases/$FORKLIFT_SHA256" ]; then
@@ -430,6 +438,10 @@ receive_artifact() {
     case "$header" in
         tgz) cat >"$ARTIFACT" ;;
         "url "*) fetch_url "${header#url }" "$ARTIFACT" ;;
+        ask)
+            info "release $FORKLIFT_SHA256 is not unpacked here (the check staged it: removed since?): asking for it; nothing was changed"
+            exit "$EXIT_SEND_ARTIFACT"
+            ;;
         *) fatal "no artifact arrived, and release $FORKLIFT_SHA256 is not unpacked here; nothing was changed" ;;
     esac
     got=$(sha256_of "$ARTIFACT")

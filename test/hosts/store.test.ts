@@ -44,6 +44,8 @@ const check = (viaStore = true, hosts = fleet) =>
         defaultSwarmCheck(),
         source(viaStore),
     );
+const installJob = (h: TestHost) =>
+    fleetHostJob({ host: remoteOf(h.name, h), owner: owner(h), release: { sha256: sha, version: "test", binaries: BINARIES }, installDir: "/usr/bin", daemonJson: {}, source: source(), swarm: NO_SWARM, insecure: false });
 const on = (h: TestHost, cmd: string) => {
     const r = ssh(h, cmd);
     assert.equal(r.code, 0, `${h.name}: ${cmd}: ${r.stderr}`);
@@ -111,15 +113,26 @@ describe("the artifact store on the test bed's cloud", { timeout: 15 * 60_000 },
         process.stderr.write(`[store test] the same check through the relay: ${bytes} bytes over this machine's link\n`);
     });
 
-    test("an install whose host lost the staged release fetches it from the store too", () => {
+    test("an install whose host lost the staged release asks for it, and fetches it from the store too", () => {
         const [f1] = fleet;
         on(f1, "rm -rf /opt/forklift");
-        const job = fleetHostJob({ host: remoteOf(f1.name, f1), owner: owner(f1), release: { sha256: sha, version: "test", binaries: BINARIES }, installDir: "/usr/bin", daemonJson: {}, source: source(), swarm: NO_SWARM, insecure: false });
-        const r = runLocal("install", job);
+        const r = runLocal("install", installJob(f1));
         assert.equal(r.code, 0, r.stderr);
-        assert.match(r.stderr, /\[forklift st-f1\] received \d+ bytes \(url\), sha256 verified/);
+        assert.match(r.stderr, /\[forklift st-f1\] release [0-9a-f]{64} is not unpacked here \(the check staged it: removed since\?\): asking for it; nothing was changed\n(.*\n)*\[forklift st-f1\] received \d+ bytes \(url\), sha256 verified/);
         assert.equal(parseHostStatus(r.stdout).sha256, sha);
-        assert.equal(runLocal("uninstall", job).code, 0);
+        assert.equal(runLocal("uninstall", installJob(f1)).code, 0);
+    });
+
+    test("an install whose host has the release staged signs no URL: it needs no AWS credentials", () => {
+        const [f1] = fleet;
+        assert.equal(runLocal("check", check()).code, 0);
+        // (no credentials anywhere, and no instance metadata asked for them)
+        const none = { AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "", AWS_EC2_METADATA_DISABLED: "true", AWS_CONFIG_FILE: "/nonexistent", AWS_SHARED_CREDENTIALS_FILE: "/nonexistent" };
+        const r = runLocal("install", installJob(f1), 300_000, none);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, /\[forklift st-f1\] release [0-9a-f]{64} is unpacked here already: nothing to copy/);
+        assert.equal(parseHostStatus(r.stdout).sha256, sha);
+        assert.equal(runLocal("uninstall", installJob(f1)).code, 0);
     });
 
     test("an object in the store that is not the build's is refused by every host, before any host changes", () => {

@@ -14,10 +14,10 @@ export interface LocalRun {
     seconds: number;
 }
 
-/** Runs `local/main.ts JOB` with DOC on stdin, as the command provider does (`sh -c` in the project). */
-export function runLocal(job: LocalJob, doc: unknown, timeoutMs = 300_000): LocalRun {
+/** Runs `local/main.ts JOB` with DOC on stdin, as the command provider does (`sh -c` in the project); ENV over this process's. */
+export function runLocal(job: LocalJob, doc: unknown, timeoutMs = 300_000, env: NodeJS.ProcessEnv = {}): LocalRun {
     const started = Date.now();
-    const r = spawnSync("sh", ["-c", localCommand(job)], { input: JSON.stringify(doc), encoding: "utf8", cwd: repoRoot(), timeout: timeoutMs });
+    const r = spawnSync("sh", ["-c", localCommand(job)], { input: JSON.stringify(doc), encoding: "utf8", cwd: repoRoot(), timeout: timeoutMs, env: { ...process.env, ...env } });
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, seconds: (Date.now() - started) / 1000 };
 }
 
