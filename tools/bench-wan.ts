@@ -18,7 +18,8 @@
  * and the bytes that crossed the shaped link in each (its interface's counters, both ways).
  *
  * Last line: `wan8_vs_relay=<r> wan8_vs_ansible=<r> wan8_vs_cloudfloor=<r> wan_growth_vs_floor=<r> operator_mb8=<x>`.
- * Writes its block into BENCHMARKS.md. Needs what `npm run bench` needs; test hosts wan-builder
+ * Writes its block into BENCHMARKS.md. `--only store8,floor8` (of store8, store16, relay8, ansible8,
+ * floor8, floor16) runs those alone and prints their runs, writing nothing: a change's before and after. Needs what `npm run bench` needs; test hosts wan-builder
  * and wan-f1..f16 (indices 181-197).
  */
 import * as fs from "node:fs";
@@ -280,8 +281,21 @@ function report(runs: Record<string, Run[]>, noops: number[], failures: string[]
     return { text, last };
 }
 
+const KINDS = ["store8", "store16", "relay8", "ansible8", "floor8", "floor16"];
+
+/** The measurements --only names (all without it). */
+export function onlyOf(argv: string[]): Set<string> {
+    const at = argv.indexOf("--only");
+    if (at < 0) return new Set(KINDS);
+    const kinds = (argv[at + 1] ?? "").split(",");
+    const unknown = kinds.filter((k) => !KINDS.includes(k));
+    if (unknown.length > 0 || kinds.length === 0) throw new Error(`--only wants some of ${KINDS.join(",")} (got ${argv[at + 1] ?? "nothing"})`);
+    return new Set(kinds);
+}
+
 export async function main(argv: string[]): Promise<void> {
     const reps = repsOf(argv, 3);
+    const only = onlyOf(argv);
     const s = await setUp();
     let last = "";
     try {
@@ -292,17 +306,22 @@ export async function main(argv: string[]): Promise<void> {
         const recoverHosts = async () => void (await clearStartLimits(s.lab.fleet));
         for (let rep = 1; rep <= reps; rep++) {
             note(`repetition ${rep} of ${reps}`);
-            for (const n of SIZES) {
+            for (const n of SIZES.filter((n) => only.has(`store${n}`))) {
                 const r = await retried(`forklift store N=${n}`, failures, () => forklift(s, "store", n, n === 8), recoverStack("store", n));
                 runs[`store${n}`].push(r.run);
                 if (r.noop !== undefined) noops.push(r.noop);
             }
-            runs.relay8.push((await retried("forklift relay N=8", failures, () => forklift(s, "relay", 8, false), recoverStack("relay", 8))).run);
+            if (only.has("relay8")) runs.relay8.push((await retried("forklift relay N=8", failures, () => forklift(s, "relay", 8, false), recoverStack("relay", 8))).run);
             // (a playbook that fails three times, as one did on a busy host, is reported as such;
             // forklift's runs must succeed)
-            const played = await retried("Ansible N=8", failures, () => ansible(s), recoverHosts).catch(() => undefined);
+            const played = only.has("ansible8") ? await retried("Ansible N=8", failures, () => ansible(s), recoverHosts).catch(() => undefined) : undefined;
             if (played) runs.ansible8.push(played);
-            for (const n of SIZES) runs[`floor${n}`].push(await retried(`cloud floor N=${n}`, failures, () => cloudFloor(s, n), recoverHosts));
+            for (const n of SIZES.filter((n) => only.has(`floor${n}`))) runs[`floor${n}`].push(await retried(`cloud floor N=${n}`, failures, () => cloudFloor(s, n), recoverHosts));
+        }
+        if (only.size < KINDS.length) {
+            for (const k of only) console.log(`${k}: median ${median(runs[k].map((r) => r.seconds)).toFixed(1)} s of ${runs[k].map((r) => r.seconds.toFixed(1)).join("/")}`);
+            if (failures.length) console.log(`runs that failed and were run again: ${failures.join("; ")}`);
+            return;
         }
         const r = report(runs, noops, failures, reps, s);
         console.log(`\n${r.text}\n`);
