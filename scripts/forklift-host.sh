@@ -261,8 +261,22 @@ read_swarm_info() {
     local cli info
     cli=$(running_cli)
     [ -n "$cli" ] || return 0
-    info=$(timeout 20 "$cli" -H unix:///run/docker.sock info --format '{{json .Swarm}}' 2>/dev/null) || return 0
+    if ! info=$(timeout 20 "$cli" -H unix:///run/docker.sock info --format '{{json .Swarm}}' 2>/dev/null); then
+        # an engine that does not answer could still be a Swarm node with tasks: taking it for a
+        # plain host would restart it undrained. The engine's own record of its Swarm tells.
+        [ ! -e "$(data_root)/swarm/docker-state.json" ] ||
+            fatal "its engine runs but did not answer \`docker info\` within 20s, and $(data_root)/swarm says it is a Swarm node: it cannot be drained, so it is not restarted; nothing was changed (see \`journalctl -u docker.service\`)"
+        return 0
+    fi
     case "$info" in *'"LocalNodeState":"active"'* | *'"LocalNodeState":"pending"'* | *'"LocalNodeState":"error"'* | *'"LocalNodeState":"locked"'*) SWARM_INFO=$info ;; esac
+}
+
+# Where the engine keeps its state: daemon.json's data-root, else Docker's default. (A Swarm node's
+# swarm/docker-state.json there lasts until it leaves its Swarm.)
+data_root() {
+    local root
+    root=$(sed -n 's/.*"data-root"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' /etc/docker/daemon.json 2>/dev/null | head -n 1)
+    echo "${root:-/var/lib/docker}"
 }
 
 # True when the Swarm part SWARM_INFO says this node is a manager.

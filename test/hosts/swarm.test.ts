@@ -6,7 +6,8 @@
  * watcher samples the cluster every 0.5 s. Asserted: a majority of managers reachable at every
  * sample, each node drained before its engine stops and back to its availability after, the
  * replicated service never more than one node's share down, the services whole when the rollout returns; the
- * refusals (live-restore set, a manager down) change nothing; a node whose new engine does not
+ * refusals (live-restore set, a manager down, a node whose engine does not answer, a node whose
+ * tasks cannot move within swarmDrainTimeout) change nothing; a node whose new engine does not
  * start is rolled back, back in the cluster, its availability restored; and the uninstall goes
  * the same way.
  */
@@ -20,7 +21,7 @@ import { checkedHost, checksJob, fleetHostJob, swarmCheck } from "../../lib/prot
 import { sha256 } from "../../lib/hash";
 import { ArtifactSource, SwarmNodeJob } from "../../local/jobs";
 import { LocalRun, remoteOf, runLocal, runLocalAsync } from "../support/local";
-import { GLOBAL, REPLICAS, REPLICATED, Watcher, assertSwarmKept, availabilityOf, engineStops, formSwarm, waitConverged } from "../support/swarm";
+import { GLOBAL, REPLICAS, REPLICATED, SERVICE_IMAGE, Watcher, assertSwarmKept, availabilityOf, engineStops, formSwarm, waitConverged } from "../support/swarm";
 import { TestHost, copyFrom, ssh, startHosts, stopHosts } from "../support/testbed";
 
 const OWNER: Owner = { stack: "forklift/swarm", stackId: "5a5a5a5a5a5a5a5a", host: "" };
@@ -174,6 +175,41 @@ describe("a rollout over a Docker Swarm of test hosts", { timeout: 30 * 60_000 }
             sh(m3, "systemctl start docker.service");
         }
         for (let i = 0; i < 120 && !/sw-m3 Ready (Reachable|Leader)/.test(nodeList(managers[0])); i++) await new Promise((r) => setTimeout(r, 500));
+        await waitConverged(managers[0], 120);
+    });
+
+    test("a Swarm node whose engine does not answer is not taken for a plain host: its install refuses, naming it; nothing changed", async () => {
+        const w2 = byName("sw-w2");
+        const pid = sh(w2, "systemctl show -p MainPID --value docker.service");
+        sh(w2, `kill -STOP ${pid}`);
+        try {
+            const r = runLocal("install", job(w2, rel.b));
+            assert.equal(r.code, 1);
+            assert.match(r.stderr, /sw-w2.*its engine runs but did not answer `docker info` within 20s, and \/var\/lib\/docker\/swarm says it is a Swarm node: it cannot be drained, so it is not restarted; nothing was changed/);
+            assert.equal(sh(w2, "readlink /opt/forklift/current"), `/opt/forklift/releases/${rel.a}`);
+            assert.equal(sh(w2, "systemctl show -p MainPID --value docker.service"), pid, "its engine was not restarted");
+        } finally {
+            sh(w2, `kill -CONT ${pid}`);
+        }
+        await waitConverged(managers[0], 120);
+    });
+
+    test("a node whose tasks cannot run elsewhere within swarmDrainTimeout keeps its engine and gets its availability back; the rollout stops naming the service", async () => {
+        const w1 = byName("sw-w1");
+        sh(managers[0], `docker service create -d --name pinned --replicas 1 --constraint node.hostname==sw-w1 --no-resolve-image --endpoint-mode dnsrr --stop-grace-period 2s ${SERVICE_IMAGE} /bin/busybox sleep 1000000 >/dev/null`);
+        try {
+            await waitConverged(managers[0], 120);
+            const pid = sh(w1, "systemctl show -p MainPID --value docker.service");
+            const r = runLocal("install", { ...job(w1, rel.b), swarm: { ...swarmNode(), drainTimeout: 8 } });
+            assert.equal(r.code, 1);
+            assert.match(r.stderr, /sw-w1: its tasks did not all run elsewhere within 8s \(swarmDrainTimeout\); still short: pinned 0\/1\. Its engine was not restarted/);
+            assert.match(r.stderr, /sw-w1: availability active restored/);
+            assert.equal(availabilityOf(managers[0], "sw-w1"), "active");
+            assert.equal(sh(w1, "readlink /opt/forklift/current"), `/opt/forklift/releases/${rel.a}`);
+            assert.equal(sh(w1, "systemctl show -p MainPID --value docker.service"), pid, "its engine was not restarted");
+        } finally {
+            sh(managers[0], "docker service rm pinned >/dev/null");
+        }
         await waitConverged(managers[0], 120);
     });
 
