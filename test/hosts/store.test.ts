@@ -16,6 +16,7 @@ import * as path from "node:path";
 import { Owner, checkCommand, parseHostStatus } from "../../lib/protocol/host";
 import { checkedHost, checksJob, fleetHostJob, storeObjectJob } from "../../lib/protocol/local";
 import { sha256 } from "../../lib/hash";
+import { shq } from "../../lib/shell";
 import { ArtifactSource, S3Store } from "../../local/jobs";
 import { hostScript } from "../../local/remote";
 import { presign } from "../../local/store";
@@ -60,6 +61,10 @@ function bytesOver<T>(action: () => T): { result: T; bytes: number } {
     const after = cloudBytes();
     return { result, bytes: after.sent - before.sent + (after.received - before.received) };
 }
+/** No AWS credentials anywhere, and no instance metadata asked for them. */
+const NO_AWS = { AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "", AWS_EC2_METADATA_DISABLED: "true", AWS_CONFIG_FILE: "/nonexistent", AWS_SHARED_CREDENTIALS_FILE: "/nonexistent" };
+/** When H last accepted an SSH login, in seconds since the epoch (sshd's journal, read without logging in). */
+const lastLogin = (h: TestHost) => Number(hostExec(h, "sh", "-c", "journalctl -o short-unix --no-pager _COMM=sshd | grep 'Accepted publickey' | tail -n 1 | cut -d' ' -f1").stdout.trim());
 const hostExec = (h: TestHost, ...args: string[]) => spawnSync(path.join(repoRoot(), "testbed", "host.sh"), ["exec", h.name, ...args], { encoding: "utf8" });
 
 describe("the artifact store on the test bed's cloud", { timeout: 15 * 60_000 }, () => {
@@ -126,13 +131,41 @@ describe("the artifact store on the test bed's cloud", { timeout: 15 * 60_000 },
     test("an install whose host has the release staged signs no URL: it needs no AWS credentials", () => {
         const [f1] = fleet;
         assert.equal(runLocal("check", check()).code, 0);
-        // (no credentials anywhere, and no instance metadata asked for them)
-        const none = { AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "", AWS_EC2_METADATA_DISABLED: "true", AWS_CONFIG_FILE: "/nonexistent", AWS_SHARED_CREDENTIALS_FILE: "/nonexistent" };
-        const r = runLocal("install", installJob(f1), 300_000, none);
+        const r = runLocal("install", installJob(f1), 300_000, NO_AWS);
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stderr, /\[forklift st-f1\] release [0-9a-f]{64} is unpacked here already: nothing to copy/);
         assert.equal(parseHostStatus(r.stdout).sha256, sha);
         assert.equal(runLocal("uninstall", installJob(f1)).code, 0);
+    });
+
+    test("the hosts are checked while the build host uploads the artifact: each host's session starts before the upload ends", () => {
+        unstage();
+        fs.rmSync(store.objectPath(`fleet/${sha}.tgz`), { force: true });
+        // the build host's PUT starts 3 s late and records its end (/usr/local/bin comes first in root's PATH)
+        const slowPut = ["#!/bin/sh", 'case " $* " in *" -T "*) sleep 3; rc=0; /usr/bin/curl "$@" || rc=$?; date +%s.%N >/tmp/upload-ended; exit $rc ;; esac', 'exec /usr/bin/curl "$@"'];
+        on(builder, `printf '%s\\n' ${slowPut.map(shq).join(" ")} >/usr/local/bin/curl && chmod +x /usr/local/bin/curl`);
+        try {
+            const r = runLocal("check", check());
+            assert.equal(r.code, 0, r.stderr);
+            assert.match(r.stderr, /: uploaded by the build host builder/);
+            const ended = Number(on(builder, "cat /tmp/upload-ended"));
+            for (const h of fleet) {
+                const login = lastLogin(h);
+                assert.ok(login > 0 && login < ended, `${h.name}: its check's login (${login}) should come before the upload's end (${ended})`);
+                assert.ok(staged(h), `${h.name} has the release staged`);
+            }
+        } finally {
+            on(builder, "rm -f /usr/local/bin/curl /tmp/upload-ended");
+        }
+    });
+
+    test("the check without AWS credentials says so, and no host waits for a URL that never comes", () => {
+        unstage();
+        const r = runLocal("check", check(), 120_000, NO_AWS);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /\[forklift check\] ERROR: .*credentials/i);
+        assert.doesNotMatch(r.stderr, /the check failed on/, "the delivery's error, not each host's");
+        for (const h of fleet) assert.ok(!staged(h), `${h.name}: nothing staged`);
     });
 
     test("an object in the store that is not the build's is refused by every host, before any host changes", () => {
