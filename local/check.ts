@@ -42,39 +42,21 @@ async function probeManager(ssh: Ssh, m: RemoteHost & { command: string }): Prom
 export async function runChecks(job: ChecksJob, log: (line: string) => void): Promise<CheckReport> {
     const ssh = new Ssh(job.insecure);
     try {
-        // The build host uploads the artifact into the store (or it is fetched into the local
-        // cache) while the hosts log in and are checked: a host's session waits for its URL (or
-        // its copy) where it reads it, after its own checks (see BENCHMARKS.md).
-        const delivering = job.artifact ? delivery(job.artifact, ssh, log, true) : undefined;
-        // (where the delivery fails, the hosts waiting for it read nothing and fail; its own error
-        // is the one told)
-        const deliveryError = delivering?.then(
-            () => undefined,
-            (e: Error) => e,
-        );
+        const artifact = job.artifact ? await delivery(job.artifact, ssh, log, true) : undefined;
         const script = hostScript();
         const results = await mapLimit(job.hosts, CHECK_PARALLEL, async (host): Promise<HostCheck> => {
             const alias = ssh.add(host);
-            const input = delivering?.then(
-                (d) => d.input(),
-                () => [],
-            );
-            const r = await ssh.run(alias, host.command, { input: [script, ...(input ? [input] : [])] });
-            // (the delivery's error is thrown below, for all of them)
-            if (r.code !== 0 && (await deliveryError)) return { name: host.name, problem: "no artifact: the delivery failed" };
+            const r = await ssh.run(alias, host.command, { input: [script, ...(artifact ? await artifact.input() : [])] });
             if (r.code === 0) {
                 const facts = JSON.parse(r.stdout.trim().split("\n").pop() || "{}") as Record<string, unknown>;
                 const staged = !job.artifact ? "" : facts.copied ? ", release staged" : ", release there already";
                 log(`${host.name} (${host.route.address}:${host.route.port}): checked${staged}`);
                 return { name: host.name, facts };
             }
-            const problem = (await delivering)?.explain(host.name, r.stderr) ?? hostFailure(host, r);
+            const problem = artifact?.explain(host.name, r.stderr) ?? hostFailure(host, r);
             log(problem);
             return { name: host.name, problem };
         });
-        const failedDelivery = await deliveryError;
-        if (failedDelivery) throw failedDelivery;
-        const artifact = await delivering;
         const failed = results.filter((r) => r.problem);
         const advice = await artifact?.finish(
             failed.map((f) => f.problem!),

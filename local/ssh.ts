@@ -105,11 +105,8 @@ export interface RunResult {
     stderr: string;
 }
 
-/**
- * A part of a remote command's stdin: text, bytes, a file streamed in, or parts that are not known
- * yet (sent when they are: the command runs meanwhile, and waits for them where it reads them).
- */
-export type InputPart = string | Buffer | { file: string } | Promise<InputPart[]>;
+/** A part of a remote command's stdin: text, bytes, or a file streamed in. */
+export type InputPart = string | Buffer | { file: string };
 
 export interface RunOptions {
     /** What the remote command reads on stdin: text, or a sequence of parts sent in turn. */
@@ -203,7 +200,6 @@ async function* inputParts(input: RunOptions["input"]): AsyncGenerator<Buffer> {
     for (const part of typeof input === "string" ? [input] : input) {
         if (typeof part === "string") yield Buffer.from(part, "utf8");
         else if (Buffer.isBuffer(part)) yield part;
-        else if (part instanceof Promise) yield* inputParts(await part);
         else for await (const chunk of fs.createReadStream(part.file)) yield chunk as Buffer;
     }
 }
