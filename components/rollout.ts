@@ -189,12 +189,9 @@ export class Rollout extends pulumi.ComponentResource {
 
         // The artifact's object in the store, as a resource whose delete removes it (it has no
         // create: the check uploads it): when the stack rolls out another artifact, the new key
-        // replaces the resource and the old object goes as soon as the new artifact is known,
-        // beside the check (deleteBeforeReplace: replaced the usual way, it went at the end of the
-        // `pulumi up`, after the last host). No host needs it: each keeps the release it runs
-        // unpacked, and its previous one to roll back to; a stack that goes back to that artifact
-        // has the build host upload it again. On `pulumi destroy`, the last one goes. (Forklift's
-        // own bucket also expires objects, and goes with the stack.)
+        // replaces the resource and the old object goes at the end of that `pulumi up` (no host
+        // needs it then: each keeps its previous release unpacked); on `pulumi destroy`, the last
+        // one goes. (Forklift's own bucket also expires objects, and goes with the stack.)
         function storeObject(store: pulumi.Output<S3Store>): command.local.Command {
             return new command.local.Command(
                 `${name}-artifact-object`,
@@ -207,7 +204,7 @@ export class Rollout extends pulumi.ComponentResource {
                     addPreviousOutputInEnv: false,
                     triggers: [pulumi.unsecret(store).apply((s) => `${s.endpoint ?? ""} ${s.bucket} ${s.key}`)],
                 },
-                { parent, deleteBeforeReplace: true },
+                { parent },
             );
         }
 
