@@ -122,7 +122,7 @@ async function watched(s: Setup, what: string, action: () => Promise<void>, stri
     const availability = Object.fromEntries(s.lab.fleet.map((h) => [h.name, availabilityOf(s.managers[0], h.name)]));
     const watcher = new Watcher(s.managers);
     const since = Date.now();
-    watcher.start();
+    await watcher.start();
     const started = Date.now();
     try {
         await action();

@@ -26,7 +26,7 @@ async function watched(args: string[]): Promise<{ samples: Sample[]; stops: Reco
     const availability = Object.fromEntries(lab.fleet.map((h) => [h.name, availabilityOf(managers[0], h.name)]));
     const watcher = new Watcher(managers);
     const since = Date.now();
-    watcher.start();
+    await watcher.start();
     try {
         const r = await cli.ok(args);
         note(`pulumi ${args.join(" ")}: ${r.seconds.toFixed(1)} s`);

@@ -123,7 +123,7 @@ describe("a rollout over a Docker Swarm of test hosts", { timeout: 30 * 60_000 }
         const availability = Object.fromEntries(hosts.map((h) => [h.name, availabilityOf(managers[0], h.name)]));
         const watcher = new Watcher(managers);
         const since = Date.now();
-        watcher.start();
+        await watcher.start();
         let result: Awaited<ReturnType<typeof rollOut>>;
         try {
             result = await rollOut(rel.a, 3);
@@ -230,7 +230,7 @@ describe("a rollout over a Docker Swarm of test hosts", { timeout: 30 * 60_000 }
         const availability = Object.fromEntries(hosts.map((h) => [h.name, availabilityOf(managers[0], h.name)]));
         const watcher = new Watcher(managers);
         const since = Date.now();
-        watcher.start();
+        await watcher.start();
         const order = ["sw-w2", "sw-w1", "sw-m1", "sw-m3", "sw-m2"];
         try {
             for (const n of order) {

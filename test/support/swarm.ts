@@ -95,8 +95,23 @@ export class Watcher {
 
     constructor(private readonly managers: TestHost[]) {}
 
-    start(): void {
+    /**
+     * Starts sampling from every manager; resolves once each has given a sample, so that what
+     * runs next is watched from its start (the first node of a rollout can be drained and
+     * stopped within a second or two, before a loop that is still logging in samples anything).
+     */
+    async start(): Promise<void> {
         for (const m of this.managers) this.follow(m);
+        const deadline = Date.now() + 60_000;
+        const silent = () => this.managers.filter((m) => !this.samples.some((s) => s.by === m.name));
+        while (silent().length > 0) {
+            if (Date.now() > deadline) {
+                const names = silent().map((m) => m.name).join(", ");
+                this.stop();
+                throw new Error(`the watcher got no sample from ${names} within 60 s`);
+            }
+            await new Promise((r) => setTimeout(r, 100));
+        }
     }
 
     // (while a manager's engine restarts, its loop's docker calls fail and its samples are left
