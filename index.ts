@@ -84,7 +84,7 @@ export = () => {
         batchSize: cfg.batchSize,
         artifact: {
             builder: builder.host,
-            buildKey: build.key,
+            inputsKey: build.inputsKey,
             remotePath: build.result.artifact,
             sha256: build.result.sha256,
             size: build.result.size,
@@ -109,6 +109,7 @@ export = () => {
         cliCommit: r.cliCommit || undefined,
         recipe: r.recipe,
         buildKey: r.buildKey,
+        provenance: r.provenance,
     }));
     const hosts = rollout.statuses.apply((all) =>
         all.map((s) => ({ name: s.host, address: s.address, version: s.version, sha256: s.sha256, dockerdSha256: s.dockerdSha256 })),

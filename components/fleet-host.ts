@@ -10,9 +10,9 @@ import { ReachableHost, remoteHost } from "./connection";
 export interface Artifact {
     /** The build host that holds it (it is fetched from there into the local cache). */
     builder: ReachableHost;
-    /** The build's key: the hash of its inputs, known before it runs (see ForkBuild). */
-    buildKey: string;
-    /** Its path on the build host. */
+    /** The hash of the fork's inputs, known before the build runs (see ForkBuild). */
+    inputsKey: string;
+    /** Its path on the build host (the same for the same bytes: see BuildResult). */
     remotePath: pulumi.Input<string>;
     sha256: pulumi.Input<string>;
     /** Bytes of the tgz (the check asks for room to stage and unpack it). */

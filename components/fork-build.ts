@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { ForkConfig } from "../lib/config";
-import { BuildResult, buildCommand, buildKey, parseBuildResult } from "../lib/protocol/build";
+import { BuildResult, buildCommand, buildKey, forkInputsKey, parseBuildResult } from "../lib/protocol/build";
 import { readScript } from "../lib/protocol/script";
 import { Connection, ReachableHost } from "./connection";
 
@@ -17,12 +17,15 @@ export interface ForkBuildArgs {
 }
 
 /**
- * Builds the fork on the build host — only when an input or the build script changed. A failed
+ * Builds the fork on the build host — only when an input or the build script changed; the same
+ * inputs give the same bytes (build-fork.sh), so a rebuild for a new script restarts no host. A failed
  * build fails here, with the tail of the build log, before any fleet host is touched. The fleet
  * hosts' copies fetch the artifact from the build host into the local cache, once.
  */
 export class ForkBuild extends pulumi.ComponentResource {
     readonly key: string;
+    /** The fork's inputs alone (see forkInputsKey): a new build script changes key, not this. */
+    readonly inputsKey: string;
     readonly result: pulumi.Output<BuildResult>;
 
     constructor(name: string, args: ForkBuildArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -30,6 +33,7 @@ export class ForkBuild extends pulumi.ComponentResource {
         const parent = this;
         const script = readScript("build-fork.sh");
         this.key = buildKey(args.fork, script);
+        this.inputsKey = forkInputsKey(args.fork);
 
         const build = new command.remote.Command(
             `${name}-build`,

@@ -157,7 +157,8 @@ export class Rollout extends pulumi.ComponentResource {
         // at its start instead of after a build of minutes. One local command checks them all at
         // once, so that it takes one of the engine's parallel slots (4 per CPU unless --parallel),
         // not one per host while the build step waits for one. It runs whenever the build's
-        // inputs, the install settings or the list of existing hosts change. Launched instances
+        // inputs (not the build script alone: it rebuilds the same bytes), the install settings or
+        // the list of existing hosts change. Launched instances
         // get none: they may still be booting then.
         function createPrecheck(): command.local.Command | undefined {
             const existing = args.hosts.filter((h) => !h.instance);
@@ -165,7 +166,7 @@ export class Rollout extends pulumi.ComponentResource {
             const hosts = existing.map((h) => pulumi.all([remoteHost(h, args.insecureSkipHostKeyCheck), hostOwner(h, args.stackId)]).apply(([remote, owner]) => checkedHost(remote, owner)));
             const key = pulumi.all([pulumi.all(hosts), managers.check]).apply(([all, swarm]) =>
                 hashInputs({
-                    build: args.artifact.buildKey,
+                    fork: args.artifact.inputsKey,
                     installDir: args.installDir,
                     daemonJson: args.daemonJson,
                     script: hostScriptHash(),

@@ -23,7 +23,17 @@
 #                             removed after each successful build
 #   FORKLIFT_BUILD_PROGRESS   seconds between the progress lines of a running build (default 10)
 #
-# Output (stdout, one JSON line): artifact, sha256, size, version, commit, cliCommit, binaries, recipe, buildKey.
+# Output (stdout, one JSON line): artifact, sha256, size, version, commit, cliCommit, binaries, recipe,
+# buildKey, provenance (what was built from what, and with which toolchain).
+#
+# Same inputs, same bytes: the artifact depends on the fork's inputs only (recipe, repositories,
+# resolved commits, version, make variables), never on this script, the build host or the clock.
+# Every recipe runs with SOURCE_DATE_EPOCH set to the fork commit's time; the engine's and the
+# cli's Dockerfile (moby, docker-ce-packaging) get it declared in their build stage, where buildx
+# passes it as a build argument (see declare_source_date_epoch); the tgz is repacked with fixed
+# names, owners, order and times. docker/FORKLIFT-BUILD-INFO inside it records the inputs; the
+# result's provenance adds the toolchain. The artifact is linked as artifacts/<sha256>.tgz under
+# the build root, so its path is the same for every build that gives those bytes.
 set -euo pipefail
 # the recipes call helpers inside $(...): a failing step there must stop the build too
 shopt -s inherit_errexit
@@ -55,13 +65,15 @@ check_inputs() {
 
 unit_name() { echo "forklift-build-${FORKLIFT_BUILD_KEY:0:16}"; }
 
-# Prints the finished result of this key if its artifact is still intact.
+# Prints the finished result of this key if its artifact is still intact (linked again under
+# artifacts/ where a prune removed that link).
 reuse_result() {
-    local dir=$1 artifact sha
+    local dir=$1 out sha
     [ -f "$dir/result.json" ] || return 1
-    artifact=$(sed -n 's/.*"artifact":"\([^"]*\)".*/\1/p' "$dir/result.json")
     sha=$(sed -n 's/.*"sha256":"\([0-9a-f]*\)".*/\1/p' "$dir/result.json")
-    [ -f "$artifact" ] && [ "$(sha256sum "$artifact" | cut -d' ' -f1)" = "$sha" ] || return 1
+    out=$(find "$dir/out" -maxdepth 1 -name 'docker-*.tgz' 2>/dev/null | head -n 1)
+    [ -n "$out" ] && [ "$(sha256sum "$out" | cut -d' ' -f1)" = "$sha" ] || return 1
+    [ "$(link_artifact "$out" "$sha")" = "$(sed -n 's/.*"artifact":"\([^"]*\)".*/\1/p' "$dir/result.json")" ] || return 1
     cat "$dir/result.json"
 }
 
@@ -205,6 +217,32 @@ checkout() {
     echo "$commit"
 }
 
+# The committer time of the commit checked out in DIR: the build's SOURCE_DATE_EPOCH.
+commit_time() {
+    git -C "$1" log -1 --format=%ct HEAD
+}
+
+# Declares SOURCE_DATE_EPOCH in the `build` stage of the Dockerfile in DIR (in this checkout
+# only). buildx (0.10 and later) passes SOURCE_DATE_EPOCH from its environment as a build
+# argument, but a stage sees a build argument only where it declares it, and neither moby's nor
+# docker/cli's build stage does: their build time then comes from the clock. With it declared,
+# moby's hack/make.sh (17.09 and later) and docker/cli's scripts/build/.variables (23.0 and
+# later) derive it from SOURCE_DATE_EPOCH. A Dockerfile without such a stage is left as it is.
+declare_source_date_epoch() {
+    local file=$1/Dockerfile
+    [ -f "$file" ] || return 0
+    if awk 'tolower($0) ~ /^from[ \t].*[ \t]as[ \t]+build[ \t]*$/ {s = 1; next} tolower($0) ~ /^from[ \t]/ {s = 0} s && $0 ~ /^ARG[ \t]+SOURCE_DATE_EPOCH([ \t=]|$)/ {f = 1} END {exit !f}' "$file"; then
+        return 0
+    fi
+    if ! grep -qiE '^from[[:space:]].*[[:space:]]as[[:space:]]+build[[:space:]]*$' "$file"; then
+        echo "note: $file has no build stage; its build time is not pinned"
+        return 0
+    fi
+    awk '{print} !done && tolower($0) ~ /^from[ \t].*[ \t]as[ \t]+build[ \t]*$/ {print "ARG SOURCE_DATE_EPOCH"; done = 1}' "$file" >"$file.forklift"
+    mv -f "$file.forklift" "$file"
+    echo "declared SOURCE_DATE_EPOCH in the build stage of $file"
+}
+
 make_vars() {
     [ -n "${FORKLIFT_MAKE_VARS_B64:-}" ] || return 0
     printf '%s' "$FORKLIFT_MAKE_VARS_B64" | base64 -d
@@ -218,10 +256,13 @@ require_docker() {
     fi
 }
 
-# Each recipe leaves a docker-<version>.tgz path in BUILT_TGZ (or a bundle dir in BUILT_DIR).
+# Each recipe leaves a docker-<version>.tgz path in BUILT_TGZ (or a bundle dir in BUILT_DIR), the
+# commits it built in COMMIT (CLI_COMMIT, PACKAGING_COMMIT), and runs make with SOURCE_DATE_EPOCH.
 recipe_docker_ce() {
     require_docker plain
     COMMIT=$(checkout "$FORKLIFT_REPO" "$FORKLIFT_REF" "$RUN_DIR/src")
+    SOURCE_DATE_EPOCH=$(commit_time "$RUN_DIR/src")
+    export SOURCE_DATE_EPOCH
     local -a vars=()
     mapfile -t vars < <(make_vars)
     phase "make static"
@@ -231,28 +272,39 @@ recipe_docker_ce() {
 
 recipe_docker_ce_packaging() {
     require_docker buildx
-    checkout "$FORKLIFT_PACKAGING_REPO" "$FORKLIFT_PACKAGING_REF" "$RUN_DIR/src" >/dev/null
-    COMMIT=$(git ls-remote "$FORKLIFT_REPO" "$FORKLIFT_REF" "$FORKLIFT_REF^{}" | tail -n 1 | cut -f1)
-    [ -n "$COMMIT" ] || COMMIT=$FORKLIFT_REF
-    local -a vars=()
+    PACKAGING_COMMIT=$(checkout "$FORKLIFT_PACKAGING_REPO" "$FORKLIFT_PACKAGING_REF" "$RUN_DIR/src")
+    local -a vars=() repos=(DOCKER_ENGINE_REPO="$FORKLIFT_REPO" DOCKER_ENGINE_REF="$FORKLIFT_REF"
+        ${FORKLIFT_CLI_REPO:+DOCKER_CLI_REPO="$FORKLIFT_CLI_REPO"} ${FORKLIFT_CLI_REF:+DOCKER_CLI_REF="$FORKLIFT_CLI_REF"})
     mapfile -t vars < <(make_vars)
+    local engine="$RUN_DIR/src/src/github.com/docker/docker" cli="$RUN_DIR/src/src/github.com/docker/cli"
+    if grep -q '^checkout:' "$RUN_DIR/src/Makefile"; then
+        # the engine and the cli first (`make static` checks them out again: the same commits, the
+        # declarations below kept), for their commits, the time and the declarations
+        phase "make checkout"
+        make -C "$RUN_DIR/src" checkout "${repos[@]}" "${vars[@]}"
+        [ -d "$engine/.git" ] || { echo "make checkout left no engine checkout at src/github.com/docker/docker" >"$RUN_DIR/failed.reason"; return 1; }
+        SOURCE_DATE_EPOCH=$(commit_time "$engine")
+        declare_source_date_epoch "$engine"
+        declare_source_date_epoch "$cli"
+    else
+        # (a docker-ce-packaging older than its checkout target: the time of its own commit)
+        SOURCE_DATE_EPOCH=$(commit_time "$RUN_DIR/src")
+    fi
+    export SOURCE_DATE_EPOCH
     phase "make static"
-    make -C "$RUN_DIR/src" static DOCKER_BUILD_PKGS=static-linux \
-        DOCKER_ENGINE_REPO="$FORKLIFT_REPO" DOCKER_ENGINE_REF="$FORKLIFT_REF" \
-        ${FORKLIFT_CLI_REPO:+DOCKER_CLI_REPO="$FORKLIFT_CLI_REPO"} ${FORKLIFT_CLI_REF:+DOCKER_CLI_REF="$FORKLIFT_CLI_REF"} \
+    make -C "$RUN_DIR/src" static DOCKER_BUILD_PKGS=static-linux "${repos[@]}" \
         ${FORKLIFT_VERSION:+VERSION="$FORKLIFT_VERSION"} "${vars[@]}"
-    if [ -d "$RUN_DIR/src/src/github.com/docker/docker/.git" ]; then
-        COMMIT=$(git -C "$RUN_DIR/src/src/github.com/docker/docker" rev-parse HEAD)
-    fi
-    if [ -d "$RUN_DIR/src/src/github.com/docker/cli/.git" ]; then
-        CLI_COMMIT=$(git -C "$RUN_DIR/src/src/github.com/docker/cli" rev-parse HEAD)
-    fi
+    COMMIT=$(git -C "$engine" rev-parse HEAD)
+    [ ! -d "$cli/.git" ] || CLI_COMMIT=$(git -C "$cli" rev-parse HEAD)
     BUILT_TGZ=$(newest "$RUN_DIR/src/static/build/linux" 'docker-[0-9]*.tgz')
 }
 
 recipe_moby() {
     require_docker buildx
     COMMIT=$(checkout "$FORKLIFT_REPO" "$FORKLIFT_REF" "$RUN_DIR/src")
+    SOURCE_DATE_EPOCH=$(commit_time "$RUN_DIR/src")
+    export SOURCE_DATE_EPOCH
+    declare_source_date_epoch "$RUN_DIR/src"
     local -a vars=()
     mapfile -t vars < <(make_vars)
     phase "make binary"
@@ -271,7 +323,69 @@ newest() {
     echo "$found"
 }
 
-# Repacks the build into out/docker-<version>.tgz with a record of what was built, reproducibly.
+# The Go version the recipe's files name (the packaging's GO_VERSION, else the engine Dockerfile's
+# GO_VERSION argument or golang base image), "" when none does.
+recipe_go_version() {
+    local f v
+    for f in "$RUN_DIR/src/common.mk" "$RUN_DIR/src/src/github.com/docker/docker/Dockerfile" "$RUN_DIR/src/Dockerfile" "$RUN_DIR/src/components/engine/Dockerfile"; do
+        [ -f "$f" ] || continue
+        v=$(sed -n -e 's/^GO_VERSION[[:space:]]*[:?]*=[[:space:]]*\([0-9][0-9.a-z]*\).*/\1/p' -e 's/^ARG GO_VERSION=\([0-9][0-9.a-z]*\).*/\1/p' \
+            -e 's/^FROM golang:\([0-9][0-9.a-z]*\).*/\1/p' "$f" | head -n 1)
+        if [ -n "$v" ]; then
+            echo "$v"
+            return 0
+        fi
+    done
+}
+
+# What the build was made of, as the lines of docker/FORKLIFT-BUILD-INFO: the fork's inputs only
+# (nothing of forklift's own, the build host or the clock), so that the same inputs give the same
+# bytes.
+build_info() {
+    echo "recipe=$FORKLIFT_RECIPE"
+    echo "repo=$FORKLIFT_REPO"
+    echo "ref=$FORKLIFT_REF"
+    echo "commit=$COMMIT"
+    echo "cliCommit=${CLI_COMMIT:-}"
+    if [ "$FORKLIFT_RECIPE" = docker-ce-packaging ]; then
+        echo "cliRepo=${FORKLIFT_CLI_REPO:-}"
+        echo "cliRef=${FORKLIFT_CLI_REF:-}"
+        echo "packagingRepo=$FORKLIFT_PACKAGING_REPO"
+        echo "packagingRef=$FORKLIFT_PACKAGING_REF"
+        echo "packagingCommit=${PACKAGING_COMMIT:-}"
+    fi
+    echo "version=$1"
+    echo "sourceDateEpoch=$SOURCE_DATE_EPOCH"
+    make_vars | sed 's/^/makeVar=/'
+}
+
+# The build's provenance as one JSON object: BUILD-INFO's inputs, and the toolchain the build host
+# used (which may differ from one build host to another: it stays out of the artifact).
+provenance_json() {
+    local docker buildx line key value fields=""
+    docker=$(docker version --format '{{.Server.Version}}' 2>/dev/null || true)
+    buildx=$(docker buildx version 2>/dev/null | awk 'NR == 1 {print $2}' || true)
+    while IFS= read -r line; do
+        key=${line%%=*}
+        value=${line#*=}
+        case "$key" in
+            makeVar) continue ;;
+            sourceDateEpoch) fields+="\"$key\":$value," ;;
+            *) fields+="\"$key\":$(json_str "$value")," ;;
+        esac
+    done < <(build_info "$1")
+    local make_json="" name
+    while IFS= read -r line; do
+        [ -n "$line" ] || continue
+        name=${line%%=*}
+        make_json+="$(json_str "$name"):$(json_str "${line#*=}"),"
+    done < <(make_vars)
+    printf '{%s"makeVars":{%s},"toolchain":{"go":%s,"docker":%s,"buildx":%s}}' "$fields" "${make_json%,}" \
+        "$(json_str "$(recipe_go_version)")" "$(json_str "$docker")" "$(json_str "$buildx")"
+}
+
+# Repacks the build into out/docker-<version>.tgz with a record of what was built, reproducibly,
+# and links it as artifacts/<sha256>.tgz.
 package_artifact() {
     local pack="$RUN_DIR/pack" version=${FORKLIFT_VERSION:-}
     phase "packing the artifact"
@@ -286,27 +400,32 @@ package_artifact() {
     fi
     [ -x "$pack/docker/dockerd" ] || { echo "the build output has no docker/dockerd" >"$RUN_DIR/failed.reason"; return 1; }
     [ -n "$version" ] || version="0.0.0-${COMMIT:0:12}"
-    {
-        echo "recipe=$FORKLIFT_RECIPE"
-        echo "repo=$FORKLIFT_REPO"
-        echo "ref=$FORKLIFT_REF"
-        echo "commit=$COMMIT"
-        echo "cliCommit=${CLI_COMMIT:-}"
-        echo "version=$version"
-        echo "buildKey=$FORKLIFT_BUILD_KEY"
-    } >"$pack/docker/FORKLIFT-BUILD-INFO"
+    build_info "$version" >"$pack/docker/FORKLIFT-BUILD-INFO"
     local out="$RUN_DIR/out/docker-$version.tgz" binaries
-    tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$pack" -cf - docker | gzip -n >"$out"
+    # names, order, owners, modes and times fixed (the commit's time); gzip without a name or time
+    tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner --mode=u=rwX,go=rX \
+        -C "$pack" -cf - docker | gzip -n >"$out"
     # the executables only: what the hosts link (notes such as FORKLIFT-BUILD-INFO are not binaries)
     binaries=$(find "$pack/docker" -maxdepth 1 -type f -perm -u+x -printf '%f\n' | LC_ALL=C sort | sed 's/.*/"&"/' | paste -sd, -)
     rm -rf "$pack"
-    local sha size
+    local sha size artifact
     sha=$(sha256sum "$out" | cut -d' ' -f1)
     size=$(stat -c %s "$out")
-    printf '{"artifact":%s,"sha256":"%s","size":%s,"version":%s,"commit":"%s","cliCommit":"%s","binaries":[%s],"recipe":"%s","buildKey":"%s"}\n' \
-        "$(json_str "$out")" "$sha" "$size" "$(json_str "$version")" "$COMMIT" "${CLI_COMMIT:-}" "$binaries" \
-        "$FORKLIFT_RECIPE" "$FORKLIFT_BUILD_KEY" >"$RUN_DIR/result.json.tmp"
+    artifact=$(link_artifact "$out" "$sha")
+    printf '{"artifact":%s,"sha256":"%s","size":%s,"version":%s,"commit":"%s","cliCommit":"%s","binaries":[%s],"recipe":"%s","buildKey":"%s","provenance":%s}\n' \
+        "$(json_str "$artifact")" "$sha" "$size" "$(json_str "$version")" "$COMMIT" "${CLI_COMMIT:-}" "$binaries" \
+        "$FORKLIFT_RECIPE" "$FORKLIFT_BUILD_KEY" "$(provenance_json "$version")" >"$RUN_DIR/result.json.tmp"
     mv -f "$RUN_DIR/result.json.tmp" "$RUN_DIR/result.json"
+}
+
+# Links the tgz OUT as artifacts/<SHA>.tgz under the build root and prints that path: the same for
+# every build of the same bytes, so a rebuild that gives them changes no fleet host's install.
+link_artifact() {
+    local out=$1 sha=$2 link="$BUILD_ROOT/artifacts/$2.tgz"
+    mkdir -p "$BUILD_ROOT/artifacts"
+    ln -f "$out" "$link.$$"
+    mv -f "$link.$$" "$link"
+    echo "$link"
 }
 
 # Records the failure for the waiting `build` (reason file, else the failing step's exit code).
@@ -325,7 +444,7 @@ do_run() {
     trap on_run_error ERR
     set -E
     echo "forklift build ${FORKLIFT_BUILD_KEY} ($FORKLIFT_RECIPE ${FORKLIFT_REPO}@${FORKLIFT_REF}) started $(date -u +%FT%TZ)"
-    COMMIT="" CLI_COMMIT="" BUILT_TGZ="" BUILT_DIR=""
+    COMMIT="" CLI_COMMIT="" PACKAGING_COMMIT="" BUILT_TGZ="" BUILT_DIR="" SOURCE_DATE_EPOCH=""
     case "$FORKLIFT_RECIPE" in
         docker-ce) recipe_docker_ce ;;
         docker-ce-packaging) recipe_docker_ce_packaging ;;
@@ -359,6 +478,8 @@ prune_builds() {
         fi
         exec 5<&-
     done < <(find "$BUILD_ROOT" -mindepth 2 -maxdepth 2 \( -name result.json -o -name failed \) -printf '%T@ %h\n' | sort -rn | cut -d' ' -f2- | awk '!seen[$0]++')
+    # an artifact's link that no kept build holds any more (its only link left)
+    find "$BUILD_ROOT/artifacts" -maxdepth 1 -name '*.tgz' -links 1 -delete 2>/dev/null || true
     # the own directory's lock goes before the root's: the next run to prune may remove it
     exec 6<&-
 }

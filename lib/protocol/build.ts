@@ -7,22 +7,32 @@ import { hashInputs, sha256 } from "../hash";
 import { b64, runScriptFromStdin } from "../shell";
 
 /**
- * Identifies a build: every input that changes the artifact, plus the build script itself.
- * The build command embeds it, so the build reruns exactly when it changes.
+ * The fork's inputs: what the artifact's bytes depend on (with the commits the refs resolve to).
+ * The precheck of the hosts runs again when it changes; a change of the build script alone
+ * rebuilds the same bytes and touches no host.
  */
-export function buildKey(fork: ForkConfig, buildScript: string): string {
+export function forkInputsKey(fork: ForkConfig): string {
+    const packaging = fork.recipe === "docker-ce-packaging";
     return hashInputs({
         recipe: fork.recipe,
         repo: fork.repo,
         ref: fork.ref,
-        cliRepo: fork.recipe === "docker-ce-packaging" ? fork.cliRepo : undefined,
-        cliRef: fork.recipe === "docker-ce-packaging" ? fork.cliRef : undefined,
-        packagingRepo: fork.recipe === "docker-ce-packaging" ? fork.packagingRepo : undefined,
-        packagingRef: fork.recipe === "docker-ce-packaging" ? fork.packagingRef : undefined,
+        cliRepo: packaging ? fork.cliRepo : undefined,
+        cliRef: packaging ? fork.cliRef : undefined,
+        packagingRepo: packaging ? fork.packagingRepo : undefined,
+        packagingRef: packaging ? fork.packagingRef : undefined,
         version: fork.version,
         makeVars: fork.makeVars,
-        script: sha256(buildScript),
     });
+}
+
+/**
+ * Identifies a build: the fork's inputs, plus the build script itself. The build command embeds
+ * it, so the build reruns exactly when it changes (what it builds does not change with the script:
+ * see build-fork.sh).
+ */
+export function buildKey(fork: ForkConfig, buildScript: string): string {
+    return hashInputs({ inputs: forkInputsKey(fork), script: sha256(buildScript) });
 }
 
 export function buildCommand(fork: ForkConfig, key: string, sudo: boolean): string {
@@ -49,8 +59,32 @@ export function buildCommand(fork: ForkConfig, key: string, sudo: boolean): stri
     );
 }
 
+/**
+ * What a build was made of (build-fork.sh's provenance): the fork's inputs as recorded in the
+ * artifact's docker/FORKLIFT-BUILD-INFO, and the build host's toolchain, which stays out of it.
+ */
+export interface Provenance {
+    recipe: string;
+    repo: string;
+    ref: string;
+    commit: string;
+    cliCommit: string;
+    cliRepo?: string;
+    cliRef?: string;
+    packagingRepo?: string;
+    packagingRef?: string;
+    packagingCommit?: string;
+    version: string;
+    /** The fork commit's time (seconds since the epoch): the build's SOURCE_DATE_EPOCH. */
+    sourceDateEpoch: number;
+    makeVars: Record<string, string>;
+    /** Go as the recipe's files name it ("" where they do not), the build host's Docker and buildx. */
+    toolchain: { go: string; docker: string; buildx: string };
+}
+
 /** What a finished build reports (the last line of build-fork.sh's stdout). */
 export interface BuildResult {
+    /** On the build host: artifacts/<sha256>.tgz under its build root (the same path for the same bytes). */
     artifact: string;
     sha256: string;
     size: number;
@@ -60,6 +94,8 @@ export interface BuildResult {
     binaries: string[];
     recipe: string;
     buildKey: string;
+    /** Absent in a result an older forklift's build printed (kept in the state). */
+    provenance?: Provenance;
 }
 
 export function parseBuildResult(stdout: string): BuildResult {

@@ -157,7 +157,25 @@ describe("pulumi up, as a user types it, on real hosts", { timeout: 60 * 60_000 
         assert.equal(out.artifact.recipe, "docker-ce-packaging");
         assert.equal(out.artifact.commit, lab.forks.engine.commitOf("v1"));
         assert.equal(out.artifact.cliCommit, lab.forks.cli.commitOf("v1"));
+        assert.equal(out.artifact.provenance.sourceDateEpoch, lab.forks.engine.timeOf("v1"), "built at the engine commit's time");
         for (const h of [a, b, c]) await assertOnRelease(h, out.artifact.sha256);
+    });
+
+    test("a newer build-fork.sh: up rebuilds the same bytes and touches no fleet host", async () => {
+        const before = await cli.outputs();
+        const pids = [a, b, c].map((h) => runningDockerd(h).pid);
+        // (each count is itself a login, the one the count after this up adds)
+        const logins = (h: TestHost) => Number(sh(h, "journalctl -u ssh.service -o cat | grep -c 'Accepted publickey' || true"));
+        const loginsBefore = [a, b, c].map(logins);
+        fs.appendFileSync(path.join(projectDir(), "scripts", "build-fork.sh"), "\n# a newer forklift: one more line\n");
+        const r = await up();
+        const out = await cli.outputs();
+        assert.notEqual(out.artifact.buildKey, before.artifact.buildKey, "a new build key");
+        assert.match(r.stdout, /forklift-fork-build\s+updated/, "rebuilt");
+        assert.equal(out.artifact.sha256, before.artifact.sha256, "the same bytes");
+        assert.doesNotMatch(r.stdout, /forklift-(precheck|check|\w+-install)\s+(created|updated|replaced)/, "no host checked or installed");
+        assert.deepEqual([a, b, c].map(logins), loginsBefore.map((n) => n + 1), "no login on any fleet host but this test's");
+        assert.deepEqual([a, b, c].map((h) => runningDockerd(h).pid), pids, "every dockerd is the same process");
     });
 
     test("recipe moby: refused while forklift's containerd runs containers nothing would manage; then the daemon alone", async () => {

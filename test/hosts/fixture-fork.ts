@@ -6,13 +6,20 @@
  *
  *   docker-ce.git            the docker-ce monorepo: `make static DOCKER_BUILD_PKGS=static-linux` writes
  *                            components/packaging/static/build/linux/docker-<version>.tgz (+ docker/FORK-COMMIT)
- *   docker-ce-packaging.git  `make static` clones DOCKER_ENGINE_REPO@DOCKER_ENGINE_REF and
- *                            DOCKER_CLI_REPO@DOCKER_CLI_REF into src/github.com/docker/{docker,cli}, checks
- *                            `docker buildx version`, writes static/build/linux/docker-<VERSION>.tgz
- *                            (+ docker/FIXTURE-BUILD recording the engine and cli commits)
+ *   docker-ce-packaging.git  `make checkout` and `make static` check out DOCKER_ENGINE_REPO@DOCKER_ENGINE_REF
+ *                            and DOCKER_CLI_REPO@DOCKER_CLI_REF into src/github.com/docker/{docker,cli} (a
+ *                            second checkout keeps local changes, as the real scripts/checkout.sh does), check
+ *                            `docker buildx version`, write static/build/linux/docker-<VERSION>.tgz
+ *                            (+ docker/FIXTURE-BUILD recording the engine and cli commits and build times)
  *   docker.git, cli.git      the engine and cli forks the packaging fixture clones
  *   moby.git                 `make binary` checks `docker buildx version`, leaves dockerd and docker-proxy in
- *                            bundles/binary-daemon (+ a FIXTURE-BUILD note of commit and VERSION)
+ *                            bundles/binary-daemon (+ a FIXTURE-BUILD note of commit and VERSION); its
+ *                            build time is appended to docker-proxy, as a real build embeds it in a binary
+ *
+ * Build times: the real engine and cli builds run in a Dockerfile's `build` stage, which sees
+ * SOURCE_DATE_EPOCH (passed by buildx as a build argument) only where it declares it; the
+ * fixtures' makes stamp SOURCE_DATE_EPOCH's time where the repository's Dockerfile declares it
+ * in its build stage, and the clock's otherwise (BUILD_TIME below).
  *
  * Refs of every repository: v1, v2 (differ in default VERSION and marker). docker-ce also has
  *   broken      make fails
@@ -34,6 +41,8 @@ export interface FixtureRepo {
     readonly url: string;
     /** Commit a ref (tag or branch) resolves to. */
     commitOf(ref: string): string;
+    /** That commit's committer time, in seconds since the epoch. */
+    timeOf(ref: string): number;
 }
 
 export interface FixtureForks {
@@ -71,6 +80,17 @@ export function forkConfigFor(forks: FixtureForks, recipe: Recipe, ref: string, 
             return { ...base, repo: forks.engine.url, cliRepo: forks.cli.url, cliRef: ref, packagingRepo: forks.packaging.url, packagingRef: ref };
     }
 }
+
+/**
+ * A make recipe line that prints the build time of the repository in DIR as a real build stamps it:
+ * SOURCE_DATE_EPOCH's where DIR/Dockerfile declares it in its build stage, else the clock's
+ * (with nanoseconds, as moby's hack/make.sh does).
+ */
+const BUILD_TIME = (dir: string) =>
+    `$$(if awk 'tolower($$0) ~ /^from .* as build$$/ {s = 1; next} /^FROM/ {s = 0} s && /^ARG SOURCE_DATE_EPOCH$$/ {f = 1} END {exit !f}' ${dir}/Dockerfile; then e=$$SOURCE_DATE_EPOCH; else e=; fi; date -u -d "@$$\{e:-$$(date +%s.%N)}" +%FT%T.%NZ)`;
+
+/** A Dockerfile with the build stage of the engine's and the cli's (which declares no SOURCE_DATE_EPOCH). */
+const DOCKERFILE = `FROM scratch AS base\n\nFROM base AS build\nARG VERSION\nRUN ./hack/make.sh binary\n`;
 
 /** Copies the build host's binary NAME (found on PATH, symlinks resolved) to DIR/NAME, or fails the make. */
 const COPY_BINARIES = (names: string, dir: string) =>
@@ -116,15 +136,16 @@ static: checkout
 \tdocker info >/dev/null
 \tdocker buildx version
 \trm -rf $(OUT) && mkdir -p $(OUT)/docker
-${COPY_BINARIES(FIXTURE_BINARIES["docker-ce-packaging"].join(" "), "$(OUT)/docker")}\tprintf 'engine=%s\\ncli=%s\\nversion=%s\\n' "$$(git -C $(ENGINE) rev-parse HEAD)" "$$(git -C $(CLI) rev-parse HEAD)" "$(VERSION)" > $(OUT)/docker/FIXTURE-BUILD
+${COPY_BINARIES(FIXTURE_BINARIES["docker-ce-packaging"].join(" "), "$(OUT)/docker")}\tprintf 'engine=%s\\ncli=%s\\nversion=%s\\nengineBuildTime=%s\\ncliBuildTime=%s\\n' "$$(git -C $(ENGINE) rev-parse HEAD)" "$$(git -C $(CLI) rev-parse HEAD)" "$(VERSION)" "${BUILD_TIME("$(ENGINE)")}" "${BUILD_TIME("$(CLI)")}" > $(OUT)/docker/FIXTURE-BUILD
 \ttar -C $(OUT) -czf $(OUT)/docker-$(VERSION).tgz docker
 `;
 
 const CHECKOUT_SH = `#!/bin/sh
-# checkout.sh DIR REPO REF: a fresh clone of REPO at REF in DIR (like the real scripts/checkout.sh)
+# checkout.sh DIR REPO REF: REPO at REF in DIR; a checkout there already fetches and checks out
+# again, keeping local changes (like the real scripts/checkout.sh)
 set -e
-rm -rf "$1"
-git clone -q "$2" "$1"
+[ -d "$1/.git" ] || { git init -q "$1" && git -C "$1" remote add origin "$2"; }
+git -C "$1" fetch -q --tags origin
 git -C "$1" -c advice.detachedHead=false checkout -q "$3"
 `;
 
@@ -138,7 +159,8 @@ binary:
 \tdocker info >/dev/null
 \tdocker buildx version
 \trm -rf bundles && mkdir -p $(BUNDLE)
-${COPY_BINARIES(FIXTURE_BINARIES.moby.join(" "), "$(BUNDLE)")}\tcd $(BUNDLE) && for b in ${FIXTURE_BINARIES.moby.join(" ")}; do sha256sum $$b > $$b.sha256; done
+${COPY_BINARIES(FIXTURE_BINARIES.moby.join(" "), "$(BUNDLE)")}\tprintf '\\nforklift-fixture-build-time=%s\\n' "${BUILD_TIME(".")}" >> $(BUNDLE)/docker-proxy
+\tcd $(BUNDLE) && for b in ${FIXTURE_BINARIES.moby.join(" ")}; do sha256sum $$b > $$b.sha256; done
 \tprintf 'commit=%s\\nversion=%s\\n' "$$(git rev-parse HEAD)" "$(VERSION)" > $(BUNDLE)/FIXTURE-BUILD
 `;
 
@@ -201,6 +223,7 @@ class GitDaemon {
         return {
             url: this.url(name),
             commitOf: (ref: string) => execFileSync("git", ["-C", bare, "rev-parse", `${ref}^{commit}`], { encoding: "utf8" }).trim(),
+            timeOf: (ref: string) => Number(execFileSync("git", ["-C", bare, "log", "-1", "--format=%ct", `${ref}^{commit}`], { encoding: "utf8" }).trim()),
         };
     }
 
@@ -241,14 +264,14 @@ export async function serveFixtureForks(listen: string): Promise<FixtureForks> {
     };
     try {
         createRepo(base, "docker-ce", dockerCeCommits());
-        createRepo(base, "docker", twoReleases("engine (moby) fork", (n) => ({ VERSION: `29.0.${n}-fixture\n` })));
-        createRepo(base, "cli", twoReleases("docker/cli fork", (n) => ({ VERSION: `29.0.${n}-fixture\n` })));
+        createRepo(base, "docker", twoReleases("engine (moby) fork", (n) => ({ VERSION: `29.0.${n}-fixture\n`, Dockerfile: DOCKERFILE })));
+        createRepo(base, "cli", twoReleases("docker/cli fork", (n) => ({ VERSION: `29.0.${n}-fixture\n`, Dockerfile: DOCKERFILE })));
         createRepo(
             base,
             "docker-ce-packaging",
             twoReleases("docker-ce-packaging", (n) => ({ Makefile: PACKAGING_MAKEFILE(FIXTURE_DEFAULT_VERSIONS["docker-ce-packaging"][`v${n}`]), "scripts/checkout.sh": CHECKOUT_SH })),
         );
-        createRepo(base, "moby", twoReleases("moby fork", (n) => ({ Makefile: MOBY_MAKEFILE(`29.0.${n}-fixture`) })));
+        createRepo(base, "moby", twoReleases("moby fork", (n) => ({ Makefile: MOBY_MAKEFILE(`29.0.${n}-fixture`), Dockerfile: DOCKERFILE })));
         await daemon.start("docker-ce");
     } catch (e) {
         stop();
@@ -283,6 +306,10 @@ export class FixtureFork implements FixtureRepo {
 
     commitOf(ref: string): string {
         return this.daemon.repo("docker-ce").commitOf(ref);
+    }
+
+    timeOf(ref: string): number {
+        return this.daemon.repo("docker-ce").timeOf(ref);
     }
 
     serve(): Promise<void> {

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { ForkConfig } from "../../lib/config";
-import { buildCommand, buildKey, parseBuildResult } from "../../lib/protocol/build";
+import { buildCommand, buildKey, forkInputsKey, parseBuildResult } from "../../lib/protocol/build";
 import { checkCommand, installCommand, parseHostStatus, uninstallCommand } from "../../lib/protocol/host";
 import { checkedHost, checksJob, fleetHostJob, localCommand, roomNeededKiB } from "../../lib/protocol/local";
 import { canonicalJson, hashInputs, sha256 } from "../../lib/hash";
@@ -75,6 +75,19 @@ for (const [what, change] of keyChanges) {
         assert.notEqual(buildKey({ ...fork, ...change }, "script"), buildKey(fork, "script"));
     });
 }
+
+for (const [what, change] of keyChanges) {
+    test(`the fork's inputs key changes with the ${what}`, () => {
+        assert.notEqual(forkInputsKey({ ...fork, ...change }), forkInputsKey(fork));
+    });
+}
+
+test("the fork's inputs key does not change with the build script (the precheck does not run again for it)", () => {
+    assert.notEqual(buildKey(fork, "script v2"), buildKey(fork, "script"));
+    assert.equal(forkInputsKey(fork), forkInputsKey({ ...fork }));
+    assert.equal(forkInputsKey({ ...fork, packagingRef: "other" }), forkInputsKey(fork), "packaging-only inputs do not matter to the other recipes");
+    assert.notEqual(forkInputsKey({ ...fork, recipe: "docker-ce-packaging", cliRef: "other" }), forkInputsKey({ ...fork, recipe: "docker-ce-packaging" }));
+});
 
 test("build key changes with the build script, and only with real inputs", () => {
     assert.notEqual(buildKey(fork, "script v2"), buildKey(fork, "script"));
