@@ -5,7 +5,7 @@ import { hashInputs } from "../lib/hash";
 import { HostStatus } from "../lib/protocol/host";
 import { CheckedHost, checkedHost, checksJob, hostScriptHash, localCommand, storeObjectJob, swarmCheck } from "../lib/protocol/local";
 import { planBatches } from "../lib/rollout";
-import { ArtifactSource, RemoteHost, S3Store, SwarmCheck, SwarmNodeJob } from "../local/jobs";
+import { ArtifactSource, S3Store, SwarmCheck, SwarmNodeJob } from "../local/jobs";
 import { ReachableHost, configuredHost, remoteHost } from "./connection";
 import { Artifact, FleetHost, hostOwner } from "./fleet-host";
 
@@ -138,15 +138,22 @@ export class Rollout extends pulumi.ComponentResource {
             const byName = (n: string) => args.hosts.find((h) => h.name === n)!;
             const all = pulumi.all(args.swarm.managers.map((m) => remoteHost("fleetHost" in m ? byName(m.fleetHost) : others.find((o) => o.name === m.external.name)!, args.insecureSkipHostKeyCheck)));
             const outside = pulumi.all(others.map((o) => remoteHost(o, args.insecureSkipHostKeyCheck)));
+            const s = args.swarm;
             return {
-                node: all.apply((list: RemoteHost[]) => ({
+                node: pulumi.all([all, args.stackId]).apply(([list, stackId]) => ({
                     managers: list,
-                    drainTimeout: args.swarm.drainTimeout,
-                    nodeTimeout: args.swarm.nodeTimeout,
-                    allowTwoManagers: args.swarm.allowTwoManagers,
+                    drainTimeout: s.drainTimeout,
+                    nodeTimeout: s.nodeTimeout,
+                    allowTwoManagers: s.allowTwoManagers,
+                    stackId,
+                    maxDrained: s.maxDrained,
+                    acceptDowntime: s.acceptDowntime,
+                    moveLocalData: s.moveLocalData,
+                    surge: s.surge,
+                    ...(s.unlockKey ? { unlockKey: s.unlockKey } : {}),
                 })),
-                check: outside.apply((otherManagers: RemoteHost[]) =>
-                    swarmCheck({ batchSize: args.batchSize, allowTwoManagers: args.swarm.allowTwoManagers, daemonJson: args.daemonJson, fleetManagers: fleet, otherManagers }),
+                check: pulumi.all([outside, args.stackId]).apply(([otherManagers, stackId]) =>
+                    swarmCheck({ batchSize: args.batchSize, allowTwoManagers: s.allowTwoManagers, daemonJson: args.daemonJson, fleetManagers: fleet, otherManagers, stackId, unlockKey: s.unlockKey, moveLocalData: s.moveLocalData }),
                 ),
             };
         }

@@ -9,7 +9,9 @@ import { ChecksJob, RemoteHost } from "./jobs";
 import { mapLimit } from "./pool";
 import { hostFailure, hostScript } from "./remote";
 import { Ssh, explainSshFailure } from "./ssh";
-import { NodeRow, SwarmFacts, SwarmInfo, planSwarm } from "./swarm";
+import { NodeRow, SwarmFacts, SwarmInfo, SwarmMember, planSwarm } from "./swarm";
+import { localDataMounts, names, replicaCount } from "./swarm-drain";
+import { Cluster, recoverRecords } from "./swarm-node";
 
 /** Hosts checked at once: each is an SSH login and, with an artifact, a copy of it. */
 export const CHECK_PARALLEL = 32;
@@ -37,6 +39,48 @@ async function probeManager(ssh: Ssh, m: RemoteHost & { command: string }): Prom
     if (r.code !== 0) throw new Error(`swarmManagers: ${r.code === 255 ? explainSshFailure(m, r.stderr) : `${m.name} (${m.route.address}): \`docker info\` or \`docker node ls\` failed: ${r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`}`}`);
     const [info, ...nodes] = r.stdout.trim().split("\n");
     return { name: m.name, swarm: JSON.parse(info) as SwarmInfo, nodes: nodes.map((l) => JSON.parse(l) as NodeRow) };
+}
+
+/**
+ * Before the first batch, one cluster of the fleet (its fleet MEMBERS) is put right and looked at,
+ * through its managers among CONTACTS (fleet hosts, swarmManagers' other machines): what stopped
+ * runs of this stack left there (drained nodes, services scaled up) is given back; with autolock
+ * on, swarmUnlockKey must be the cluster's key; services that keep data on the fleet's nodes are
+ * named. Returns why the rollout must not start, if it must not.
+ */
+async function settleCluster(
+    ssh: Ssh,
+    id: string,
+    members: SwarmMember[],
+    contacts: RemoteHost[],
+    facts: SwarmFacts[],
+    others: SwarmFacts[],
+    job: ChecksJob,
+    log: (line: string) => void,
+): Promise<string | undefined> {
+    const managers = [...facts, ...others].filter((f) => f.swarm?.ControlAvailable && f.swarm.Cluster?.ID === id).map((f) => contacts.find((c) => c.name === f.name)!).filter(Boolean);
+    if (managers.length === 0) return undefined;
+    const cluster = new Cluster(ssh, managers.map((m) => ({ alias: ssh.add(m, { persist: true }), host: m })), members[0].nodeId);
+    for (const line of await recoverRecords(cluster, job.swarm.stackId)) log(line);
+    const autolock = [...facts, ...others].find((f) => f.swarm?.Cluster?.ID === id)?.swarm?.Cluster?.Spec?.EncryptionConfig?.AutoLockManagers;
+    if (autolock && job.swarm.unlockKey && members.some((m) => m.manager)) {
+        const key = (await cluster.docker(["swarm", "unlock-key", "-q"]))[0]?.trim();
+        if (key !== job.swarm.unlockKey.trim()) {
+            return `forklift:swarmUnlockKey is not the unlock key of Swarm cluster ${id.slice(0, 12)} (rotated since it was set?): \`docker swarm unlock-key -q\` on a manager prints the current one`;
+        }
+    }
+    const hostnames = new Map((await cluster.nodeSpecs()).map((n) => [n.ID, n.Description.Hostname]));
+    const fleet = new Set(members.map((m) => hostnames.get(m.nodeId)));
+    const services = await cluster.serviceSpecs();
+    const running = await cluster.running(services);
+    for (const s of services) {
+        const mounts = localDataMounts(s);
+        const on = [...(running.get(s.Spec.Name) ?? new Map<string, number>()).keys()].filter((h) => fleet.has(h));
+        if (mounts.length === 0 || on.length === 0 || replicaCount(s) === undefined) continue;
+        const moved = names(job.swarm.moveLocalData, s.Spec.Name);
+        log(`Swarm cluster ${id.slice(0, 12)}: ${s.Spec.Name} keeps data on its nodes (${mounts.join(", ")}) and runs on ${on.join(", ")}: ${moved ? "its tasks move off a drained node anyway (swarmMoveLocalData)" : "a drain of those nodes is refused unless swarmMoveLocalData names it"}`);
+    }
+    return undefined;
 }
 
 export async function runChecks(job: ChecksJob, log: (line: string) => void): Promise<CheckReport> {
@@ -68,16 +112,21 @@ export async function runChecks(job: ChecksJob, log: (line: string) => void): Pr
         }
         // the Swarm clusters of the fleet, and the rollout's steps over them
         const others = await mapLimit(job.swarm.probes, CHECK_PARALLEL, async (m) => probeManager(ssh, m));
-        const swarm = planSwarm(
-            results.map((r) => ({ name: r.name, swarm: r.facts?.swarm as SwarmInfo | null, nodes: r.facts?.nodes as NodeRow[] | undefined })),
-            others,
-            job.swarm,
-        );
+        const facts = results.map((r) => ({ name: r.name, swarm: r.facts?.swarm as SwarmInfo | null, nodes: r.facts?.nodes as NodeRow[] | undefined }));
+        const swarm = planSwarm(facts, others, { ...job.swarm, unlockKey: !!job.swarm.unlockKey });
         for (const m of swarm.members) log(`${m.host}: Swarm ${m.manager ? "manager" : "worker"} (node ${m.nodeId.slice(0, 12)}, cluster ${m.cluster.slice(0, 12)})`);
         for (const w of swarm.warnings) log(`WARN: ${w}`);
         if (swarm.problems.length > 0) {
             for (const p of swarm.problems) log(p);
             throw new Error(`${what} refused the rollout: ${swarm.problems.length === 1 ? swarm.problems[0] : `${swarm.problems.length} problems (see above)`}. Nothing was changed`);
+        }
+        // right before the first batch: each cluster as this stack left it, and its key checked
+        if (job.phase === "check") {
+            const contacts = [...job.hosts, ...job.swarm.probes];
+            for (const cluster of new Set(swarm.members.map((m) => m.cluster))) {
+                const problem = await settleCluster(ssh, cluster, swarm.members.filter((m) => m.cluster === cluster), contacts, facts, others, job, log);
+                if (problem) throw new Error(`the check refused the rollout: ${problem}. Nothing was changed`);
+            }
         }
         return { hosts: results, steps: swarm.steps };
     } finally {

@@ -7,11 +7,11 @@
  */
 import { sha256 } from "../lib/hash";
 import { EXIT_SEND_ARTIFACT, delivery } from "./delivery";
-import { FleetHostJob } from "./jobs";
+import { FleetHostJob, SwarmNodeJob } from "./jobs";
 import { hostFailure, hostScript } from "./remote";
 import { RunResult, Ssh, explainSshFailure } from "./ssh";
 import { SwarmInfo } from "./swarm";
-import { withNodeDrained } from "./swarm-node";
+import { finishStoppedRun, withNodeDrained } from "./swarm-node";
 
 /** Exit status of a host script run that a Swarm node needs drained first (forklift-host.sh). */
 const EXIT_DRAIN_FIRST = 75;
@@ -26,10 +26,10 @@ export async function install(job: FleetHostJob, log: (line: string) => void): P
         }
         // (the check staged the release on every host: this copy is for a host that lost it since)
         const artifact = await delivery(job.artifact, ssh, log, false);
-        const run = async (command: string, ask = true): Promise<RunResult> => {
-            const r = await ssh.run(target, command, { input: [script, ...(await artifact.input(ask))], onStderrLine: hostLines(log) });
+        const run = async (command: string, ask = true, key: string[] = []): Promise<RunResult> => {
+            const r = await ssh.run(target, command, { input: [script, ...key, ...(await artifact.input(ask))], onStderrLine: hostLines(log) });
             // (a host that lost the release since the check asks for it: nothing changed there)
-            if (r.code === EXIT_SEND_ARTIFACT && ask) return run(command, false);
+            if (r.code === EXIT_SEND_ARTIFACT && ask) return run(command, false, key);
             if (r.code === 0 || r.code === EXIT_DRAIN_FIRST) return r;
             if (r.code === 255) throw new Error(explainSshFailure(job.host, r.stderr));
             const failure = artifact.explain(job.host.name, r.stderr) ?? hostFailure(job.host, r);
@@ -37,11 +37,18 @@ export async function install(job: FleetHostJob, log: (line: string) => void): P
             throw new Error(advice && !failure.includes(advice) ? `${failure}. ${advice}` : failure);
         };
         const first = await run(job.install);
-        if (first.code === 0) return lastLine(first.stdout);
+        if (first.code === 0) {
+            // up to date; a run that was stopped after its install may have left the node drained
+            const status = lastLine(first.stdout);
+            const swarm = (JSON.parse(status) as { swarm?: SwarmInfo | null }).swarm;
+            if (swarm?.NodeID) await finishStoppedRun(ssh, job.host, swarm, job.swarm, log);
+            return status;
+        }
         // a Swarm node the install would change: drained first (the release is unpacked there now)
         let status = "";
-        await withNodeDrained(ssh, job.host, swarmOf(first.stdout), job.swarm, log, async () => {
-            const r = await run(job.installDrained);
+        const swarm = swarmOf(first.stdout);
+        await withNodeDrained(ssh, job.host, swarm, job.swarm, log, async () => {
+            const r = await run(job.installDrained, true, unlockLine(job.swarm, swarm));
             status = lastLine(r.stdout);
             return { engineVersion: JSON.parse(status).engineVersion || undefined };
         });
@@ -56,8 +63,8 @@ export async function uninstall(job: Pick<FleetHostJob, "insecure" | "host" | "u
     const ssh = new Ssh(job.insecure);
     try {
         const target = ssh.add(job.host);
-        const run = async (command: string) => {
-            const r = await ssh.run(target, command, { onStderrLine: hostLines(log) });
+        const run = async (command: string, key: string[] = []) => {
+            const r = await ssh.run(target, command, { input: key, onStderrLine: hostLines(log) });
             if (r.code === 255) throw new Error(explainSshFailure(job.host, r.stderr));
             if (r.code !== 0 && r.code !== EXIT_DRAIN_FIRST) throw new Error(hostFailure(job.host, r));
             return r;
@@ -68,9 +75,18 @@ export async function uninstall(job: Pick<FleetHostJob, "insecure" | "host" | "u
             if (!swarm || !uninstallDrained) {
                 throw new Error(`${job.host.name} is a Swarm node, and this delete was planned by an older forklift that does not drain one: run \`pulumi up\` once (it changes nothing on the hosts), then \`pulumi destroy\`. Nothing was changed`);
             }
-            await withNodeDrained(ssh, job.host, swarmOf(first.stdout), swarm, log, async () => {
-                await run(uninstallDrained);
-                return {};
+            const info = swarmOf(first.stdout);
+            await withNodeDrained(ssh, job.host, info, swarm, log, async () => {
+                const r = await run(uninstallDrained, unlockLine(swarm, info));
+                // a host that had no Docker before forklift has none now: its node stays out of its cluster
+                const said = (() => {
+                    try {
+                        return JSON.parse(lastLine(r.stdout)) as { dockerService?: string };
+                    } catch {
+                        return {};
+                    }
+                })();
+                return { gone: said.dockerService !== undefined && said.dockerService !== "active" };
             });
         } else if (first.stdout.trim()) {
             log(first.stdout.trim());
@@ -78,6 +94,14 @@ export async function uninstall(job: Pick<FleetHostJob, "insecure" | "host" | "u
     } finally {
         ssh.close();
     }
+}
+
+/**
+ * The first line of a drained run's stdin: the unlock key for a manager (its engine comes back
+ * locked where the cluster has autolock on), an empty line otherwise.
+ */
+function unlockLine(swarm: SwarmNodeJob, info: SwarmInfo): string[] {
+    return [`${info.ControlAvailable && swarm.unlockKey ? swarm.unlockKey : ""}\n`];
 }
 
 function lastLine(text: string): string {

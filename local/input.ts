@@ -103,7 +103,26 @@ function swarmCheck(v: unknown, where: string): SwarmCheck {
             return m;
         }),
         probes: list(o, "probes", where).map((p, i) => commandHost(p, `${where}.probes[${i}]`)),
+        stackId: o.stackId === undefined ? "" : (str(o, "stackId", where, true) ?? ""),
+        ...(o.unlockKey === undefined ? {} : { unlockKey: str(o, "unlockKey", where) }),
+        moveLocalData: serviceNames(o, "moveLocalData", where),
     };
+}
+
+/** A list of service names (or "*"), [] where an older job has none. */
+function serviceNames(o: Json, key: string, where: string): string[] {
+    if (o[key] === undefined) return [];
+    return list(o, key, where).map((s, i) => {
+        if (typeof s !== "string" || !s) throw new InputError(`${where}.${key}[${i}]: expected a service name`);
+        return s;
+    });
+}
+
+/** A whole number of at least 0, DEFAULT where an older job has none. */
+function count(o: Json, key: string, where: string, fallback: number): number {
+    const v = o[key] ?? fallback;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new InputError(`${where}.${key}: expected a whole number`);
+    return v;
 }
 
 function swarmNode(v: unknown, where: string): SwarmNodeJob {
@@ -113,6 +132,12 @@ function swarmNode(v: unknown, where: string): SwarmNodeJob {
         drainTimeout: num(o, "drainTimeout", where),
         nodeTimeout: num(o, "nodeTimeout", where),
         allowTwoManagers: bool(o, "allowTwoManagers", where),
+        stackId: o.stackId === undefined ? "" : (str(o, "stackId", where, true) ?? ""),
+        maxDrained: Math.max(1, count(o, "maxDrained", where, 1)),
+        acceptDowntime: serviceNames(o, "acceptDowntime", where),
+        moveLocalData: serviceNames(o, "moveLocalData", where),
+        surge: count(o, "surge", where, 0),
+        ...(o.unlockKey === undefined ? {} : { unlockKey: str(o, "unlockKey", where) }),
     };
 }
 

@@ -63,9 +63,23 @@ export interface SwarmCheck {
     managers: string[];
     /** The swarmManagers that are not fleet hosts, each with the command that reads its cluster. */
     probes: (RemoteHost & { command: string })[];
+    /**
+     * The stack's identity: its drains and surges are recorded in the cluster under it (see
+     * swarm-node.ts), and the check puts right what an interrupted run left. "" in a job of an
+     * older forklift.
+     */
+    stackId: string;
+    /** swarmUnlockKey, where set: checked against the cluster's own key before any host changes. */
+    unlockKey?: string;
+    /** swarmMoveLocalData ([] in an older job's): the check names the services it lets move. */
+    moveLocalData: string[];
 }
 
-/** How an install or uninstall treats a Swarm node: the managers to ask, and how long to wait. */
+/**
+ * How an install or uninstall treats a Swarm node: the managers to ask, how long to wait, and the
+ * Swarm settings. (The fields after allowTwoManagers came later: a job an older forklift kept in
+ * the state reads with their defaults.)
+ */
 export interface SwarmNodeJob {
     /** swarmManagers, as routes: where a worker's cluster commands run. */
     managers: RemoteHost[];
@@ -74,6 +88,18 @@ export interface SwarmNodeJob {
     /** Seconds the node has to be back (Ready, its new engine, a manager reachable). */
     nodeTimeout: number;
     allowTwoManagers: boolean;
+    /** The stack's identity, under which its drains and surges are recorded in the cluster ("": an older job's). */
+    stackId: string;
+    /** swarmMaxDrained (1) */
+    maxDrained: number;
+    /** swarmAcceptDowntime ([]) */
+    acceptDowntime: string[];
+    /** swarmMoveLocalData ([]) */
+    moveLocalData: string[];
+    /** swarmSurge (0) */
+    surge: number;
+    /** swarmUnlockKey: sent on the stdin of a drained run, for a manager that comes back locked. */
+    unlockKey?: string;
 }
 
 /**

@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
+import "./interrupt";
 import { Hop, RemoteHost, Route } from "./jobs";
 
 export class SshError extends Error {}
@@ -115,6 +116,8 @@ export interface RunOptions {
     onStderrLine?: (line: string) => void;
     /** Write stdout to this file instead of keeping it (`stdout` is then empty). */
     stdoutFile?: string;
+    /** Milliseconds the command may take: then ssh is ended, and the result's code is 124. */
+    timeoutMs?: number;
 }
 
 /** A run's SSH: its private directory, and the hosts added to it. */
@@ -163,11 +166,15 @@ export class Ssh {
                 partial = lines.pop() ?? "";
                 for (const line of lines) opts.onStderrLine(line);
             });
+            let timedOut = false;
+            const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), child.kill("SIGKILL")), opts.timeoutMs);
             child.on("error", (e) => reject(new SshError(`cannot run ssh: ${e.message}`)));
             child.on("close", (code, signal) => {
+                if (timer) clearTimeout(timer);
                 if (partial && opts.onStderrLine) opts.onStderrLine(partial);
+                if (timedOut) stderr += `\nno answer within ${Math.round(opts.timeoutMs! / 1000)} s`;
                 written.then(
-                    () => resolve({ code: code ?? (signal ? 255 : 1), stdout: Buffer.concat(stdout).toString("utf8"), stderr }),
+                    () => resolve({ code: timedOut ? 124 : (code ?? (signal ? 255 : 1)), stdout: Buffer.concat(stdout).toString("utf8"), stderr }),
                     (e: Error) => reject(new SshError(`cannot write ${opts.stdoutFile}: ${e.message}`)),
                 );
             });
@@ -204,14 +211,9 @@ async function* inputParts(input: RunOptions["input"]): AsyncGenerator<Buffer> {
     }
 }
 
-// the keys must not outlive the run, however it ends
+// the keys must not outlive the run, however it ends (a signal ends it through interrupt.ts,
+// after its cleanups, which may still need SSH)
 const closeOnExit = new Set<Ssh>();
 process.on("exit", () => {
     for (const ssh of closeOnExit) ssh.close();
 });
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.on(signal, () => {
-        for (const ssh of closeOnExit) ssh.close();
-        process.exit(128 + (signal === "SIGINT" ? 2 : signal === "SIGTERM" ? 15 : 1));
-    });
-}

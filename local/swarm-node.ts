@@ -1,42 +1,69 @@
 /**
  * One Swarm node taken out of its cluster's work for its engine to restart, and given back: the
- * cluster commands run on a manager (a swarmManagers entry, else the node itself when it is one),
- * over the run's SSH, and the decisions are swarm.ts's.
+ * cluster commands run on a manager of the node's own cluster (a swarmManagers entry, else the
+ * node itself when it is one), over the run's SSH, and the decisions are swarm.ts's and
+ * swarm-drain.ts's.
  *
- *   quorum kept → availability remembered → drain → its tasks run elsewhere → ACTION (the install
+ *   a manager: the leader waits while other managers of its cluster have a run going here, one
+ *   manager at a time, quorum kept → a drain slot (swarmMaxDrained per cluster) → refused when
+ *   the drain would take a service down or move data (planDrain) → swarmSurge's extra tasks,
+ *   the node paused meanwhile → drain, recorded → its tasks run elsewhere → ACTION (the install
  *   or uninstall) → the node back (Ready, its new engine, a manager reachable with a leader) →
- *   availability restored → its services whole again
+ *   availability restored and the record removed → the extra tasks removed → its services whole
+ *   again → the slot given back
  *
- * Every wait is bounded (drainTimeout, nodeTimeout); a node whose work does not move away is left
- * as it was, with its availability restored, and the rollout stops naming the services still short.
+ * What this run changes in the cluster is recorded there first, under the stack's identity: a node
+ * label forklift.drain.<stack> holding the availability to give back, a service label
+ * forklift.surge.<stack> holding "<replicas>+<extra>". A run that is killed leaves them; the next
+ * run's check puts them right (recoverRecords), and an install of that node finishes it. A stop
+ * (Ctrl-C, SIGTERM) gives the node its availability back at once where its engine is not being
+ * replaced at that moment.
+ *
+ * Every wait is bounded (drainTimeout, nodeTimeout) and every docker command too (DOCKER_SECONDS).
  */
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import { dockerCommand } from "../lib/protocol/swarm";
+import { DOCKER_SECONDS, dockerCommand } from "../lib/protocol/swarm";
 import { RemoteHost, SwarmNodeJob } from "./jobs";
-import { NodeRow, ServiceRow, SwarmInfo, TaskRow, isReachableManager, quorumProblem, runningCount, runningTasks, serviceOfTask, shortServices } from "./swarm";
+import { INTERRUPT_SECONDS, onInterrupt } from "./interrupt";
+import { isHeld, takeLock, takeOneOf } from "./lock";
+import { NodeRow, SwarmInfo, TaskRow, isManagerRow, isReachableManager, quorumProblem, runningTasks } from "./swarm";
+import { NodeSpec, RunningTasks, ServiceSpec, planDrain, replicaCount } from "./swarm-drain";
 import { Ssh } from "./ssh";
 
 /** Seconds between two looks at the cluster while waiting. */
 const POLL_SECONDS = 1;
 /** Seconds a manager's quorum check looks again before it refuses (a view right after an election). */
 const QUORUM_GRACE_SECONDS = 15;
+/** Seconds a leader's run waits, before it first looks, for the runs of the other managers to start. */
+const LEADER_SETTLE_SECONDS = 3;
+
+/** The node label that records a drain by the stack STACK_ID: its value is the availability to give back. */
+export const drainLabel = (stackId: string): string => (stackId ? `forklift.drain.${stackId}` : "forklift.drain");
+/** The service label that records a surge by the stack STACK_ID: "<replicas>+<extra>". */
+export const surgeLabel = (stackId: string): string => (stackId ? `forklift.surge.${stackId}` : "forklift.surge");
 
 /** A manager the cluster commands run on. */
-interface Contact {
+export interface Contact {
     alias: string;
     host: RemoteHost;
 }
 
 export class SwarmError extends Error {}
 
-/** The cluster, through the first of its managers that answers. */
-class Cluster {
+const sleep = (seconds: number) => new Promise((r) => setTimeout(r, seconds * 1000));
+
+/**
+ * The cluster of the node NODE_ID, through the first of its managers that answers: a contact that
+ * manages another cluster (two clusters in one fleet), or none, is left out.
+ */
+export class Cluster {
     private current?: Contact;
+    /** Contacts that answered as managers of this node's cluster, and those that manage another (why). */
+    private readonly members = new Set<Contact>();
+    private readonly others = new Map<Contact, string>();
     constructor(
         private readonly ssh: Ssh,
         private readonly contacts: Contact[],
+        private readonly nodeId: string,
     ) {}
 
     /** Which manager answered last (for messages). */
@@ -44,79 +71,104 @@ class Cluster {
         return this.current?.host.name ?? "?";
     }
 
-    /** `docker ARGS` on a manager; the JSON lines it printed. Throws when no manager answers. */
-    async docker(args: string[]): Promise<string[]> {
+    /** `docker ARGS` on a manager of the cluster; the lines it printed. Throws when none answers. */
+    async docker(args: string[], timeoutMs = (DOCKER_SECONDS + 5) * 1000): Promise<string[]> {
         const tried: string[] = [];
         for (const c of this.current ? [this.current, ...this.contacts.filter((x) => x !== this.current)] : this.contacts) {
-            const r = await this.ssh.run(c.alias, dockerCommand(args, c.host.route.user !== "root"));
+            if (this.others.has(c)) {
+                tried.push(`${c.host.name}: ${this.others.get(c)}`);
+                continue;
+            }
+            const sudo = c.host.route.user !== "root";
+            if (!this.members.has(c)) {
+                // a manager of this node's cluster knows the node (two clusters in one fleet: each
+                // node's commands go to its own cluster's managers)
+                const probe = await this.ssh.run(c.alias, dockerCommand(["node", "inspect", this.nodeId, "--format", "{{.ID}}"], sudo), { timeoutMs });
+                if (probe.code !== 0 && /No such node|not a swarm manager|not part of a swarm/i.test(probe.stderr)) {
+                    this.others.set(c, "not a manager of this node's cluster");
+                    tried.push(`${c.host.name}: ${this.others.get(c)}`);
+                    continue;
+                }
+                if (probe.code !== 0) {
+                    tried.push(`${c.host.name}: ${lastLine(probe.stderr) || `exit ${probe.code}`}`);
+                    continue;
+                }
+                this.members.add(c);
+            }
+            const r = await this.ssh.run(c.alias, dockerCommand(args, sudo), { timeoutMs });
             if (r.code === 0) {
                 this.current = c;
                 return r.stdout.split("\n").filter((l) => l.trim());
             }
-            tried.push(`${c.host.name}: ${(r.stderr.trim().split("\n").pop() ?? "").slice(0, 200) || `exit ${r.code}`}`);
+            tried.push(`${c.host.name}: ${lastLine(r.stderr) || `exit ${r.code}`}`);
+            if (c === this.current) this.current = undefined;
         }
-        throw new SwarmError(`no manager answered \`docker ${args.slice(0, 2).join(" ")}\` (${tried.join("; ")})`);
+        throw new SwarmError(`no manager of its cluster answered \`docker ${args.slice(0, 2).join(" ")}\` (${tried.join("; ")})`);
     }
 
+    async id(): Promise<string> {
+        return (await this.docker(["info", "--format", "{{.Swarm.Cluster.ID}}"]))[0] ?? "";
+    }
     async nodes(): Promise<NodeRow[]> {
         return (await this.docker(["node", "ls", "--format", "{{json .}}"])).map((l) => JSON.parse(l) as NodeRow);
     }
-    async services(): Promise<ServiceRow[]> {
-        return (await this.docker(["service", "ls", "--format", "{{json .}}"])).map((l) => JSON.parse(l) as ServiceRow);
+    async nodeSpecs(): Promise<NodeSpec[]> {
+        const ids = await this.docker(["node", "ls", "--format", "{{.ID}}"]);
+        return JSON.parse((await this.docker(["node", "inspect", ...ids])).join("\n")) as NodeSpec[];
+    }
+    async serviceSpecs(): Promise<ServiceSpec[]> {
+        const ids = await this.docker(["service", "ls", "--format", "{{.ID}}"]);
+        return ids.length === 0 ? [] : (JSON.parse((await this.docker(["service", "inspect", ...ids])).join("\n")) as ServiceSpec[]);
     }
     async tasks(nodeId: string): Promise<TaskRow[]> {
         return (await this.docker(["node", "ps", nodeId, "--format", "{{json .}}"])).map((l) => JSON.parse(l) as TaskRow);
     }
-    async setAvailability(nodeId: string, availability: string): Promise<void> {
-        await this.docker(["node", "update", "--availability", availability, nodeId]);
-    }
-    /** The services of NAMES short of their desired count (see shortServices). */
-    async short(names: Set<string>): Promise<string[]> {
-        const services = (await this.services()).filter((s) => names.has(s.Name));
-        const running = new Map<string, number>();
+    /** Each of SERVICES' tasks that run and are meant to, by node hostname. */
+    async running(services: ServiceSpec[]): Promise<RunningTasks> {
+        const out: RunningTasks = new Map();
         for (const s of services) {
-            const tasks = (await this.docker(["service", "ps", s.ID, "--filter", "desired-state=running", "--format", "{{json .}}"])).map((l) => JSON.parse(l) as TaskRow);
-            running.set(s.Name, runningCount(tasks));
+            const byNode = new Map<string, number>();
+            const rows = (await this.docker(["service", "ps", s.ID, "--filter", "desired-state=running", "--format", "{{json .}}"])).map((l) => JSON.parse(l) as TaskRow & { Node: string });
+            for (const t of rows) if (t.CurrentState.startsWith("Running")) byNode.set(t.Node, (byNode.get(t.Node) ?? 0) + 1);
+            out.set(s.Spec.Name, byNode);
         }
-        return shortServices(services, running);
+        return out;
+    }
+    /** `docker node update` of NODE: its availability, a label added (one write to the cluster) or removed. */
+    async updateNode(node: string, u: { availability?: string; label?: [string, string]; unlabel?: string }, timeoutMs?: number): Promise<void> {
+        const args = ["node", "update", ...(u.availability ? ["--availability", u.availability] : []), ...(u.label ? ["--label-add", `${u.label[0]}=${u.label[1]}`] : []), ...(u.unlabel ? ["--label-rm", u.unlabel] : []), node];
+        await this.docker(args, timeoutMs);
+    }
+    /**
+     * Gives NODE its AVAILABILITY back and removes the record LABEL where it is there (`docker
+     * node update --label-rm` refuses a label the node does not have).
+     */
+    async restoreNode(node: string, availability: string, label: string, timeoutMs?: number): Promise<void> {
+        const has = (await this.docker(["node", "inspect", node, "--format", `{{with index .Spec.Labels ${JSON.stringify(label)}}}yes{{end}}`], timeoutMs))[0] === "yes";
+        await this.updateNode(node, { availability, ...(has ? { unlabel: label } : {}) }, timeoutMs);
+    }
+    /** `docker service update` of SERVICE: its replica count, a label added or removed (no task is replaced). */
+    async updateService(service: string, u: { replicas?: number; label?: [string, string]; unlabel?: string }, timeoutMs?: number): Promise<void> {
+        const args = ["service", "update", "--detach", ...(u.replicas !== undefined ? ["--replicas", String(u.replicas)] : []), ...(u.label ? ["--label-add", `${u.label[0]}=${u.label[1]}`] : []), ...(u.unlabel ? ["--label-rm", u.unlabel] : []), service];
+        await this.docker(args, timeoutMs);
+    }
+    /**
+     * The services of AT_LEAST (name → the count each must run) that run fewer tasks, as
+     * "web 3/4"; a service not there is left out (removed meanwhile).
+     */
+    async short(atLeast: Map<string, number>): Promise<string[]> {
+        if (atLeast.size === 0) return [];
+        const specs = (await this.serviceSpecs()).filter((s) => atLeast.has(s.Spec.Name));
+        const running = await this.running(specs);
+        return specs
+            .map((s) => ({ name: s.Spec.Name, want: atLeast.get(s.Spec.Name)!, up: [...(running.get(s.Spec.Name)?.values() ?? [])].reduce((a, b) => a + b, 0) }))
+            .filter(({ want, up }) => up < want)
+            .map(({ name, want, up }) => `${name} ${up}/${want}`);
     }
 }
 
-/**
- * One drain at a time from this machine: the installs of a batch of workers run at once, and two
- * nodes drained together would take two nodes' share of a service down together. Each holds this
- * lock (a directory, made or not made at once) until its node's tasks run elsewhere; the restarts
- * then go on side by side. A holder that was killed leaves its lock behind: its PID tells.
- */
-async function drainLock(): Promise<() => void> {
-    const dir = path.join(os.tmpdir(), `forklift-drain-${process.getuid?.() ?? "user"}`);
-    for (;;) {
-        try {
-            fs.mkdirSync(dir, { mode: 0o700 });
-            fs.writeFileSync(path.join(dir, "pid"), String(process.pid));
-            return () => fs.rmSync(dir, { recursive: true, force: true });
-        } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-        }
-        const holder = Number((() => {
-            try {
-                return fs.readFileSync(path.join(dir, "pid"), "utf8");
-            } catch {
-                return "0";
-            }
-        })());
-        if (holder > 0 && !alive(holder)) fs.rmSync(dir, { recursive: true, force: true });
-        else await new Promise((r) => setTimeout(r, 200));
-    }
-}
-
-function alive(pid: number): boolean {
-    try {
-        process.kill(pid, 0);
-        return true;
-    } catch (e) {
-        return (e as NodeJS.ErrnoException).code === "EPERM";
-    }
+function lastLine(text: string): string {
+    return (text.trim().split("\n").pop() ?? "").slice(0, 200);
 }
 
 /** Polls CHECK every POLL_SECONDS until it gives true, or SECONDS have passed (then false). */
@@ -129,13 +181,85 @@ async function waitFor(seconds: number, check: () => Promise<boolean>): Promise<
             // a manager restarting, a node not back yet: ask again
         }
         if (Date.now() >= deadline) return false;
-        await new Promise((r) => setTimeout(r, POLL_SECONDS * 1000));
+        await sleep(POLL_SECONDS);
     }
 }
 
-/** What ACTION reports: the node's engine version once it is back (none: any will do). */
+/** The contacts of HOST's cluster commands: swarmManagers' entries, and the node itself where it is a manager (last). */
+function contactsOf(ssh: Ssh, host: RemoteHost, info: SwarmInfo, job: SwarmNodeJob): Contact[] {
+    const contacts: Contact[] = job.managers.filter((m) => m.name !== host.name).map((m) => ({ alias: ssh.add(m, { persist: true }), host: m }));
+    // a manager can answer for itself, but not while its engine restarts: the others first
+    if (info.ControlAvailable) contacts.push({ alias: ssh.add(host, { persist: true }), host });
+    return contacts;
+}
+
+/**
+ * Puts right what runs of the stack STACK_ID left in CLUSTER (killed, or stopped where they could
+ * not): each node it drained gets its availability back, each service it scaled up its replica
+ * count (where nobody changed it since), and the records go. Returns what it did, a line each.
+ */
+export async function recoverRecords(cluster: Cluster, stackId: string): Promise<string[]> {
+    const done: string[] = [];
+    const drain = drainLabel(stackId);
+    for (const n of await cluster.nodeSpecs()) {
+        const was = n.Spec.Labels?.[drain];
+        if (was === undefined) continue;
+        await cluster.restoreNode(n.ID, was, drain);
+        done.push(`${n.Description.Hostname}: availability ${was} restored (drained by a forklift run that was stopped)`);
+    }
+    const surge = surgeLabel(stackId);
+    for (const s of await cluster.serviceSpecs()) {
+        const record = s.Spec.Labels?.[surge];
+        if (record === undefined) continue;
+        done.push(await unsurge(cluster, s, surge, record));
+    }
+    return done;
+}
+
+/** Scales service S back to the replica count its surge RECORD ("<replicas>+<extra>") holds, where nobody changed it since. */
+async function unsurge(cluster: Cluster, s: ServiceSpec, label: string, record: string, timeoutMs?: number): Promise<string> {
+    const m = /^(\d+)\+(\d+)$/.exec(record);
+    const now = replicaCount(s);
+    if (m && now === Number(m[1]) + Number(m[2])) {
+        await cluster.updateService(s.ID, { replicas: Number(m[1]), unlabel: label }, timeoutMs);
+        return `${s.Spec.Name}: back to ${m[1]} replicas (its ${m[2]} extra task(s) removed)`;
+    }
+    await cluster.updateService(s.ID, { unlabel: label }, timeoutMs);
+    return `${s.Spec.Name}: its replica count was changed to ${now} while forklift had it at ${m ? Number(m[1]) + Number(m[2]) : record}: left as it is`;
+}
+
+/**
+ * For a Swarm node whose install had nothing to do: where a run of this stack that was stopped
+ * left it drained (its record on the node), its availability back once it is Ready; and the
+ * services that run scaled up, scaled back, unless a run here is draining a node of the cluster
+ * now (a surge of its own).
+ */
+export async function finishStoppedRun(ssh: Ssh, host: RemoteHost, info: SwarmInfo, job: SwarmNodeJob, log: (line: string) => void): Promise<void> {
+    const contacts = contactsOf(ssh, host, info, job);
+    if (contacts.length === 0) return;
+    const cluster = new Cluster(ssh, contacts, info.NodeID);
+    const drain = drainLabel(job.stackId);
+    const me = (await cluster.nodeSpecs()).find((n) => n.ID === info.NodeID);
+    const was = me?.Spec.Labels?.[drain];
+    if (me && was !== undefined) {
+        if (!(await waitFor(job.nodeTimeout, async () => (await cluster.nodes()).find((n) => n.ID === info.NodeID)?.Status === "Ready"))) {
+            throw new SwarmError(`${host.name}: a forklift run that was stopped left its node drained, and it is not Ready in its cluster within ${job.nodeTimeout}s (swarmNodeTimeout): left drained`);
+        }
+        await cluster.restoreNode(info.NodeID, was, drain);
+        log(`${host.name}: availability ${was} restored (drained by a forklift run that was stopped)`);
+    }
+    const surge = surgeLabel(job.stackId);
+    const left = (await cluster.serviceSpecs()).filter((s) => s.Spec.Labels?.[surge] !== undefined);
+    if (left.length === 0) return;
+    const clusterId = (await cluster.id()).slice(0, 25) || "cluster";
+    for (let i = 0; i < job.maxDrained; i++) if (await isHeld(`drain-${clusterId}-${i}`)) return;
+    for (const s of left) log(`${host.name}: ${await unsurge(cluster, s, surge, s.Spec.Labels![surge])} (scaled up by a forklift run that was stopped)`);
+}
+
+/** What ACTION reports: the node's engine version once it is back (none: any will do); GONE: it has no engine now. */
 export interface NodeAction {
     engineVersion?: string;
+    gone?: boolean;
 }
 
 /**
@@ -145,96 +269,216 @@ export interface NodeAction {
  */
 export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInfo, job: SwarmNodeJob, log: (line: string) => void, action: () => Promise<NodeAction>): Promise<void> {
     const name = host.name;
-    const contacts: Contact[] = job.managers.filter((m) => m.name !== name).map((m) => ({ alias: ssh.add(m, { persist: true }), host: m }));
-    // a manager can answer for itself, but not while its engine restarts: the others first
-    if (info.ControlAvailable) contacts.push({ alias: ssh.add(host, { persist: true }), host });
+    const contacts = contactsOf(ssh, host, info, job);
     if (contacts.length === 0) {
         throw new SwarmError(`${name} is a Swarm worker: forklift drains it through a manager of its cluster, and swarmManagers names none. Nothing was changed`);
     }
-    const cluster = new Cluster(ssh, contacts);
-    const nodes = await cluster.nodes();
-    const me = nodes.find((n) => n.ID === info.NodeID);
-    if (!me) throw new SwarmError(`${name}: its node ${info.NodeID.slice(0, 12)} is not in the cluster that ${cluster.via} manages. Nothing was changed`);
-    if (info.ControlAvailable) {
-        // a new leader's first view can show a follower that voted for it as unreachable: look
-        // again for a few seconds before refusing
-        let problem = quorumProblem(nodes, info.NodeID, job.allowTwoManagers);
-        if (problem) await waitFor(QUORUM_GRACE_SECONDS, async () => !(problem = quorumProblem(await cluster.nodes(), info.NodeID, job.allowTwoManagers)));
-        if (problem) throw new SwarmError(`${name} is a Swarm manager and was not restarted: ${problem}. Nothing was changed`);
-        if (nodes.filter((n) => n.ManagerStatus !== "").length === 1) log(`${name} is its cluster's only manager: the control plane is down while its engine restarts`);
-    }
-    const availability = me.Availability.toLowerCase();
-    const onNode = new Set(runningTasks(await cluster.tasks(info.NodeID)).map(serviceOfTask));
-    const replicated = new Set((await cluster.services()).filter((s) => s.Mode === "replicated" && onNode.has(s.Name)).map((s) => s.Name));
-    let restore = false;
-    let unlock: (() => void) | undefined;
+    const cluster = new Cluster(ssh, contacts, info.NodeID);
+    const clusterId = (await cluster.id()).slice(0, 25) || "cluster";
+    const manager = info.ControlAvailable;
+    const releases: (() => void)[] = [];
+    const releaseAll = () => releases.splice(0).reverse().forEach((r) => r());
+    const drain = drainLabel(job.stackId);
+    const surge = surgeLabel(job.stackId);
+    // what this run changed and must give back: the node's availability, services scaled up
+    let restore: string | undefined;
+    const surged = new Map<string, { id: string; record: string }>();
+    let phase: "before" | "changing" | "acting" = "before";
+    let mark = Date.now();
     // each line says how long its part took: where a node's time goes (drain, restart, rejoin,
     // its services converging) is what a user tunes swarmDrainTimeout and their services by
-    let mark = Date.now();
     const took = () => {
         const s = ((Date.now() - mark) / 1000).toFixed(1);
         mark = Date.now();
         return `${s} s`;
     };
+    // the change to the cluster under way, if any: a stop waits for it before it gives back
+    let inflight: Promise<unknown> = Promise.resolve();
+    const change = <T>(p: Promise<T>): Promise<T> => {
+        inflight = p.catch(() => undefined);
+        return p;
+    };
+    const giveBack = async (timeoutMs?: number) => {
+        await inflight;
+        for (const [service, { id, record }] of [...surged]) {
+            const spec = (await cluster.serviceSpecs()).find((s) => s.ID === id);
+            if (spec) log(`${name}: ${await unsurge(cluster, spec, surge, record, timeoutMs)}`);
+            surged.delete(service);
+        }
+        if (restore !== undefined) {
+            await cluster.restoreNode(info.NodeID, restore, drain, timeoutMs);
+            log(`${name}: availability ${restore} restored`);
+            restore = undefined;
+        }
+    };
+    const stopped = onInterrupt(async () => {
+        if (phase === "acting") {
+            log(`${name}: stopped while its engine is being replaced: it stays drained, recorded in its cluster (${drain}); the next \`pulumi up\` gives it its availability back`);
+            return;
+        }
+        await giveBack((INTERRUPT_SECONDS - 1) * 1000).catch((e: Error) => log(`${name}: could not give back what this run changed (${e.message}); the next \`pulumi up\` does`));
+    });
     try {
-        unlock = await drainLock();
+        let me = (await cluster.nodeSpecs()).find((n) => n.ID === info.NodeID);
+        if (!me) throw new SwarmError(`${name}: its node ${info.NodeID.slice(0, 12)} is not in the cluster that ${cluster.via} manages. Nothing was changed`);
+        // a run that was stopped drained it: its record says what to give back
+        const recorded = me.Spec.Labels?.[drain];
+        const availability = recorded ?? me.Spec.Availability;
+        if (recorded !== undefined) {
+            restore = recorded;
+            log(`${name}: drained by a forklift run that was stopped (availability ${recorded} before it): finishing its rollout`);
+        }
+        if (manager) releases.push(await takeLock(`present-${clusterId}-${info.NodeID}`));
+        for (;;) {
+            if (manager) await leaderLast(cluster, clusterId, info.NodeID, name, log);
+            const slot = await takeOneOf(Array.from({ length: job.maxDrained }, (_, i) => `drain-${clusterId}-${i}`));
+            releases.push(slot.release);
+            if (!manager) break;
+            releases.push(await takeLock(`manager-${clusterId}`));
+            // (leadership moves only when a leader's engine stops: still the same, but look)
+            if (!(await othersBusy(cluster, clusterId, info.NodeID))) break;
+            releases.splice(1).reverse().forEach((r) => r());
+        }
         took();
-        if (availability !== "drain") {
-            log(`${name}: draining its node (${onNode.size} service(s) with tasks on it; through ${cluster.via})`);
-            await cluster.setAvailability(info.NodeID, "drain");
-            restore = true;
+        const nodes = await cluster.nodes();
+        if (manager) {
+            // a new leader's first view can show a follower that voted for it as unreachable: look
+            // again for a few seconds before refusing
+            let problem = quorumProblem(nodes, info.NodeID, job.allowTwoManagers);
+            if (problem) await waitFor(QUORUM_GRACE_SECONDS, async () => !(problem = quorumProblem(await cluster.nodes(), info.NodeID, job.allowTwoManagers)));
+            if (problem) throw new SwarmError(`${name} is a Swarm manager and was not restarted: ${problem}. Nothing was changed`);
+            if (nodes.filter(isManagerRow).length === 1) log(`${name} is its cluster's only manager: the control plane is down while its engine restarts`);
+        }
+        const specs = await cluster.nodeSpecs();
+        me = specs.find((n) => n.ID === info.NodeID)!;
+        const services = await cluster.serviceSpecs();
+        const plan = planDrain({
+            node: me.Description.Hostname,
+            nodes: specs,
+            services,
+            running: await cluster.running(services),
+            acceptDowntime: job.acceptDowntime,
+            moveLocalData: job.moveLocalData,
+            surge: job.surge,
+        });
+        if (plan.refusals.length > 0) {
+            throw new SwarmError(`${name} was not drained: ${plan.refusals.join("; ")}. Its engine was not restarted${recorded !== undefined ? "" : "; nothing was changed"}`);
+        }
+        phase = "changing";
+        const desired = new Map(services.filter((s) => plan.onNode.has(s.Spec.Name)).map((s) => [s.Spec.Name, replicaCount(s)!]));
+        if (plan.surge.size > 0) {
+            // paused first (no new task lands on it), then the extra tasks elsewhere
+            if (me.Spec.Availability === "active") {
+                // (what to give back is known before the change: a stop during it gives it back)
+                restore = availability;
+                await change(cluster.updateNode(info.NodeID, { availability: "pause", label: [drain, availability] }));
+            }
+            for (const s of services.filter((x) => plan.surge.has(x.Spec.Name))) {
+                const record = `${desired.get(s.Spec.Name)}+${plan.surge.get(s.Spec.Name)}`;
+                surged.set(s.Spec.Name, { id: s.ID, record });
+                await change(cluster.updateService(s.ID, { replicas: desired.get(s.Spec.Name)! + plan.surge.get(s.Spec.Name)!, label: [surge, record] }));
+            }
+            const extra = new Map([...plan.surge].map(([s, n]) => [s, desired.get(s)! + n]));
+            let short: string[] = [];
+            if (!(await waitFor(job.drainTimeout, async () => (short = await cluster.short(extra)).length === 0))) {
+                throw new SwarmError(`${name}: swarmSurge's extra tasks did not all run within ${job.drainTimeout}s (swarmDrainTimeout): ${short.join(", ")}. Its engine was not restarted`);
+            }
+            log(`${name}: ${[...plan.surge].map(([s, n]) => `${s} +${n}`).join(", ")} extra task(s) running elsewhere (swarmSurge, ${took()})`);
+        }
+        if (me.Spec.Availability !== "drain") {
+            log(`${name}: draining its node (${plan.onNode.size} service(s) with tasks on it; through ${cluster.via})`);
+            restore = availability;
+            await change(cluster.updateNode(info.NodeID, { availability: "drain", label: [drain, availability] }));
         }
         let short: string[] = [];
+        const whole = new Map([...plan.waitWhole].map((s) => [s, desired.get(s)!]));
         const moved = await waitFor(job.drainTimeout, async () => {
             const left = runningTasks(await cluster.tasks(info.NodeID));
-            short = await cluster.short(replicated);
+            short = await cluster.short(whole);
             return left.length === 0 && short.length === 0;
         });
         if (!moved) {
             throw new SwarmError(`${name}: its tasks did not all run elsewhere within ${job.drainTimeout}s (swarmDrainTimeout)${short.length ? `; still short: ${short.join(", ")}` : ""}. Its engine was not restarted`);
         }
-        unlock();
-        unlock = undefined;
         log(`${name}: drained, its tasks run elsewhere (${took()})`);
         let failure: Error | undefined;
         let done: NodeAction = {};
+        phase = "acting";
         try {
             done = await action();
         } catch (e) {
             failure = e as Error;
         }
+        phase = "changing";
         const acted = took();
+        if (!failure && done.gone) {
+            // given back to a host without a Docker of its own: out of its cluster, Down, until one runs
+            await change(cluster.restoreNode(info.NodeID, restore ?? availability, drain)).then(
+                () => log(`${name}: given back to a host without a Docker of its own: its node stays in its cluster, Down, with its Swarm state (\`docker node rm\` on a manager takes it out); availability ${restore ?? availability} again`),
+                (e: Error) => log(`${name}: given back to a host without a Docker of its own: its node stays in its cluster, Down, with its Swarm state; its availability could not be given back (${e.message})`),
+            );
+            restore = undefined;
+            await giveBack();
+            return;
+        }
         const back = await waitFor(job.nodeTimeout, async () => {
             const now = (await cluster.nodes()).find((n) => n.ID === info.NodeID);
             if (!now || now.Status !== "Ready") return false;
             if (!failure && done.engineVersion && now.EngineVersion !== done.engineVersion) return false;
-            if (info.ControlAvailable) return isReachableManager(now) && (await cluster.nodes()).some((n) => n.ManagerStatus === "Leader");
+            if (manager) return isReachableManager(now) && (await cluster.nodes()).some((n) => n.ManagerStatus === "Leader");
             return true;
         });
         if (!back) {
-            throw failure ?? new SwarmError(`${name}: its node was not back in its cluster within ${job.nodeTimeout}s (swarmNodeTimeout: Ready, engine ${done.engineVersion ?? "?"}${info.ControlAvailable ? ", a reachable manager with a leader elected" : ""})`);
+            throw failure ?? new SwarmError(`${name}: its node was not back in its cluster within ${job.nodeTimeout}s (swarmNodeTimeout: Ready, engine ${done.engineVersion ?? "?"}${manager ? ", a reachable manager with a leader elected" : ""})`);
         }
-        if (restore) {
-            await cluster.setAvailability(info.NodeID, availability);
-            restore = false;
-            log(`${name}: back in its cluster, availability ${availability} again (engine ${acted}, rejoin ${took()})`);
+        if (restore !== undefined) {
+            await change(cluster.restoreNode(info.NodeID, restore, drain));
+            log(`${name}: back in its cluster, availability ${restore} again (engine ${acted}, rejoin ${took()})`);
+            restore = undefined;
         }
+        await giveBack();
         if (failure) throw failure;
         let stillShort: string[] = [];
-        const whole = await waitFor(job.drainTimeout, async () => {
-            stillShort = await cluster.short(onNode);
+        const again = await waitFor(job.drainTimeout, async () => {
+            stillShort = await cluster.short(desired);
             return stillShort.length === 0;
         });
-        if (!whole) throw new SwarmError(`${name}: its services were not whole again within ${job.drainTimeout}s (swarmDrainTimeout): ${stillShort.join(", ")}`);
+        if (!again) throw new SwarmError(`${name}: its services were not whole again within ${job.drainTimeout}s (swarmDrainTimeout): ${stillShort.join(", ")}`);
         log(`${name}: its services are whole again (${took()})`);
     } finally {
-        unlock?.();
-        if (restore) {
-            // however it ended, the node gets its availability back
-            await cluster.setAvailability(info.NodeID, availability).then(
-                () => log(`${name}: availability ${availability} restored`),
-                (e: Error) => log(`${name}: could not restore its availability (${availability}): ${e.message}`),
-            );
-        }
+        // however it ended, the node gets its availability back and the extra tasks go
+        await giveBack().catch((e: Error) => log(`${name}: could not give back what this run changed (${e.message}); the next \`pulumi up\` does`));
+        stopped();
+        releaseAll();
     }
+}
+
+/**
+ * The leader of a cluster restarts last, so that the cluster elects a new one once: a leader's
+ * run waits while another manager of its cluster has a run here (each holds its presence lock
+ * until it ends), looking first after LEADER_SETTLE_SECONDS so that the runs started with it
+ * have taken theirs. Leadership moves only when a leader's engine stops.
+ */
+async function leaderLast(cluster: Cluster, clusterId: string, nodeId: string, name: string, log: (line: string) => void): Promise<void> {
+    let said = false;
+    if ((await cluster.nodes()).find((n) => n.ID === nodeId)?.ManagerStatus !== "Leader") return;
+    await sleep(LEADER_SETTLE_SECONDS);
+    for (;;) {
+        const busy = await othersBusy(cluster, clusterId, nodeId);
+        if (!busy) return;
+        if (!said) log(`${name} is its cluster's leader: it goes after ${busy} (one election)`);
+        said = true;
+        await sleep(POLL_SECONDS);
+    }
+}
+
+/** When NODE_ID is its cluster's leader and other managers of it have a run here, their hostnames. */
+async function othersBusy(cluster: Cluster, clusterId: string, nodeId: string): Promise<string | undefined> {
+    const nodes = await cluster.nodes();
+    if (nodes.find((n) => n.ID === nodeId)?.ManagerStatus !== "Leader") return undefined;
+    const busy: string[] = [];
+    for (const n of nodes.filter((x) => isManagerRow(x) && x.ID !== nodeId)) {
+        if (await isHeld(`present-${clusterId}-${n.ID}`)) busy.push(n.Hostname);
+    }
+    return busy.length > 0 ? busy.join(", ") : undefined;
 }

@@ -13,7 +13,8 @@ export interface SwarmInfo {
     ControlAvailable: boolean;
     /** Managers of the cluster (0 on a worker, which does not know). */
     Managers: number;
-    Cluster?: { ID: string } | null;
+    /** On a manager: the cluster, and whether its managers lock at each engine start (autolock). */
+    Cluster?: { ID: string; Spec?: { EncryptionConfig?: { AutoLockManagers?: boolean } } } | null;
     RemoteManagers?: { NodeID: string; Addr: string }[] | null;
 }
 
@@ -122,8 +123,10 @@ export function quorumProblem(nodes: NodeRow[], nodeId: string, allowTwo: boolea
 /**
  * The steps of a rollout: each a list of hosts installed at once, a step starting when the one
  * before is done. Hosts in no Swarm go first, in batches of BATCH_SIZE in the fleet's order; then
- * each cluster: its managers one at a time whatever the batch size (the leader last, so that it
- * changes once), then its workers in batches.
+ * each cluster: its managers (in one step: their runs go one at a time whatever the batch size,
+ * the leader last, which they decide among themselves as they run, see swarm-node.ts: the leader
+ * when `pulumi destroy` runs is not the one the plan saw), then its workers in batches. LEADERS
+ * order the managers' step for the eye only.
  */
 export function planSteps(hosts: string[], members: SwarmMember[], leaders: Set<string>, batchSize: number): string[][] {
     const batches = (list: string[]) => {
@@ -138,7 +141,7 @@ export function planSteps(hosts: string[], members: SwarmMember[], leaders: Set<
         const inCluster = hosts.filter((h) => byHost.get(h)?.cluster === cluster);
         const managers = inCluster.filter((h) => byHost.get(h)!.manager);
         const ordered = [...managers.filter((h) => !leaders.has(byHost.get(h)!.nodeId)), ...managers.filter((h) => leaders.has(byHost.get(h)!.nodeId))];
-        steps.push(...ordered.map((h) => [h]));
+        if (ordered.length > 0) steps.push(ordered);
         steps.push(...batches(inCluster.filter((h) => !byHost.get(h)!.manager)));
     }
     return steps;
@@ -159,6 +162,8 @@ export interface SwarmSettings {
     liveRestore: boolean;
     /** The entries of swarmManagers: the hosts the cluster commands of workers run on. */
     managers: string[];
+    /** swarmUnlockKey is set. */
+    unlockKey: boolean;
 }
 
 export interface SwarmPlan {
@@ -191,8 +196,12 @@ export function planSwarm(hosts: SwarmFacts[], others: SwarmFacts[], s: SwarmSet
     };
     const members: SwarmMember[] = [];
     const lost: string[] = [];
+    const locked = hosts.filter((f) => f.swarm?.LocalNodeState === "locked").map((f) => f.name);
+    if (locked.length > 0) {
+        problems.push(`${locked.join(", ")}: ${locked.length === 1 ? "its Swarm manager is" : "their Swarm managers are"} locked (the cluster has autolock on and the engine restarted): unlock ${locked.length === 1 ? "it" : "them"} first (\`docker swarm unlock\` on the node, with the key \`docker swarm unlock-key -q\` prints on another manager)`);
+    }
     for (const f of hosts) {
-        if (!inSwarm(f.swarm)) continue;
+        if (!inSwarm(f.swarm) || locked.includes(f.name)) continue;
         const cluster = clusterOf(f.swarm);
         if (cluster) members.push({ host: f.name, nodeId: f.swarm.NodeID, manager: f.swarm.ControlAvailable, cluster });
         else lost.push(f.name);
@@ -231,6 +240,10 @@ export function planSwarm(hosts: SwarmFacts[], others: SwarmFacts[], s: SwarmSet
         }
         if (managers.length === 1) {
             warnings.push(`Swarm cluster ${cluster.slice(0, 12)} has one manager (${fleetManagers.join(", ")}): its control plane is down while that node's engine restarts (running tasks keep running)`);
+        }
+        const seen = [...hosts, ...others].find((f) => f.swarm?.Cluster?.ID === cluster);
+        if (seen?.swarm?.Cluster?.Spec?.EncryptionConfig?.AutoLockManagers && !s.unlockKey) {
+            problems.push(`forklift:swarmUnlockKey: Swarm cluster ${cluster.slice(0, 12)} has autolock on: ${fleetManagers.join(", ")} would come back locked after their engine restarts, and out of the cluster until unlocked. Set the key: \`docker swarm unlock-key -q\` on a manager, then \`pulumi config set --secret forklift:swarmUnlockKey <key>\``);
         }
     }
     const leaders = new Set([...clusters.values()].flatMap((nodes) => nodes.filter((n) => n.ManagerStatus === "Leader").map((n) => n.ID)));

@@ -247,24 +247,35 @@ current_sha() {
 # ---- Docker Swarm ----
 
 # `docker info`'s Swarm part (JSON) of the running daemon when it takes part in a Swarm; empty
-# otherwise (no daemon running, or not in a Swarm). Set by read_swarm_info.
+# otherwise (not in a Swarm). Set by read_swarm_info.
 SWARM_INFO=""
+# The Swarm unlock key (swarmUnlockKey), read from stdin where FORKLIFT_SWARM_UNLOCK is set: a
+# manager of an autolocked cluster comes back locked after each engine start (see swarm_unlock).
+UNLOCK_KEY=""
 
 # The docker CLI to ask the running daemon with: the current release's, else the host's own.
 running_cli() {
     docker_cli "$OPT/current"
 }
 
+# Sets SWARM_INFO. A node whose engine cannot tell (stopped, not answering, no docker CLI to ask it
+# with) but whose data root holds Swarm state (swarm/docker-state.json, there until the node leaves
+# its Swarm) is refused: taken for a plain host, it would be restarted undrained.
 read_swarm_info() {
     SWARM_INFO=""
-    systemctl is-active --quiet docker.service || return 0
-    local cli info
+    local cli info member=""
+    [ ! -e "$(data_root)/swarm/docker-state.json" ] || member=1
+    if ! systemctl is-active --quiet docker.service; then
+        [ -z "$member" ] || fatal "its engine is not running, and $(data_root)/swarm says it is a Swarm node: forklift drains a Swarm node through its cluster before its engine restarts, and this one's cannot be asked. Start it (systemctl start docker.service), or take the node out of its Swarm (docker swarm leave); nothing was changed"
+        return 0
+    fi
     cli=$(running_cli)
-    [ -n "$cli" ] || return 0
+    if [ -z "$cli" ]; then
+        [ -z "$member" ] || fatal "there is no docker CLI to ask its engine with, and $(data_root)/swarm says it is a Swarm node: it cannot be drained, so it is not restarted; nothing was changed"
+        return 0
+    fi
     if ! info=$(timeout 20 "$cli" -H unix:///run/docker.sock info --format '{{json .Swarm}}' 2>/dev/null); then
-        # an engine that does not answer could still be a Swarm node with tasks: taking it for a
-        # plain host would restart it undrained. The engine's own record of its Swarm tells.
-        [ ! -e "$(data_root)/swarm/docker-state.json" ] ||
+        [ -z "$member" ] ||
             fatal "its engine runs but did not answer \`docker info\` within 20s, and $(data_root)/swarm says it is a Swarm node: it cannot be drained, so it is not restarted; nothing was changed (see \`journalctl -u docker.service\`)"
         return 0
     fi
@@ -291,25 +302,118 @@ swarm_nodes_json() {
     printf '[%s]' "$rows"
 }
 
-# Waits until the node, its engine restarted, is back in its Swarm: active, and a manager
-# reachable with a leader elected (it can list the nodes). Returns 1 naming what it lacks.
+# Reads the unlock key from stdin, where the local side sends it (FORKLIFT_SWARM_UNLOCK set): the
+# first line, before anything else the run reads there. Never in a command line or a message.
+read_unlock_key() {
+    [ -n "${FORKLIFT_SWARM_UNLOCK:-}" ] || return 0
+    IFS= read -r UNLOCK_KEY || true
+    # (an empty line: no key, for a worker or a cluster without autolock)
+}
+
+# Unlocks the manager whose engine CLI answers, when it came back locked (autolock), with the key
+# on the unlock command's stdin. Says why not, and returns 1, when it cannot.
+swarm_unlock() {
+    local cli=$1 out
+    if [ -z "$UNLOCK_KEY" ]; then
+        echo "its engine came back locked (the cluster has autolock on) and no unlock key was given (swarmUnlockKey)"
+        return 1
+    fi
+    if ! out=$(printf '%s\n' "$UNLOCK_KEY" | timeout 30 "$cli" -H unix:///run/docker.sock swarm unlock 2>&1); then
+        echo "its engine came back locked and \`docker swarm unlock\` refused the key (swarmUnlockKey: rotated since?): ${out//$UNLOCK_KEY/(key)}"
+        return 1
+    fi
+    info "unlocked its Swarm manager (autolock)" 2>&3
+}
+
+# Waits until the node, its engine restarted, is back in its Swarm as its cluster sees it: active
+# (unlocked first where it came back locked); a manager Ready and reachable, with a leader elected.
+# CLI: the docker CLI to ask with. Returns 1 naming what it lacks.
 wait_swarm_rejoined() {
-    local cli info deadline
-    cli=$(docker_cli "$OPT/releases/$1")
+    local cli=$1 info deadline me tried=""
     deadline=$((SECONDS + SWARM_TIMEOUT))
     while :; do
         info=$(timeout 20 "$cli" -H unix:///run/docker.sock info --format '{{json .Swarm}}' 2>/dev/null || true)
+        if [[ "$info" == *'"LocalNodeState":"locked"'* ]] && [ -z "$tried" ]; then
+            tried=1
+            swarm_unlock "$cli" || return 1
+            continue
+        fi
         if [[ "$info" == *'"LocalNodeState":"active"'* ]]; then
+            # (a worker is active once a manager's dispatcher took it in: its cluster sees it Ready)
             if ! swarm_manager; then return 0; fi
-            if [[ "$info" == *'"ControlAvailable":true'* ]] && timeout 20 "$cli" -H unix:///run/docker.sock node ls --format '{{.ManagerStatus}}' 2>/dev/null | grep -qx Leader; then
+            me=$(timeout 20 "$cli" -H unix:///run/docker.sock node inspect self --format '{{.Status.State}} {{.ManagerStatus.Reachability}}' 2>/dev/null || true)
+            if [[ "$info" == *'"ControlAvailable":true'* ]] && [ "$me" = "ready reachable" ] &&
+                timeout 20 "$cli" -H unix:///run/docker.sock node ls --format '{{.ManagerStatus}}' 2>/dev/null | grep -qx Leader; then
                 return 0
             fi
         fi
         if [ "$SECONDS" -ge "$deadline" ]; then
-            echo "the node did not rejoin its Swarm within ${SWARM_TIMEOUT}s (its state: ${info:-no answer})"
+            echo "the node was not back in its Swarm within ${SWARM_TIMEOUT}s (swarmNodeTimeout; its state: ${info:-no answer}${me:+, as its cluster sees it: $me})"
             return 1
         fi
         sleep 1
+    done
+}
+
+# A copy of the node's Swarm state (<data-root>/swarm), taken while its engine is stopped before
+# the switch to a new release: a rollback restores it where the old engine cannot come back with
+# what the new one left (a Raft format it cannot read).
+copy_swarm_state() {
+    local root
+    root=$(data_root)
+    [ -d "$root/swarm" ] || return 0
+    rm -rf "$SWARM_COPY.tmp"
+    cp -a "$root/swarm" "$SWARM_COPY.tmp"
+    rm -rf "$SWARM_COPY"
+    mv "$SWARM_COPY.tmp" "$SWARM_COPY"
+}
+
+# Where copy_swarm_state keeps its copy (a first install's rollback, which removes $STATE, moves it).
+SWARM_COPY=$STATE/swarm-state
+
+# After a rollback's restart, whether the host is healthy on what it went back to: Docker answers
+# with release PREV ("": the host's own Docker) and, on a Swarm node, the node is back in its
+# cluster. Where not, and the Swarm state was copied before the switch (a newer engine may have left
+# it in a form the old one cannot start or rejoin with), the copy is put back and the engine started
+# once more. Prints what it found ("" for a plain host); returns 1 when it is not healthy.
+rolled_back_healthy() {
+    local prev=$1 reason cli root
+    cli=$(if [ -n "$prev" ]; then docker_cli "$OPT/releases/$prev"; else command -v docker || true; fi)
+    if reason=$(answers "$prev" "$cli") && { [ -z "$SWARM_INFO" ] || reason=$(wait_swarm_rejoined "$cli"); }; then
+        [ -z "$SWARM_INFO" ] || echo "back in its Swarm"
+        return 0
+    fi
+    if [ -z "$SWARM_INFO" ] || [ ! -d "$SWARM_COPY" ]; then
+        echo "$reason"
+        return 1
+    fi
+    warn "the rolled-back engine is not back in its Swarm ($reason): putting back its Swarm state as it was before the switch" 2>&3
+    root=$(data_root)
+    systemctl stop docker.service docker.socket || true
+    rm -rf "$root/swarm"
+    cp -a "$SWARM_COPY" "$root/swarm"
+    systemctl reset-failed docker.service docker.socket 2>/dev/null || true
+    timeout "$VERIFY_TIMEOUT" systemctl start docker.service || true
+    if reason=$(answers "$prev" "$cli") && reason=$(wait_swarm_rejoined "$cli"); then
+        echo "back in its Swarm, with its Swarm state as it was before the switch"
+        return 0
+    fi
+    echo "not back in its Swarm, not even with its Swarm state as it was before the switch: $reason"
+    return 1
+}
+
+# Whether Docker answers: release PREV's dockerd (verify_release), or with PREV "", the host's own
+# (docker version through the socket, with the CLI CLI, within VERIFY_TIMEOUT).
+answers() {
+    if [ -n "$1" ]; then
+        verify_release "$1"
+        return
+    fi
+    [ -n "$2" ] || { echo "no docker CLI to ask its engine with"; return 1; }
+    local deadline=$((SECONDS + VERIFY_TIMEOUT))
+    until "$2" -H unix:///run/docker.sock version --format '{{.Server.Version}}' >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || { echo "docker did not answer within ${VERIFY_TIMEOUT}s"; return 1; }
+        sleep 0.2
     done
 }
 
@@ -670,7 +774,12 @@ remove_path_traces() {
             warn "leaving $path: something is still mounted below it"
             continue
         fi
-        if [ "$state" = absent ]; then
+        if [ -e "$path/swarm/docker-state.json" ]; then
+            # a Swarm member's state (its identity, certificates, a manager's Raft log) is never
+            # removed: a later Docker on the host comes back into its cluster with it
+            find "$path" -mindepth 1 -maxdepth 1 ! -name lost+found ! -name swarm -exec rm -rf --one-file-system {} +
+            info "kept $path/swarm: the node is still a member of its Swarm (\`docker swarm leave\` on it, \`docker node rm\` on a manager, to take it out)"
+        elif [ "$state" = absent ]; then
             rm -rf --one-file-system "$path"
         else
             find "$path" -mindepth 1 -maxdepth 1 ! -name lost+found -exec rm -rf --one-file-system {} +
@@ -775,8 +884,9 @@ step() {
 }
 
 # Restarts containerd (when shipped) and Docker on the files now in place, within VERIFY_TIMEOUT.
-# With "reload", a running daemon is told to re-read daemon.json first. Fails at the first step
-# that fails, saying which.
+# With "reload", a running daemon is told to re-read daemon.json first; with "rollback", the Swarm
+# state is not copied (the copy is of the state before the switch). Fails at the first step that
+# fails, saying which.
 restart_docker() {
     # a running daemon re-reads daemon.json on HUP: with live-restore on, stopping it below
     # leaves the containers running (a distro daemon started without live-restore included)
@@ -811,6 +921,10 @@ restart_docker() {
         i=$((i + 1))
     done
     step systemctl stop docker.service docker.socket || return 1
+    # the Swarm state as it is before the new release first runs (see copy_swarm_state)
+    if [ "${1:-reload}" != rollback ] && [ -n "$SWARM_INFO" ]; then
+        step copy_swarm_state || return 1
+    fi
     # StartLimitBurst=3 per 60 s counts a rollback's restarts too: a retry right after one must
     # not be refused as "start request repeated too quickly"
     # shellcheck disable=SC2086 # word splitting of the unit list is intended
@@ -1025,13 +1139,13 @@ status_json() {
     fi
     local engine=""
     [ "$active" != active ] || engine=$(timeout 20 "$(running_cli)" -H unix:///run/docker.sock version --format '{{.Server.Version}}' 2>/dev/null || true)
-    printf '{"host":"%s","sha256":"%s","version":"%s","dockerdSha256":"%s","dockerService":"%s","engineVersion":"%s","changed":%s}\n' \
-        "$HOST_NAME" "$sha" "$version" "$dockerd_sha" "$active" "$engine" "${1:-false}"
+    printf '{"host":"%s","sha256":"%s","version":"%s","dockerdSha256":"%s","dockerService":"%s","engineVersion":"%s","changed":%s,"swarm":%s}\n' \
+        "$HOST_NAME" "$sha" "$version" "$dockerd_sha" "$active" "$engine" "${1:-false}" "${SWARM_INFO:-null}"
 }
 
 # Puts the host back on release PREV (or on what was there before forklift) after a failed install.
 roll_back() {
-    local prev=$1 cause=$2 log reason
+    local prev=$1 cause=$2 log health
     ROLLBACK_ARMED=""
     log=$(daemon_log_tail)
     if [ -n "$prev" ] && [ -d "$OPT/releases/$prev" ] && [ -d "$STATE/applied" ]; then
@@ -1039,18 +1153,34 @@ roll_back() {
         # each step goes on whatever the one before did: the verify below says whether it worked
         switch_to "$prev" || warn "switching back to $prev failed"
         apply_files "$STATE/applied" || warn "putting back the files of $prev failed"
-        restart_docker >&2 || true
-        if reason=$(verify_release "$prev"); then
+        restart_docker rollback >&2 || true
+        # a rollback counts only where Docker answers with the old release and, on a Swarm node,
+        # the node is back in its cluster
+        if health=$(rolled_back_healthy "$prev"); then
             [ "$prev" = "$FORKLIFT_SHA256" ] || rm -rf "${OPT:?}/releases/$FORKLIFT_SHA256"
-            fatal "new release $FORKLIFT_SHA256 failed: $cause. Rolled back to release $prev; Docker is answering. Daemon log:
+            fatal "new release $FORKLIFT_SHA256 failed: $cause. Rolled back to release $prev; Docker is answering${health:+; $health}. Daemon log:
 $log"
         fi
-        fatal "new release $FORKLIFT_SHA256 failed: $cause; rollback to $prev also failed: $reason. Daemon log:
+        fatal "new release $FORKLIFT_SHA256 failed: $cause; rollback to $prev also failed: $health. Daemon log:
 $log"
     fi
     warn "first install of $FORKLIFT_SHA256 failed ($cause); restoring the host's previous Docker"
+    # (the uninstall removes $STATE: the copy of the Swarm state goes aside for the rejoin)
+    if [ -d "$SWARM_COPY" ]; then
+        mv "$SWARM_COPY" "/var/tmp/forklift-swarm-state.$$"
+        SWARM_COPY=/var/tmp/forklift-swarm-state.$$
+    fi
     do_uninstall
-    fatal "new release $FORKLIFT_SHA256 failed: $cause. Restored what was on the host before forklift. Daemon log:
+    health=""
+    if [ -n "$SWARM_INFO" ] && ! systemctl is-enabled --quiet docker.service 2>/dev/null && ! systemctl is-active --quiet docker.service; then
+        health="given back to a host without a Docker of its own: out of its Swarm until one runs"
+    elif [ -n "$SWARM_INFO" ] && ! health=$(rolled_back_healthy ""); then
+        rm -rf "/var/tmp/forklift-swarm-state.$$"
+        fatal "new release $FORKLIFT_SHA256 failed: $cause. Restored what was on the host before forklift, but $health. Daemon log:
+$log"
+    fi
+    rm -rf "/var/tmp/forklift-swarm-state.$$"
+    fatal "new release $FORKLIFT_SHA256 failed: $cause. Restored what was on the host before forklift${health:+; $health}. Daemon log:
 $log"
 }
 
@@ -1087,6 +1217,7 @@ do_install() {
     # where it counts: another stack's install may have finished in between
     check_owner
     read_swarm_info
+    read_unlock_key
     stage_files
     receive_artifact
     take_lock
@@ -1129,7 +1260,7 @@ do_install() {
     if ! reason=$(verify_release "$FORKLIFT_SHA256"); then
         roll_back "$prev" "$reason"
     fi
-    if [ -n "$SWARM_INFO" ] && ! reason=$(wait_swarm_rejoined "$FORKLIFT_SHA256"); then
+    if [ -n "$SWARM_INFO" ] && ! reason=$(wait_swarm_rejoined "$(docker_cli "$OPT/releases/$FORKLIFT_SHA256")"); then
         roll_back "$prev" "$reason"
     fi
     release_stale_links
@@ -1226,11 +1357,21 @@ main() {
                 info "not uninstalling: the release here now belongs to $owner"
                 return 0
             fi
-            if [ "$1" = uninstall ] && [ -f "$STATE/installed" ]; then
+            if [ -f "$STATE/installed" ]; then
                 read_swarm_info
-                [ -z "$SWARM_INFO" ] || drain_first
+                [ -z "$SWARM_INFO" ] || [ "$1" != uninstall ] || drain_first
             fi
+            read_unlock_key
             do_uninstall
+            # Docker given back: a Swarm node back in its cluster (a host that had none stays out)
+            local engine
+            engine=$(systemctl is-active docker.service 2>/dev/null || true)
+            if [ -n "$SWARM_INFO" ] && [ "$engine" = active ]; then
+                local reason
+                reason=$(wait_swarm_rejoined "$(command -v docker || true)") || fatal "given back to its Docker, but $reason"
+            fi
+            # (for the local side of a drained uninstall: whether the node can come back at all)
+            [ "$1" != uninstall-drained ] || printf '{"host":"%s","uninstalled":true,"dockerService":"%s"}\n' "$HOST_NAME" "${engine:-inactive}"
             ;;
         status) status_json false ;;
         check) do_check ;;

@@ -127,7 +127,7 @@ async function watched(s: Setup, what: string, action: () => Promise<void>, stri
     try {
         await action();
     } finally {
-        watcher.stop();
+        await watcher.finish();
     }
     const seconds = (Date.now() - started) / 1000;
     const stops = Object.fromEntries(s.lab.fleet.map((h) => [h.name, engineStops(h, since)]));

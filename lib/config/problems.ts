@@ -8,7 +8,7 @@
 
 import { PROJECT } from "./types";
 
-const SECRET_KEYS = new Set<string>(["sshPrivateKey"]);
+const SECRET_KEYS = new Set<string>(["sshPrivateKey", "swarmUnlockKey"]);
 const SECRET_FIELD = /privateKey|password|secret|token/i;
 
 /**

@@ -93,6 +93,19 @@ export interface SwarmConfig {
     nodeTimeout: number;
     /** A cluster of 2 managers (no quorum while one restarts) may be rolled out anyway. */
     allowTwoManagers: boolean;
+    /**
+     * swarmUnlockKey (a secret): the key that unlocks the managers of an autolocked cluster after
+     * their engine restarted. Absent: such a cluster's managers are refused by the check.
+     */
+    unlockKey?: string;
+    /** Nodes of one cluster drained at once, at most. */
+    maxDrained: number;
+    /** Services (names, or "*" for all) that may have no running task while a node is drained. */
+    acceptDowntime: string[];
+    /** Services (names, or "*") whose tasks may move off a node that keeps their data (bind mounts, local volumes). */
+    moveLocalData: string[];
+    /** Extra tasks a replicated service is scaled up by, at most, before a node of it is drained (0: none). */
+    surge: number;
 }
 
 /**
@@ -134,6 +147,11 @@ export const DEFAULTS = {
     swarmDrainTimeout: 300,
     swarmNodeTimeout: 120,
     swarmAllowTwoManagers: false,
+    swarmUnlockKey: "",
+    swarmMaxDrained: 1,
+    swarmAcceptDowntime: [],
+    swarmMoveLocalData: [],
+    swarmSurge: 0,
     insecureSkipHostKeyCheck: false,
     sshConnectTimeout: 10,
     artifactCacheDir: ".forklift/artifacts",

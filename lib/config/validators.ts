@@ -123,6 +123,16 @@ export const valid = {
         expected: "an absolute path like /usr/bin",
         test: (v) => /^\/[A-Za-z0-9._/-]*$/.test(v) && !v.split("/").includes(".."),
     },
+    /** `docker swarm unlock-key -q`'s answer. */
+    swarmUnlockKey: {
+        expected: "a Swarm unlock key like SWMKEY-1-... (`docker swarm unlock-key -q` on a manager)",
+        test: (v) => /^SWMKEY-1-[A-Za-z0-9+/=]{16,}$/.test(v.trim()),
+    },
+    /** A Swarm service's name, or * for every service. */
+    serviceSelector: {
+        expected: "a Swarm service's name, or * for every service",
+        test: (v) => v === "*" || /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(v),
+    },
     /** Any text, for a key whose value forklift only passes on (artifactCacheDir). */
     nonEmptyString: {
         expected: "a non-empty string",

@@ -44,7 +44,8 @@ export interface InstallInputs {
 /**
  * The install on a fleet host (MODE install-drained: on a Swarm node drained for it). Its stdin is
  * forklift-host.sh and then the release's tgz (which the host does not read when it has the
- * release unpacked).
+ * release unpacked); a drained run's reads one line before the tgz: the Swarm unlock key, or an
+ * empty line (FORKLIFT_SWARM_UNLOCK).
  */
 export function installCommand(i: InstallInputs, mode: "install" | "install-drained" = "install"): string {
     return runScriptFromStdin(
@@ -60,6 +61,7 @@ export function installCommand(i: InstallInputs, mode: "install" | "install-drai
             FORKLIFT_DAEMON_JSON_B64: i.files["daemon.json"] ? b64(i.files["daemon.json"]) : "",
             FORKLIFT_DAEMON_JSON_SWARM_B64: i.swarmDaemonJson ? b64(i.swarmDaemonJson) : undefined,
             FORKLIFT_SWARM_TIMEOUT: i.swarmTimeout,
+            FORKLIFT_SWARM_UNLOCK: mode === "install-drained" ? 1 : undefined,
         },
         [mode],
         i.sudo,
@@ -99,10 +101,11 @@ export function checkCommand(c: CheckInputs): string {
 
 /**
  * Runs the copy of forklift-host.sh that the install left on the host; a no-op where none is.
- * MODE uninstall-drained: on a Swarm node drained for it.
+ * MODE uninstall-drained: on a Swarm node drained for it (its stdin: the unlock key's line, as
+ * an install-drained's).
  */
 export function uninstallCommand(hostName: string, owner: Owner, sudo: boolean, mode: "uninstall" | "uninstall-drained" = "uninstall"): string {
-    const vars = { FORKLIFT_HOST: hostName, ...ownerVars(owner) };
+    const vars = { FORKLIFT_HOST: hostName, ...ownerVars(owner), ...(mode === "uninstall-drained" ? { FORKLIFT_SWARM_UNLOCK: "1" } : {}) };
     return runLeftScript(HOST_SCRIPT_PATH, vars, mode, sudo, `forklift: nothing installed on ${hostName}`);
 }
 
@@ -114,6 +117,8 @@ export interface HostStatus {
     dockerdSha256: string;
     dockerService: string;
     changed: boolean;
+    /** The node's `docker info` Swarm part where it takes part in a Swarm (null or absent otherwise). */
+    swarm?: { NodeID: string; ControlAvailable: boolean } | null;
 }
 
 export function parseHostStatus(stdout: string): HostStatus {

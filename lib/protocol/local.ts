@@ -92,6 +92,12 @@ export interface SwarmCheckSpec {
     daemonJson: Record<string, unknown> | null;
     fleetManagers: string[];
     otherManagers: RemoteHost[];
+    /** The stack's identity (see SwarmCheck.stackId). */
+    stackId: string;
+    /** swarmUnlockKey, where set. */
+    unlockKey?: string;
+    /** swarmMoveLocalData */
+    moveLocalData?: string[];
 }
 
 /** The swarm part of the check's job: the settings, and a probe of each manager outside the fleet. */
@@ -102,6 +108,9 @@ export function swarmCheck(s: SwarmCheckSpec): SwarmCheck {
         liveRestore: s.daemonJson?.["live-restore"] === true,
         managers: [...s.fleetManagers, ...s.otherManagers.map((m) => m.name)],
         probes: s.otherManagers.map((m) => ({ ...m, command: swarmProbeCommand(m.route.user !== "root") })),
+        stackId: s.stackId,
+        ...(s.unlockKey ? { unlockKey: s.unlockKey } : {}),
+        moveLocalData: s.moveLocalData ?? [],
     };
 }
 

@@ -5,9 +5,12 @@
  */
 import { shq } from "../shell";
 
-/** `docker ARGS...`, through `sudo -n` for a login user other than root. */
+/** Seconds one docker command of a rollout may take on a manager (a hung manager fails the step). */
+export const DOCKER_SECONDS = 30;
+
+/** `docker ARGS...`, through `sudo -n` for a login user other than root, ended after DOCKER_SECONDS. */
 export function dockerCommand(args: string[], sudo: boolean): string {
-    return [...(sudo ? ["sudo", "-n"] : []), "docker", ...args].map(shq).join(" ");
+    return [...(sudo ? ["sudo", "-n"] : []), "timeout", String(DOCKER_SECONDS), "docker", ...args].map(shq).join(" ");
 }
 
 /**

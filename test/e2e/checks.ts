@@ -1,6 +1,7 @@
 /** What the end-to-end suites check on a host over SSH, shared by their test files. */
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { ensureBusybox, sh } from "../support/lab";
 import { TestHost } from "../support/testbed";
@@ -33,4 +34,34 @@ export function assertOnRelease(projectDir: string, h: TestHost, sha256: string)
 /** The release a host is on (the target of /opt/forklift/current), or "" without one. */
 export function releaseOf(h: TestHost): string {
     return sh(h, "readlink /opt/forklift/current || true").replace(/^\/opt\/forklift\/releases\//, "");
+}
+
+/** Waits until COND holds, looking every 100 ms; fails after SECONDS naming WHAT. */
+export async function waitUntil(what: string, cond: () => boolean, seconds = 180): Promise<void> {
+    const deadline = Date.now() + seconds * 1000;
+    while (!cond()) {
+        if (Date.now() > deadline) throw new Error(`timed out after ${seconds} s waiting until ${what}`);
+        await new Promise((r) => setTimeout(r, 100));
+    }
+}
+
+/** The PIDs of every process below PID (children first found, then theirs). */
+export function descendants(pid: number): number[] {
+    const parentOf = new Map<number, number>();
+    for (const entry of fs.readdirSync("/proc")) {
+        if (!/^\d+$/.test(entry)) continue;
+        try {
+            // "pid (comm) state ppid ...": comm may hold spaces, so split after its closing paren
+            const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+            parentOf.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+        } catch {
+            // gone meanwhile
+        }
+    }
+    const found: number[] = [];
+    for (let i = -1; i < found.length; i++) {
+        const parent = i < 0 ? pid : found[i];
+        for (const [child, p] of parentOf) if (p === parent) found.push(child);
+    }
+    return found;
 }

@@ -15,7 +15,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { CliResult, Lab, LabHost, PulumiCli, bootLab, configureStack, ensureBusybox, findPulumi, forkSettings, note, projectCheckout, setConfig, setHost, sh } from "../support/lab";
 import { repoRoot, stopHosts } from "../support/testbed";
-import { assertOnRelease, releaseOf, runningDockerd } from "./checks";
+import { assertOnRelease, descendants, releaseOf, runningDockerd, waitUntil } from "./checks";
 
 let lab: Lab;
 let cli: PulumiCli;
@@ -52,13 +52,6 @@ function takeDown(h: LabHost): () => void {
  */
 const installing = (h: LabHost) =>
     onHost(h, "test -e /run/lock/forklift.lock && ! flock -n /run/lock/forklift.lock true && pgrep -f '^bash /tmp/forklift\\.[^ ]*\\.sh install' >/dev/null").status === 0;
-async function waitUntil(what: string, cond: () => boolean, seconds = 180): Promise<void> {
-    const deadline = Date.now() + seconds * 1000;
-    while (!cond()) {
-        if (Date.now() > deadline) throw new Error(`timed out after ${seconds} s waiting until ${what}`);
-        await new Promise((r) => setTimeout(r, 100));
-    }
-}
 /**
  * Runs `pulumi up --yes` and, once the install on WHILE_INSTALLING runs, takes DOWN off the network until the up
  * has ended and any install on DOWN has ended on its own.
@@ -75,26 +68,6 @@ async function upCuttingOff(whileInstalling: LabHost, down: LabHost): Promise<Cl
     } finally {
         bringBack?.();
     }
-}
-/** The PIDs of every process below PID (children first found, then theirs). */
-function descendants(pid: number): number[] {
-    const parentOf = new Map<number, number>();
-    for (const entry of fs.readdirSync("/proc")) {
-        if (!/^\d+$/.test(entry)) continue;
-        try {
-            // "pid (comm) state ppid ...": comm may hold spaces, so split after its closing paren
-            const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-            parentOf.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
-        } catch {
-            // gone meanwhile
-        }
-    }
-    const found: number[] = [];
-    for (let i = -1; i < found.length; i++) {
-        const parent = i < 0 ? pid : found[i];
-        for (const [child, p] of parentOf) if (p === parent) found.push(child);
-    }
-    return found;
 }
 /** The main PID of docker.service on each host. */
 const pids = (...hs: LabHost[]) => hs.map((h) => sh(h, "systemctl show -p MainPID --value docker.service"));

@@ -4,8 +4,11 @@
  * one), `batchSize: 3`, swarmManagers naming the three managers. A watcher samples the cluster every
  * 0.5 s during `pulumi up` and `pulumi destroy`: a majority of managers reachable at every sample,
  * each node drained before its engine stops and back to its availability, the replicated service
- * never more than one node's share down, the managers restarted one at a time, and every service whole when the
- * command returns. Same plugin rule as pulumi-up.test.ts; `npm run test:e2e`.
+ * never more than one node's share down, no replicated service without a running task, the managers restarted
+ * one at a time, and every service whole when the command returns. Then what operators meet: a
+ * `pulumi up` killed while a node is drained (one the operator drained stays so), finished by the
+ * next; `swarmSurge` (no service below its replica count); an autolocked cluster, refused without
+ * its key and rolled out with it. Same plugin rule as pulumi-up.test.ts; `npm run test:e2e`.
  */
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
@@ -13,8 +16,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig, sh } from "../support/lab";
-import { GLOBAL, REPLICAS, REPLICATED, Sample, Watcher, assertSwarmKept, availabilityOf, engineStops, formSwarm } from "../support/swarm";
+import { GLOBAL, REPLICAS, REPLICATED, Sample, Watcher, assertServicesKept, assertSwarmKept, availabilityOf, engineStops, formSwarm } from "../support/swarm";
 import { TestHost, stopHosts } from "../support/testbed";
+import { descendants, waitUntil } from "./checks";
 
 let lab: Lab;
 let cli: PulumiCli;
@@ -31,7 +35,7 @@ async function watched(args: string[]): Promise<{ samples: Sample[]; stops: Reco
         const r = await cli.ok(args);
         note(`pulumi ${args.join(" ")}: ${r.seconds.toFixed(1)} s`);
     } finally {
-        watcher.stop();
+        await watcher.finish();
     }
     return { samples: watcher.samples, stops: Object.fromEntries(lab.fleet.map((h) => [h.name, engineStops(h, since)])), availability };
 }
@@ -72,6 +76,7 @@ describe("a Swarm fleet through pulumi up and destroy", { timeout: 60 * 60_000 }
     test("pulumi up (batchSize 3): managers one at a time, each node drained first, quorum and web kept; the services whole when it returns", async () => {
         const { samples, stops, availability } = await watched(["up", "--yes"]);
         const { minReplicas } = assertSwarmKept(samples, stops, availability);
+        assertServicesKept(samples, {});
         assertManagersOneAtATime(samples, stops);
         const services = sh(managers[0], "docker service ls --format '{{.Name}} {{.Replicas}}'");
         assert.match(services, new RegExp(`^${REPLICATED} ${REPLICAS}/${REPLICAS}$`, "m"));
@@ -95,6 +100,59 @@ describe("a Swarm fleet through pulumi up and destroy", { timeout: 60 * 60_000 }
         const since = Date.now();
         await cli.ok(["up", "--yes"]);
         for (const h of lab.fleet) assert.deepEqual(engineStops(h, since), [], `${h.name} was not restarted`);
+    });
+
+    test("pulumi up killed while a node is drained: cancel, refresh and a second pulumi up finish the rollout, every node's availability as before", async () => {
+        // the operator drained swe-w2 for their own reasons
+        sh(managers[0], "docker node update --availability drain swe-w2 >/dev/null");
+        const before = Object.fromEntries(lab.fleet.map((h) => [h.name, availabilityOf(managers[0], h.name)]));
+        const drainedByForklift = () => sh(managers[0], "for n in $(docker node ls -q); do docker node inspect $n --format '{{.Description.Hostname}} {{json .Spec.Labels}}'; done").split("\n").filter((l) => /forklift\.drain\./.test(l)).map((l) => l.split(" ")[0]);
+        await setConfig(cli, { forkRef: "v1" });
+        const run = cli.start(["up", "--yes"]);
+        await waitUntil("forklift drained a node", () => drainedByForklift().length > 0, 600);
+        // as a crash of the machine would: the engine and every plugin it started, at once
+        for (const pid of [run.pid, ...descendants(run.pid)]) process.kill(pid, "SIGKILL");
+        await run.done;
+        const left = drainedByForklift();
+        note(`pulumi up killed with ${left.join(", ")} drained`);
+        assert.ok(left.length > 0);
+        await cli.ok(["cancel", "--yes"]);
+        await cli.ok(["refresh", "--clear-pending-creates", "--yes"]);
+        const { samples } = await watched(["up", "--yes"]);
+        assertServicesKept(samples, {});
+        assert.deepEqual(drainedByForklift(), [], "no node left drained by forklift");
+        assert.deepEqual(Object.fromEntries(lab.fleet.map((h) => [h.name, availabilityOf(managers[0], h.name)])), before, "every node's availability as before");
+        const out = await cli.outputs();
+        for (const h of lab.fleet) assert.equal(sh(h, "readlink /opt/forklift/current"), `/opt/forklift/releases/${out.artifact.sha256}`);
+        sh(managers[0], "docker node update --availability active swe-w2 >/dev/null");
+    });
+
+    test("swarmSurge: pulumi up keeps every replicated service at its replica count", async () => {
+        await setConfig(cli, { forkRef: "v2", swarmSurge: "2" });
+        const { samples, stops, availability } = await watched(["up", "--yes"]);
+        assertSwarmKept(samples, stops, availability);
+        assertServicesKept(samples, { [REPLICATED]: REPLICAS });
+        assert.equal(sh(managers[0], `docker service inspect ${REPLICATED} --format '{{.Spec.Mode.Replicated.Replicas}}'`), String(REPLICAS), "scaled back");
+        await setConfig(cli, { swarmSurge: "0" });
+    });
+
+    test("an autolocked cluster: pulumi up refused without swarmUnlockKey, nothing changed; with it, every manager unlocked after its restart", async () => {
+        const key = sh(managers[0], "docker swarm update --autolock=true >/dev/null && docker swarm unlock-key -q");
+        try {
+            const out = await cli.outputs();
+            await setConfig(cli, { forkRef: "v1" });
+            const refused = await cli.run(["up", "--yes"]);
+            assert.notEqual(refused.code, 0);
+            assert.match(refused.stdout + refused.stderr, /forklift:swarmUnlockKey: Swarm cluster \w+ has autolock on/);
+            for (const h of lab.fleet) assert.equal(sh(h, "readlink /opt/forklift/current"), `/opt/forklift/releases/${out.artifact.sha256}`, `${h.name} unchanged`);
+            await cli.ok(["config", "set", "--secret", "swarmUnlockKey", key]);
+            const { samples, stops, availability } = await watched(["up", "--yes"]);
+            assertSwarmKept(samples, stops, availability);
+            for (const m of managers) assert.equal(sh(m, "docker info --format '{{.Swarm.LocalNodeState}}'"), "active", `${m.name} unlocked`);
+            assert.ok(!fs.readFileSync(path.join(work, "project", "Pulumi.swarm.yaml"), "utf8").includes(key.slice(9)), "the key only encrypted in the stack file");
+        } finally {
+            sh(managers[0], "docker swarm update --autolock=false >/dev/null");
+        }
     });
 
     test("pulumi destroy gives every node back to Debian's Docker the same way", async () => {

@@ -394,6 +394,25 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
         assert.equal(check.code, 1);
         assert.match(check.stderr, /web \(10\.78\.71\.2:22\): the artifact that arrived has sha256/);
     });
+
+    test("a host that had no Docker before forklift and joined a Swarm since: its uninstall keeps the node's Swarm state, and does not wait for a node that cannot come back", () => {
+        // (a mount point: lost+found alone)
+        assert.equal(on("ls -A /var/lib/docker 2>/dev/null | grep -v '^lost+found$' || true"), "", "no Docker data before");
+        // (no live-restore: dockerd refuses swarm mode with it)
+        const installed = runLocal("install", fleetJob({ daemonJson: { "live-restore": false } }));
+        assert.equal(installed.code, 0, installed.stderr);
+        on(`docker swarm init --advertise-addr ${host.address} >/dev/null`);
+        const r = runLocal("uninstall", fleetJob({ daemonJson: { "live-restore": false } }));
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, /web: draining its node/);
+        assert.match(r.stderr, /kept \/var\/lib\/docker\/swarm: the node is still a member of its Swarm/);
+        assert.match(r.stderr, /web: given back to a host without a Docker of its own: its node stays in its cluster, Down, with its Swarm state/);
+        assert.ok(r.seconds < 60, `not waited for a node that cannot come back: ${r.seconds} s`);
+        assert.equal(on("ls -A /var/lib/docker | grep -v '^lost+found$'"), "swarm", "the Swarm state alone is left of the daemon's data");
+        assert.equal(on("test -e /var/lib/docker/swarm/docker-state.json && echo kept"), "kept");
+        assert.equal(ssh(host, "test -e /opt/forklift").code, 1, "forklift's release is gone");
+        on("rm -rf /var/lib/docker/swarm");
+    });
 });
 
 let other: string | undefined;

@@ -18,14 +18,12 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Owner, parseHostStatus } from "../../lib/protocol/host";
 import { checkedHost, checksJob, fleetHostJob, swarmCheck } from "../../lib/protocol/local";
-import { sha256 } from "../../lib/hash";
 import { ArtifactSource, SwarmNodeJob } from "../../local/jobs";
-import { LocalRun, remoteOf, runLocal, runLocalAsync } from "../support/local";
-import { GLOBAL, REPLICAS, REPLICATED, SERVICE_IMAGE, Watcher, assertSwarmKept, availabilityOf, engineStops, formSwarm, waitConverged } from "../support/swarm";
-import { TestHost, copyFrom, ssh, startHosts, stopHosts } from "../support/testbed";
+import { BROKEN_DOCKERD, LocalRun, RELEASE_BINARIES, hostReleases, remoteOf, runLocal, runLocalAsync } from "../support/local";
+import { GLOBAL, REPLICAS, REPLICATED, SERVICE_IMAGE, Watcher, assertDrainedAtMost, assertLeaderLast, assertSwarmKept, availabilityOf, engineStops, formSwarm, waitConverged } from "../support/swarm";
+import { TestHost, ssh, startHosts, stopHosts } from "../support/testbed";
 
 const OWNER: Owner = { stack: "forklift/swarm", stackId: "5a5a5a5a5a5a5a5a", host: "" };
-const BINARIES = ["containerd", "containerd-shim-runc-v2", "ctr", "docker", "docker-init", "docker-proxy", "dockerd", "runc"];
 let hosts: TestHost[];
 let managers: TestHost[];
 let work: string;
@@ -40,15 +38,15 @@ const source = (sha: string): ArtifactSource => ({
     builder: { name: "builder", route: { address: "127.0.0.1", port: 1, user: "root", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE13Mx9w3k99vWlCJXURrSYBWBucTfvv3XrE8dCTUoOn", connectTimeout: 2 } },
     cacheDir: path.join(work, "cache"),
 });
-const swarmNode = (): SwarmNodeJob => ({ managers: managers.map(remote), drainTimeout: 120, nodeTimeout: 120, allowTwoManagers: false });
+const swarmNode = (): SwarmNodeJob => ({ managers: managers.map(remote), drainTimeout: 120, nodeTimeout: 120, allowTwoManagers: false, stackId: OWNER.stackId, maxDrained: 1, acceptDowntime: [], moveLocalData: [], surge: 0 });
 const job = (h: TestHost, sha: string, daemonJson: Record<string, unknown> = {}) =>
-    fleetHostJob({ host: remote(h), owner: owner(h), release: { sha256: sha, version: "test", binaries: BINARIES }, installDir: "/usr/bin", daemonJson, source: source(sha), swarm: swarmNode(), insecure: false });
+    fleetHostJob({ host: remote(h), owner: owner(h), release: { sha256: sha, version: "test", binaries: RELEASE_BINARIES }, installDir: "/usr/bin", daemonJson, source: source(sha), swarm: swarmNode(), insecure: false });
 const check = (sha: string, opts: { batchSize?: number; daemonJson?: Record<string, unknown>; listed?: string[] } = {}) =>
     checksJob(
         "check",
         false,
         hosts.map((h) => checkedHost(remote(h), owner(h), { sha256: sha, needKiB: 1024 })),
-        swarmCheck({ batchSize: opts.batchSize ?? 3, allowTwoManagers: false, daemonJson: opts.daemonJson ?? {}, fleetManagers: opts.listed ?? managers.map((m) => m.name), otherManagers: [] }),
+        swarmCheck({ batchSize: opts.batchSize ?? 3, allowTwoManagers: false, daemonJson: opts.daemonJson ?? {}, fleetManagers: opts.listed ?? managers.map((m) => m.name), otherManagers: [], stackId: OWNER.stackId }),
         source(sha),
     );
 const byName = (name: string) => hosts.find((h) => h.name === name)!;
@@ -81,21 +79,8 @@ describe("a rollout over a Docker Swarm of test hosts", { timeout: 30 * 60_000 }
         managers = hosts.slice(0, 3);
         work = fs.mkdtempSync(path.join(os.tmpdir(), "forklift-swarm-"));
         fs.mkdirSync(path.join(work, "cache"));
-        // releases made of the host's own Debian binaries, in the layout of a static build
-        const pack = [
-            "set -e; d=$(mktemp -d); mkdir $d/docker",
-            ...BINARIES.map((b) => `cp "$(readlink -f "$(command -v ${b})")" $d/docker/${b}`),
-            "tar -C $d -czf /tmp/a.tgz docker",
-            "echo b > $d/docker/NOTE; tar -C $d -czf /tmp/b.tgz docker",
-            "printf '#!/bin/sh\\necho dockerd: fork patch broke startup >&2\\nexit 1\\n' > $d/docker/dockerd; tar -C $d -czf /tmp/bad.tgz docker; rm -rf $d",
-        ].join("; ");
-        sh(hosts[0], `PATH=$PATH:/usr/sbin:/sbin; ${pack}`);
-        for (const k of ["a", "b", "bad"] as const) {
-            const local = path.join(work, `${k}.tgz`);
-            copyFrom(hosts[0], `/tmp/${k}.tgz`, local);
-            rel[k] = sha256(fs.readFileSync(local));
-            fs.copyFileSync(local, path.join(work, "cache", `${rel[k]}.tgz`));
-        }
+        // releases made of the host's own Debian binaries (b: a note more; bad: a dockerd that exits)
+        Object.assign(rel, hostReleases(hosts[0], path.join(work, "cache"), { a: "", b: "echo b > $d/docker/NOTE", bad: BROKEN_DOCKERD }));
         await formSwarm(hosts, 3);
     });
 
@@ -113,12 +98,12 @@ describe("a rollout over a Docker Swarm of test hosts", { timeout: 30 * 60_000 }
     });
 
     test("workers need a manager named in swarmManagers: refused naming the managers in the fleet", () => {
-        const r = runLocal("check", checksJob("precheck", false, hosts.map((h) => checkedHost(remote(h), owner(h))), swarmCheck({ batchSize: 1, allowTwoManagers: false, daemonJson: {}, fleetManagers: [], otherManagers: [] })));
+        const r = runLocal("check", checksJob("precheck", false, hosts.map((h) => checkedHost(remote(h), owner(h))), swarmCheck({ batchSize: 1, allowTwoManagers: false, daemonJson: {}, fleetManagers: [], otherManagers: [], stackId: OWNER.stackId })));
         assert.equal(r.code, 1);
         assert.match(r.stderr, /forklift:swarmManagers: sw-w1, sw-w2 are workers of Swarm cluster \w+, and forklift drains a worker through a manager of its cluster: name one in swarmManagers \(its managers in the fleet: sw-m1, sw-m2, sw-m3\)/);
     });
 
-    test("the rollout: managers one at a time (the leader last) whatever the batch size, then the workers; each drained first; quorum and service kept", async () => {
+    test("the rollout: managers one at a time (the leader last) whatever the batch size, then the workers; each drained first, one at a time; quorum and service kept", async () => {
         const leader = sh(managers[0], "docker node ls --format '{{.Hostname}} {{.ManagerStatus}}' | awk '$2 == \"Leader\" {print $1}'");
         const availability = Object.fromEntries(hosts.map((h) => [h.name, availabilityOf(managers[0], h.name)]));
         const watcher = new Watcher(managers);
@@ -128,14 +113,13 @@ describe("a rollout over a Docker Swarm of test hosts", { timeout: 30 * 60_000 }
         try {
             result = await rollOut(rel.a, 3);
         } finally {
-            watcher.stop();
+            await watcher.finish();
         }
         const { plan, runs } = result;
         for (const [n, r] of runs) assert.equal(r.code, 0, `${n}: ${r.stderr}`);
-        assert.equal(plan.length, 4, `3 managers one at a time, then the workers together: ${JSON.stringify(plan)}`);
-        assert.deepEqual(plan.slice(0, 3).map((s) => s.length), [1, 1, 1]);
-        assert.deepEqual(plan[2], [leader], "the leader last");
-        assert.deepEqual([...plan[3]].sort(), ["sw-w1", "sw-w2"]);
+        assert.equal(plan.length, 2, `the managers (their runs go one at a time among themselves), then the workers: ${JSON.stringify(plan)}`);
+        assert.deepEqual([...plan[0]].sort(), ["sw-m1", "sw-m2", "sw-m3"]);
+        assert.deepEqual([...plan[1]].sort(), ["sw-w1", "sw-w2"]);
         for (const h of hosts) {
             assert.equal(parseHostStatus(runs.get(h.name)!.stdout).sha256, rel.a);
             assert.match(runs.get(h.name)!.stderr, /live-restore is left out of daemon\.json/);
@@ -144,6 +128,8 @@ describe("a rollout over a Docker Swarm of test hosts", { timeout: 30 * 60_000 }
         }
         const stops = Object.fromEntries(hosts.map((h) => [h.name, engineStops(h, since)]));
         const { minReplicas } = assertSwarmKept(watcher.samples, stops, availability);
+        assertLeaderLast(stops, leader, managers.map((m) => m.name));
+        assertDrainedAtMost(watcher.samples, 1, availability);
         // the services whole when the rollout returned: no waiting here
         const services = sh(managers[0], "docker service ls --format '{{.Name}} {{.Replicas}}'");
         assert.match(services, new RegExp(`^${REPLICATED} ${REPLICAS}/${REPLICAS}$`, "m"));
@@ -162,9 +148,14 @@ describe("a rollout over a Docker Swarm of test hosts", { timeout: 30 * 60_000 }
         try {
             // until the others see it gone
             for (let i = 0; i < 60 && !/sw-m3 \S+ Unreachable/.test(nodeList(managers[0])); i++) await new Promise((r) => setTimeout(r, 500));
+            // the check: its engine stopped, sw-m3 cannot tell it is a Swarm node, and is refused as one
             const r = runLocal("check", check(rel.b));
             assert.equal(r.code, 1);
-            assert.match(r.stderr, /manager\(s\) sw-m3 are not reachable .*could lose the cluster's quorum/);
+            assert.match(r.stderr, /sw-m3 \(.*\): its engine is not running, and \/var\/lib\/docker\/swarm says it is a Swarm node/);
+            // without it, the others' check refuses the managers for quorum
+            const others = runLocal("check", { ...check(rel.b), hosts: check(rel.b).hosts.filter((h) => h.name !== "sw-m3") });
+            assert.equal(others.code, 1);
+            assert.match(others.stderr, /manager\(s\) sw-m3 are not reachable .*could lose the cluster's quorum/);
             for (const h of hosts) assert.equal(sh(h, "readlink /opt/forklift/current"), `/opt/forklift/releases/${rel.a}`, `${h.name} unchanged`);
             // an install that runs anyway (the check passed before the manager went down) refuses too
             const install = runLocal("install", job(managers[0], rel.b));
@@ -194,21 +185,44 @@ describe("a rollout over a Docker Swarm of test hosts", { timeout: 30 * 60_000 }
         await waitConverged(managers[0], 120);
     });
 
-    test("a node whose tasks cannot run elsewhere within swarmDrainTimeout keeps its engine and gets its availability back; the rollout stops naming the service", async () => {
+    test("a node that holds the only task a service can run is refused before its drain, naming the service; nothing changed", async () => {
         const w1 = byName("sw-w1");
         sh(managers[0], `docker service create -d --name pinned --replicas 1 --constraint node.hostname==sw-w1 --no-resolve-image --endpoint-mode dnsrr --stop-grace-period 2s ${SERVICE_IMAGE} /bin/busybox sleep 1000000 >/dev/null`);
         try {
             await waitConverged(managers[0], 120);
             const pid = sh(w1, "systemctl show -p MainPID --value docker.service");
-            const r = runLocal("install", { ...job(w1, rel.b), swarm: { ...swarmNode(), drainTimeout: 8 } });
+            const r = runLocal("install", job(w1, rel.b));
             assert.equal(r.code, 1);
-            assert.match(r.stderr, /sw-w1: its tasks did not all run elsewhere within 8s \(swarmDrainTimeout\); still short: pinned 0\/1\. Its engine was not restarted/);
-            assert.match(r.stderr, /sw-w1: availability active restored/);
+            assert.match(r.stderr, /sw-w1 was not drained: pinned: 1 of its tasks run on sw-w1, and the other nodes have room for none \(its constraints, nodes drained, paused or down\): it would run 0\/1 until sw-w1 is back\. Give it room elsewhere, or set swarmAcceptDowntime: \[pinned\] to go ahead\. Its engine was not restarted; nothing was changed/);
+            assert.doesNotMatch(r.stderr, /draining its node/);
             assert.equal(availabilityOf(managers[0], "sw-w1"), "active");
             assert.equal(sh(w1, "readlink /opt/forklift/current"), `/opt/forklift/releases/${rel.a}`);
             assert.equal(sh(w1, "systemctl show -p MainPID --value docker.service"), pid, "its engine was not restarted");
         } finally {
             sh(managers[0], "docker service rm pinned >/dev/null");
+        }
+        await waitConverged(managers[0], 120);
+    });
+
+    test("a node whose tasks do not run elsewhere within swarmDrainTimeout keeps its engine and gets its availability back; the rollout stops naming the service", async () => {
+        // each of its tasks counts as running only once healthy, 30 s after it starts (Swarm waits
+        // for a task's health check): a replacement does not run within 8 s, which forklift cannot
+        // know before the drain
+        sh(managers[0], `docker service create -d --name slow --replicas 2 --replicas-max-per-node 1 --health-cmd 'test -e /tmp/ready' --health-interval 1s --health-retries 1 --health-start-period 60s --no-resolve-image --endpoint-mode dnsrr --stop-grace-period 2s ${SERVICE_IMAGE} /bin/busybox sh -c 'sleep 30; touch /tmp/ready; exec sleep 1000000' >/dev/null`);
+        try {
+            await waitConverged(managers[0], 180);
+            const node = sh(managers[0], "docker service ps slow --filter desired-state=running --format '{{.Node}}' | head -n 1");
+            const h = byName(node);
+            const pid = sh(h, "systemctl show -p MainPID --value docker.service");
+            const r = runLocal("install", { ...job(h, rel.b), swarm: { ...swarmNode(), drainTimeout: 8 } });
+            assert.equal(r.code, 1);
+            assert.match(r.stderr, new RegExp(`${node}: its tasks did not all run elsewhere within 8s \\(swarmDrainTimeout\\); still short: slow 1/2\\. Its engine was not restarted`));
+            assert.match(r.stderr, new RegExp(`${node}: availability active restored`));
+            assert.equal(availabilityOf(managers[0], node), "active");
+            assert.equal(sh(h, "readlink /opt/forklift/current"), `/opt/forklift/releases/${rel.a}`);
+            assert.equal(sh(h, "systemctl show -p MainPID --value docker.service"), pid, "its engine was not restarted");
+        } finally {
+            sh(managers[0], "docker service rm slow >/dev/null");
         }
         await waitConverged(managers[0], 120);
     });
@@ -231,23 +245,32 @@ describe("a rollout over a Docker Swarm of test hosts", { timeout: 30 * 60_000 }
         const watcher = new Watcher(managers);
         const since = Date.now();
         await watcher.start();
-        const order = ["sw-w2", "sw-w1", "sw-m1", "sw-m3", "sw-m2"];
+        // as `pulumi destroy` runs them: the workers' step, then the managers' at once (their runs
+        // go one at a time, the leader of the moment last)
+        const leader = sh(managers[0], "docker node ls --format '{{.Hostname}} {{.ManagerStatus}}' | awk '$2 == \"Leader\" {print $1}'");
+        const said: string[] = [];
         try {
-            for (const n of order) {
+            for (const step of [["sw-w2", "sw-w1"], ["sw-m1", "sw-m3", "sw-m2"]]) {
                 // (not blocking: the watcher reads its samples meanwhile)
-                const r = await runLocalAsync("uninstall", job(byName(n), rel.a));
-                assert.equal(r.code, 0, `${n}: ${r.stderr}`);
-                assert.match(r.stderr, new RegExp(`${n}: draining its node`));
+                const runs = await Promise.all(step.map((n) => runLocalAsync("uninstall", job(byName(n), rel.a))));
+                step.forEach((n, i) => {
+                    said.push(runs[i].stderr);
+                    assert.equal(runs[i].code, 0, `${n}: ${runs[i].stderr}`);
+                    assert.match(runs[i].stderr, new RegExp(`${n}: draining its node`));
+                });
             }
         } finally {
-            watcher.stop();
+            await watcher.finish();
         }
+        process.stderr.write(`[swarm test] leader ${leader}; uninstalls:\n${said.join("\n")}\n`);
         for (const h of hosts) {
             assert.equal(ssh(h, "test -e /opt/forklift").code, 1, `${h.name} given back`);
             assert.equal(sh(h, "systemctl show -p FragmentPath --value docker.service"), "/lib/systemd/system/docker.service", `${h.name}: Debian's Docker`);
         }
         const stops = Object.fromEntries(hosts.map((h) => [h.name, engineStops(h, since)]));
         assertSwarmKept(watcher.samples, stops, availability);
+        assertLeaderLast(stops, leader, managers.map((m) => m.name));
+        assertDrainedAtMost(watcher.samples, 1, availability);
         await waitConverged(managers[0], 60);
     });
 });

@@ -76,6 +76,8 @@ export interface Sample {
     services: Record<string, [number, number]>;
     /** hostname → the replicated service's tasks running there */
     tasksOn: Record<string, number>;
+    /** every replicated service → its tasks that run and are meant to */
+    running: Record<string, number>;
 }
 
 // One sample: a start line with the time, node rows, service rows, an end line. A manager whose
@@ -84,7 +86,7 @@ const LOOP = String.raw`while :; do
   t=$(date +%s%3N)
   n=$(docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}' 2>/dev/null) &&
   s=$(docker service ls --format '{{.Name}} {{.Replicas}}' 2>/dev/null) &&
-  r=$(docker service ps web --filter desired-state=running --format 'T {{.Node}} {{.CurrentState}}' 2>/dev/null) &&
+  r=$(docker service ps $(docker service ls -q --filter mode=replicated) --filter desired-state=running --format 'T {{.Name}} {{.Node}} {{.CurrentState}}' 2>/dev/null) &&
   printf 'S %s\n%s\n--\n%s\n%s\nE\n' "$t" "$n" "$s" "$r"
   sleep 0.5
 done`;
@@ -137,6 +139,18 @@ export class Watcher {
         for (const c of this.children) c.kill("SIGKILL");
         this.samples.sort((a, b) => a.at - b.at);
     }
+
+    /**
+     * Stops once a sample taken after this call has come in (or after 10 s): the last change of
+     * what it watched (a node's availability given back right before the rollout returned) is then
+     * in a sample.
+     */
+    async finish(): Promise<void> {
+        const since = Date.now();
+        const deadline = since + 10_000;
+        while (!this.samples.some((s) => s.at > since) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        this.stop();
+    }
 }
 
 function parse(block: string, by: string): Sample | undefined {
@@ -144,7 +158,7 @@ function parse(block: string, by: string): Sample | undefined {
     const head = /^S (\d+)$/.exec(lines[0] ?? "");
     const sep = lines.indexOf("--");
     if (!head || sep < 0) return undefined;
-    const sample: Sample = { at: Number(head[1]), by, leader: false, reachable: 0, managers: 0, nodes: {}, services: {}, tasksOn: {} };
+    const sample: Sample = { at: Number(head[1]), by, leader: false, reachable: 0, managers: 0, nodes: {}, services: {}, tasksOn: {}, running: {} };
     for (const l of lines.slice(1, sep)) {
         const [hostname, status, availability, manager] = l.split(" ");
         if (!hostname) continue;
@@ -155,22 +169,21 @@ function parse(block: string, by: string): Sample | undefined {
             if (manager === "Leader") sample.leader = true;
         }
     }
-    let running = 0;
     for (const l of lines.slice(sep + 1)) {
-        const t = /^T (\S+) (\S+)/.exec(l);
+        const t = /^T (\S+)\.\d+ (\S+) (\S+)/.exec(l);
         if (t) {
-            if (t[2] === "Running") {
-                running++;
-                sample.tasksOn[t[1]] = (sample.tasksOn[t[1]] ?? 0) + 1;
-            }
+            const [, service, node, state] = t;
+            if (state !== "Running") continue;
+            sample.running[service] = (sample.running[service] ?? 0) + 1;
+            if (service === REPLICATED) sample.tasksOn[node] = (sample.tasksOn[node] ?? 0) + 1;
             continue;
         }
         const m = /^(\S+) (\d+)\/(\d+)/.exec(l);
         if (m) sample.services[m[1]] = [Number(m[2]), Number(m[3])];
     }
-    // the replicated service's tasks that run and are meant to (service ls counts one being stopped)
+    // the replicated services' tasks that run and are meant to (service ls counts one being stopped)
     if (!sample.services[REPLICATED]) return undefined;
-    sample.services[REPLICATED][0] = running;
+    for (const [name, counts] of Object.entries(sample.services)) if (name !== GLOBAL) counts[0] = sample.running[name] ?? 0;
     return sample;
 }
 
@@ -252,4 +265,38 @@ export function assertSwarmKept(samples: Sample[], stops: Record<string, number[
         assert.ok(running >= REPLICAS - most, `${REPLICATED} fell to ${running} of ${REPLICAS} running, more than one node's share (${most}) down: ${show(s)}\naround it:\n${around(s.at).join("\n")}`);
     }
     return { minReplicas };
+}
+
+/** The leader's engine stopped after every other manager's (STOPS as engineStops gives them): one election. */
+export function assertLeaderLast(stops: Record<string, number[]>, leader: string, managers: string[]): void {
+    const last = Math.max(...managers.filter((m) => m !== leader).flatMap((m) => stops[m] ?? []));
+    for (const t of stops[leader] ?? []) {
+        assert.ok(t > last, `the leader ${leader} stopped at ${new Date(t).toISOString()}, before another manager (last at ${new Date(last).toISOString()})`);
+    }
+    assert.ok((stops[leader] ?? []).length > 0, `the leader ${leader} was not restarted`);
+}
+
+/**
+ * At no sample were more than MAX nodes drained or paused by the rollout (a node the operator had
+ * drained or paused before, as AVAILABILITY says, is not counted).
+ */
+export function assertDrainedAtMost(samples: Sample[], max: number, availability: Record<string, string>): void {
+    for (const s of samples) {
+        const away = Object.entries(s.nodes).filter(([n, v]) => v.availability !== "Active" && availability[n] === "active").map(([n]) => n);
+        assert.ok(away.length <= max, `${away.length} nodes drained or paused at once (${away.join(", ")}), more than ${max}, at ${new Date(s.at).toISOString()} by ${s.by}`);
+    }
+}
+
+/**
+ * No replicated service fell below AT_LEAST (service → count) at any sample where it is listed, and
+ * none but those in ACCEPTED (swarmAcceptDowntime) ever had no running task.
+ */
+export function assertServicesKept(samples: Sample[], atLeast: Record<string, number>, accepted: string[] = []): void {
+    for (const s of samples) {
+        for (const [name, [running, desired]] of Object.entries(s.services)) {
+            if (name === GLOBAL || desired === 0) continue;
+            if (!accepted.includes(name)) assert.ok(running > 0, `${name} had no running task at ${new Date(s.at).toISOString()} (by ${s.by})`);
+            if (atLeast[name] !== undefined) assert.ok(running >= atLeast[name], `${name} ran ${running}, below ${atLeast[name]}, at ${new Date(s.at).toISOString()} (by ${s.by})`);
+        }
+    }
 }

@@ -32,7 +32,7 @@ test("a complete hosts-mode stack parses, with defaults filled in", () => {
     assert.equal(cfg.batchSize, 1);
     assert.equal(cfg.installDir, "/usr/bin");
     assert.deepEqual(cfg.daemonJson, {}, "no settings of its own: forklift adds live-restore where it may");
-    assert.deepEqual(cfg.swarm, { managers: [], drainTimeout: 300, nodeTimeout: 120, allowTwoManagers: false });
+    assert.deepEqual(cfg.swarm, { managers: [], drainTimeout: 300, nodeTimeout: 120, allowTwoManagers: false, unlockKey: undefined, maxDrained: 1, acceptDowntime: [], moveLocalData: [], surge: 0 });
     assert.equal(cfg.builderEc2.instanceType, "t2.medium");
     assert.equal(cfg.builderEc2.volumeGiB, 50);
     assert.equal(cfg.fleetHosts.length, 2);

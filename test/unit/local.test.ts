@@ -97,6 +97,18 @@ test("an install job's artifact must name a sha256", () => {
     assert.throws(() => parseFleetHostJob(JSON.stringify(job)), /job\.artifact\.sha256: expected a sha256 \(64 hex digits\)/);
 });
 
+test("a job kept in the state by a forklift before the Swarm settings grew reads with their defaults", () => {
+    const artifact = { sha256: "a".repeat(64), path: "/p", builder: web, cacheDir: "c" };
+    const swarm = { managers: [], drainTimeout: 300, nodeTimeout: 120, allowTwoManagers: false };
+    const job = { v: 1, insecure: false, host: web, install: "i", installDrained: "i", uninstall: "u", uninstallDrained: "u", swarm, hostScriptSha256: "s", artifact };
+    assert.deepEqual(parseFleetHostJob(JSON.stringify(job)).swarm, { ...swarm, stackId: "", maxDrained: 1, acceptDowntime: [], moveLocalData: [], surge: 0 });
+    const check = { v: 1, phase: "check", insecure: false, hosts: [{ ...web, command: "c" }], swarm: { batchSize: 1, allowTwoManagers: false, liveRestore: false, managers: [], probes: [] } };
+    assert.deepEqual(parseChecksJob(JSON.stringify(check)).swarm, { ...check.swarm, stackId: "", moveLocalData: [] });
+    // and today's, with every field, reads back as written
+    const today = { ...swarm, stackId: "0a0b", maxDrained: 2, acceptDowntime: ["web"], moveLocalData: ["*"], surge: 1, unlockKey: "SWMKEY-1-x" };
+    assert.deepEqual(parseFleetHostJob(JSON.stringify({ ...job, swarm: today })).swarm, today);
+});
+
 test("an older forklift's delete: its variables and stdin lines make the same route and uninstall", () => {
     const b64 = (t: string) => Buffer.from(t).toString("base64");
     const env = {

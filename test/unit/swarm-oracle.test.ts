@@ -11,7 +11,7 @@ type Node = [status: string, availability: string, tasks: number];
 
 /** A sample by manager BY at second T: NODES name → [status, availability, web's tasks running there]. */
 function sample(t: number, by: string, nodes: Record<string, Node>): Sample {
-    const s: Sample = { at: t * 1000, by, leader: true, reachable: 3, managers: 3, nodes: {}, services: {}, tasksOn: {} };
+    const s: Sample = { at: t * 1000, by, leader: true, reachable: 3, managers: 3, nodes: {}, services: {}, tasksOn: {}, running: {} };
     let running = 0;
     for (const [n, [status, availability, tasks]] of Object.entries(nodes)) {
         s.nodes[n] = { status, availability, manager: n.startsWith("m") ? "Reachable" : undefined };

@@ -36,12 +36,12 @@ const members = (list: [string, string, boolean, string][]) => list.map(([host, 
 const steps: [string, string[], ReturnType<typeof members>, string[], number, string[][]][] = [
     ["no Swarm: batches in the fleet's order", ["a", "b", "c"], [], [], 2, [["a", "b"], ["c"]]],
     [
-        "managers one at a time whatever the batch size, the leader last, then the workers in batches",
+        "the managers in one step whatever the batch size (their runs go one at a time, the leader last), then the workers in batches",
         ["m1", "m2", "w1", "m3", "w2", "w3"],
         members([["m1", "n1", true, "C"], ["m2", "n2", true, "C"], ["m3", "n3", true, "C"], ["w1", "n4", false, "C"], ["w2", "n5", false, "C"], ["w3", "n6", false, "C"]]),
         ["n1"],
         3,
-        [["m2"], ["m3"], ["m1"], ["w1", "w2", "w3"]],
+        [["m2", "m3", "m1"], ["w1", "w2", "w3"]],
     ],
     [
         "hosts in no Swarm first, then each cluster in the fleet's order",
@@ -76,13 +76,13 @@ const fleet = (over: Partial<Record<string, Partial<SwarmFacts>>> = {}): SwarmFa
         { name: "w2", swarm: info("n5", false) },
         { name: "plain", swarm: null },
     ].map((f) => ({ ...f, ...over[f.name] }));
-const settings = { batchSize: 2, allowTwoManagers: false, liveRestore: false, managers: ["m1"] };
+const settings = { batchSize: 2, allowTwoManagers: false, liveRestore: false, managers: ["m1"], unlockKey: false };
 
-test("planSwarm: a cluster of 3 managers and 2 workers in the fleet: its members, the leader last, no problem", () => {
+test("planSwarm: a cluster of 3 managers and 2 workers in the fleet: its members, its managers in one step (the leader last), no problem", () => {
     const plan = planSwarm(fleet(), [], settings);
     assert.deepEqual(plan.problems, []);
     assert.deepEqual(plan.members.map((m) => [m.host, m.manager]), [["m1", true], ["m2", true], ["m3", true], ["w1", false], ["w2", false]]);
-    assert.deepEqual(plan.steps, [["plain"], ["m2"], ["m3"], ["m1"], ["w1", "w2"]]);
+    assert.deepEqual(plan.steps, [["plain"], ["m2", "m3", "m1"], ["w1", "w2"]]);
     assert.deepEqual(plan.warnings, []);
 });
 
@@ -126,7 +126,7 @@ test("planSwarm: a manager outside the fleet (swarmManagers) places the workers 
     assert.deepEqual(plan.steps, [["plain"], ["w1", "w2"]]);
 });
 
-test("planSwarm: one manager warns that its control plane is down while it restarts; allowed 2 managers go one at a time", () => {
+test("planSwarm: one manager warns that its control plane is down while it restarts; allowed 2 managers are one step (their runs go one at a time)", () => {
     const one = planSwarm([{ name: "solo", swarm: info("n1", true, CLUSTER), nodes: [node("n1", "Leader")] }], [], settings);
     assert.deepEqual(one.problems, []);
     assert.match(one.warnings.join("\n"), /one manager \(solo\): its control plane is down while that node's engine restarts/);
@@ -136,7 +136,7 @@ test("planSwarm: one manager warns that its control plane is down while it resta
         { ...settings, allowTwoManagers: true },
     );
     assert.deepEqual(two.problems, []);
-    assert.deepEqual(two.steps, [["b"], ["a"]]);
+    assert.deepEqual(two.steps, [["b", "a"]]);
 });
 
 test("planSwarm: a fleet in no Swarm plans batches and finds nothing to refuse, live-restore or not", () => {
@@ -173,4 +173,18 @@ test("serviceOfTask: replicated and global tasks name their service", () => {
     assert.equal(serviceOfTask(task("web.3")), "web");
     assert.equal(serviceOfTask(task("mon.a0r0z2meatlud32jtfwqlyl7i")), "mon");
     assert.equal(serviceOfTask(task("my.dotted.svc.2")), "my.dotted.svc");
+});
+
+test("planSwarm: a cluster with autolock on is refused without swarmUnlockKey, naming the setting and where the key comes from; with it, planned", () => {
+    const locking = fleet().map((f) => (f.swarm?.ControlAvailable ? { ...f, swarm: { ...f.swarm, Cluster: { ID: CLUSTER, Spec: { EncryptionConfig: { AutoLockManagers: true } } } } } : f));
+    const refused = planSwarm(locking, [], settings);
+    assert.equal(refused.problems.length, 1);
+    assert.match(refused.problems[0], /^forklift:swarmUnlockKey: Swarm cluster r941kggjl8wv has autolock on: m1, m2, m3 would come back locked after their engine restarts.*`docker swarm unlock-key -q` on a manager, then `pulumi config set --secret forklift:swarmUnlockKey <key>`/);
+    assert.deepEqual(planSwarm(locking, [], { ...settings, unlockKey: true }).problems, []);
+});
+
+test("planSwarm: a manager that is locked now is refused, named, with how to unlock it", () => {
+    const hosts = fleet().map((f) => (f.name === "m3" ? { name: "m3", swarm: { ...f.swarm!, LocalNodeState: "locked", ControlAvailable: false, Cluster: null } } : f));
+    const plan = planSwarm(hosts, [], settings);
+    assert.match(plan.problems.join("\n"), /^m3: its Swarm manager is locked \(the cluster has autolock on and the engine restarted\): unlock it first \(`docker swarm unlock` on the node/m);
 });

@@ -100,6 +100,19 @@ const rows: Record<keyof typeof valid, Row> = {
     hostName: { key: "fleetHosts[0].name", stack: (v) => ({ fleetHosts: [host({ name: v })] }), passes: ["h1", "builder", "10-0-0-3"], fails: ["H1", "-x", "a_b", "a".repeat(42)] },
     hostUser: { key: "fleetHosts[0].user", stack: (v) => ({ fleetHosts: [host({ user: v })] }), passes: ["root", "deploy"], fails: ["Root", "a b"] },
     absPath: { key: "installDir", stack: (v) => ({ installDir: v }), passes: ["/usr/bin", "/", "/opt/docker-1.2/bin"], fails: ["usr/bin", "/usr/../bin", "/usr bin", "~/bin"] },
+    swarmUnlockKey: {
+        key: "swarmUnlockKey",
+        stack: (v) => ({ swarmUnlockKey: v }),
+        passes: ["SWMKEY-1-7c37Cc8654o6p38HnroywCi19pllOnGtbdZEgtKxZu8", "SWMKEY-1-abcdefghijklmnop+/="],
+        fails: ["7c37Cc8654o6p38HnroywCi19pllOnGtbdZEgtKxZu8", "SWMKEY-1-short", "SWMKEY-2-7c37Cc8654o6p38HnroywCi19pllOnGtbdZEgtKxZu8", "SWMKEY-1-7c37Cc8654o6p38Hnroyw Ci19"],
+    },
+    serviceSelector: {
+        key: "swarmAcceptDowntime[0]",
+        stack: (v) => ({ swarmAcceptDowntime: [v] }),
+        passes: ["*", "web", "my_stack_db", "a.b-c"],
+        fails: ["", "-web", "web svc", "**", "a".repeat(64)],
+        notAString: "a string",
+    },
     nonEmptyString: { key: "artifactCacheDir", stack: (v) => ({ artifactCacheDir: v }), passes: [".forklift/artifacts", "/var/cache/forklift", " "], fails: [""] },
 };
 
