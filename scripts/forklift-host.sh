@@ -406,8 +406,10 @@ rolled_back_healthy() {
 # (docker version through the socket, with the CLI CLI, within VERIFY_TIMEOUT).
 answers() {
     if [ -n "$1" ]; then
+        # (an explicit status: a bare `return` in a function run from the ERR trap (roll_back)
+        # returns the status of the command that fired the trap)
         verify_release "$1"
-        return
+        return $?
     fi
     [ -n "$2" ] || { echo "no docker CLI to ask its engine with"; return 1; }
     local deadline=$((SECONDS + VERIFY_TIMEOUT))
