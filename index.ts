@@ -82,6 +82,10 @@ export = () => {
     const rollout = new Rollout("forklift", {
         hosts: fleet.hosts,
         batchSize: cfg.batchSize,
+        waves: cfg.waves,
+        healthCheck: cfg.healthCheck,
+        soakSeconds: cfg.soakSeconds,
+        maxFailures: cfg.maxFailures,
         artifact: {
             builder: builder.host,
             inputsKey: build.inputsKey,
@@ -116,5 +120,5 @@ export = () => {
     );
 
     const artifactSource = store ? pulumi.output(store).apply((s) => `s3://${s.bucket}/${s.prefix}${s.endpoint ? ` at ${s.endpoint}` : ""}`) : "relay";
-    return { stackIdentity: identity.hex, builderAddress: builder.host.address, builderSshCommand: builder.sshCommand, artifact, artifactSource, hosts };
+    return { stackIdentity: identity.hex, builderAddress: builder.host.address, builderSshCommand: builder.sshCommand, artifact, artifactSource, hosts, rollout: rollout.report };
 };

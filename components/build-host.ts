@@ -3,7 +3,7 @@ import * as command from "@pulumi/command";
 import { SshTarget } from "../lib/config";
 import { bootstrapCommand, builderCleanupCommand } from "../lib/protocol/bootstrap";
 import { readScript } from "../lib/protocol/script";
-import { Connection, ReachableHost, configuredHost, providerConnection, sshCommand } from "./connection";
+import { Connection, ReachableHost, configuredHost, providerConnection, sshCommand } from "../lib/connection";
 import { ec2Host } from "./ec2";
 import type { SshAccess } from "./ssh-access";
 

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import * as tls from "@pulumi/tls";
 import { FirstBoot, firstBootUserData } from "../lib/protocol/bootstrap";
-import { ReachableHost, SshHop } from "./connection";
+import { ReachableHost, SshHop } from "../lib/connection";
 
 /** Ubuntu 24.04 LTS (Canonical's account), used when the stack names no AMI. */
 export const UBUNTU_OWNER = "099720109477";

@@ -3,8 +3,9 @@ import * as command from "@pulumi/command";
 import { HostStatus, Owner, parseHostStatus } from "../lib/protocol/host";
 import { CheckedHost, checkedHost, fleetHostJob, localCommand, roomNeededKiB } from "../lib/protocol/local";
 import { sha256 as sha256Of } from "../lib/hash";
-import { ArtifactSource, SwarmNodeJob } from "../local/jobs";
-import { ReachableHost, remoteHost } from "./connection";
+import { shq } from "../lib/shell";
+import { ArtifactSource, FleetHostJob, SwarmNodeJob } from "../lib/protocol/jobs";
+import { ReachableHost, remoteHost } from "../lib/connection";
 
 /** The built artifact as the fleet needs it: where it is, and what it is. */
 export interface Artifact {
@@ -40,8 +41,16 @@ export interface FleetHostArgs {
      * they verified), or, for the first step, the Rollout's check of every host and its precheck.
      */
     after: pulumi.Input<pulumi.Resource[]>;
+    /**
+     * Its status as the Rollout's rollout installed it (the install's status line), once the
+     * rollout ran: an update of this resource then only records it. Undefined where the rollout's
+     * report has none: the update installs, as the create always does (a new host, a replaced one).
+     */
+    rolledOut: pulumi.Output<string | undefined>;
     /** How the install and uninstall treat a Swarm node (see Rollout). */
     swarm: pulumi.Input<SwarmNodeJob>;
+    /** `healthCheck` and its timeout (see RolloutArgs). */
+    healthCheck?: { command: string; timeoutSeconds: number };
     /** Skip host key checks (explicit opt-in, warned). */
     insecureSkipHostKeyCheck: boolean;
     /**
@@ -71,6 +80,8 @@ const FLEET_HOST_TYPE = "forklift:index:FleetHost";
  */
 export class FleetHost extends pulumi.ComponentResource {
     readonly install: command.local.Command;
+    /** The host's install job (a secret: it carries keys), for the Rollout's rollout. */
+    readonly job: pulumi.Output<FleetHostJob>;
     /** This host in the Rollout's check after the build, which stages the release on it. */
     readonly checkHost: pulumi.Output<CheckedHost>;
     /** A hash of the install's job: it changes whenever the install runs again. */
@@ -91,11 +102,11 @@ export class FleetHost extends pulumi.ComponentResource {
         const deletedWith = args.host.instance;
         const owner = hostOwner(args.host, args.stackId);
         const remote = remoteHost(args.host, args.insecureSkipHostKeyCheck);
-        const job = pulumi
+        const job = (this.job = pulumi
             .all([remote, owner, args.artifact.sha256, args.artifact.version, args.artifact.binaries, args.source, args.swarm])
             .apply(([host, owner, sha256, version, binaries, source, swarm]) =>
-                fleetHostJob({ host, owner, release: { sha256, version, binaries }, installDir: args.installDir, daemonJson: args.daemonJson, source, swarm, insecure: args.insecureSkipHostKeyCheck }),
-            );
+                fleetHostJob({ host, owner, release: { sha256, version, binaries }, installDir: args.installDir, daemonJson: args.daemonJson, source, swarm, insecure: args.insecureSkipHostKeyCheck, healthCheck: args.healthCheck }),
+            ));
         // (a hash of the secret job, keys included: a new key runs the install, and so the check, again)
         this.installKey = job.apply((j) => sha256Of(JSON.stringify(j)).slice(0, 32));
         this.checkHost = pulumi
@@ -104,12 +115,17 @@ export class FleetHost extends pulumi.ComponentResource {
 
         // A local command on the machine of `pulumi up` that installs (copying the artifact where
         // the host lacks it), and whose delete uninstalls. Its inputs are plain strings, so a
-        // preview with the build still to run shows the plan.
+        // preview with the build still to run shows the plan. The Rollout's rollout installs the
+        // hosts, step by step: an update (its job changed, so the rollout ran) records the status
+        // the rollout reported; a create (a new host, a replaced one) installs, which finds a
+        // host the rollout did up to date.
+        const create = pulumi.output(args.artifact.sha256).apply((sha256) => localCommand("install", args.host.name, sha256.slice(0, 12)));
         this.install = new command.local.Command(
             `${name}-install`,
             {
                 // (what the plan shows: the host and the release; the job is the secret stdin)
-                create: pulumi.output(args.artifact.sha256).apply((sha256) => localCommand("install", args.host.name, sha256.slice(0, 12))),
+                create,
+                update: pulumi.all([create, args.rolledOut]).apply(([install, status]) => (status ? `printf '%s\\n' ${shq(status)}` : install)),
                 delete: localCommand("uninstall", args.host.name),
                 stdin: pulumi.secret(job.apply((j) => JSON.stringify(j))),
                 addPreviousOutputInEnv: false,

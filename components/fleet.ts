@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Ec2Settings, SshTarget, launchedFleetNames } from "../lib/config";
-import { ReachableHost, configuredHop, configuredHost } from "./connection";
+import { ReachableHost, configuredHop, configuredHost } from "../lib/connection";
 import { ec2Host } from "./ec2";
 import type { SshAccess } from "./ssh-access";
 

@@ -3,7 +3,7 @@ import * as command from "@pulumi/command";
 import { ForkConfig } from "../lib/config";
 import { BuildResult, buildCommand, buildKey, forkInputsKey, parseBuildResult } from "../lib/protocol/build";
 import { readScript } from "../lib/protocol/script";
-import { Connection, ReachableHost } from "./connection";
+import { Connection, ReachableHost } from "../lib/connection";
 
 export interface ForkBuildArgs {
     /** The build host, bootstrapped. */

@@ -3,10 +3,10 @@ import * as command from "@pulumi/command";
 import { SwarmConfig } from "../lib/config";
 import { hashInputs } from "../lib/hash";
 import { HostStatus } from "../lib/protocol/host";
-import { CheckedHost, checkedHost, checksJob, hostScriptHash, localCommand, storeObjectJob, swarmCheck } from "../lib/protocol/local";
-import { planBatches } from "../lib/rollout";
-import { ArtifactSource, S3Store, SwarmCheck, SwarmNodeJob } from "../local/jobs";
-import { ReachableHost, configuredHost, remoteHost } from "./connection";
+import { CheckedHost, checkedHost, checksJob, hostScriptHash, localCommand, rolloutJob, storeObjectJob, swarmCheck } from "../lib/protocol/local";
+import { WaveSize, checkPlan, planBatches } from "../lib/rollout";
+import { ArtifactSource, S3Store, SwarmCheck, SwarmNodeJob } from "../lib/protocol/jobs";
+import { ReachableHost, configuredHost, remoteHost } from "../lib/connection";
 import { Artifact, FleetHost, hostOwner } from "./fleet-host";
 
 export interface RolloutArgs {
@@ -18,6 +18,29 @@ export interface RolloutArgs {
      * go one at a time whatever it says.
      */
     batchSize: number;
+    /**
+     * The waves (`waves`: counts, or percentages of the group), the last repeated; of the hosts in
+     * no Swarm and of each cluster's workers.
+     * @default [batchSize]
+     */
+    waves?: WaveSize[];
+    /**
+     * `healthCheck`: a command (bash, as root) that must pass on each host after its restart, or
+     * the host is rolled back; and its timeout in seconds.
+     * @default none
+     */
+    healthCheck?: { command: string; timeoutSeconds: number };
+    /**
+     * `soakSeconds`: after each step, this long, then each updated host's health check again.
+     * @default 0
+     */
+    soakSeconds?: number;
+    /**
+     * `maxFailures`: hosts that may fail (each rolled back) before the rollout stops; a count, or a
+     * percentage of the fleet. `pulumi up` fails when any did.
+     * @default 0
+     */
+    maxFailures?: WaveSize;
     artifact: Artifact;
     /** Where the binaries are linked on each host (see FleetHostArgs). */
     installDir: string;
@@ -66,6 +89,8 @@ export class Rollout extends pulumi.ComponentResource {
     /** Absent when every host is a launched instance (see createPrecheck). */
     readonly precheck?: command.local.Command;
     readonly statuses: pulumi.Output<(HostStatus & { address: string })[]>;
+    /** The last rollout: its steps, and each host's outcome (see local/rollout.ts). */
+    readonly report: pulumi.Output<RolloutOutput>;
 
     constructor(name: string, args: RolloutArgs, opts?: pulumi.ComponentResourceOptions) {
         super("forklift:index:Rollout", name, {}, opts);
@@ -90,17 +115,19 @@ export class Rollout extends pulumi.ComponentResource {
         // come later).
         let settleCheck!: (check: command.local.Command) => void;
         const checked = new Promise<command.local.Command>((resolve) => (settleCheck = resolve));
-        const steps = pulumi.output(checked).apply((check) => check.stdout.apply((stdout) => planOf(stdout, args.hosts, args.batchSize)));
+        const rolled = pulumi.output(checked).apply((check) => check.stdout);
+        const steps = rolled.apply((stdout) => planOf(stdout, args.hosts, args.batchSize));
         const installs = new Map<string, FleetHost>();
         const hosts = args.hosts.map((host) => {
-            const fleetHost = createFleetHost(host, after(host.name));
+            const fleetHost = createFleetHost(host, after(host.name), rolled.apply((stdout) => statusIn(stdout, host.name)));
             installs.set(host.name, fleetHost);
             return fleetHost;
         });
         const check = createCheck(hosts);
         settleCheck(check);
         this.statuses = pulumi.all(hosts.map((h, i) => pulumi.all([h.status, args.hosts[i].address]).apply(([s, address]) => ({ ...s, address }))));
-        this.registerOutputs({ statuses: this.statuses });
+        this.report = check.stdout.apply(reportOf);
+        this.registerOutputs({ statuses: this.statuses, report: this.report });
 
         // What the install of HOST waits for: the installs of the step before its own.
         function after(host: string): pulumi.Output<pulumi.Resource[]> {
@@ -111,7 +138,7 @@ export class Rollout extends pulumi.ComponentResource {
             });
         }
 
-        function createFleetHost(host: ReachableHost, after: pulumi.Output<pulumi.Resource[]>): FleetHost {
+        function createFleetHost(host: ReachableHost, after: pulumi.Output<pulumi.Resource[]>, rolledOut: pulumi.Output<string | undefined>): FleetHost {
             return new FleetHost(
                 fleetHostName(name, host),
                 {
@@ -122,9 +149,11 @@ export class Rollout extends pulumi.ComponentResource {
                     installDir: args.installDir,
                     daemonJson: args.daemonJson,
                     after,
+                    rolledOut,
                     insecureSkipHostKeyCheck: args.insecureSkipHostKeyCheck,
                     stackId: args.stackId,
                     swarm: managers.node,
+                    healthCheck: args.healthCheck,
                 },
                 { parent },
             );
@@ -153,7 +182,7 @@ export class Rollout extends pulumi.ComponentResource {
                     ...(s.unlockKey ? { unlockKey: s.unlockKey } : {}),
                 })),
                 check: pulumi.all([outside, args.stackId]).apply(([otherManagers, stackId]) =>
-                    swarmCheck({ batchSize: args.batchSize, allowTwoManagers: s.allowTwoManagers, daemonJson: args.daemonJson, fleetManagers: fleet, otherManagers, stackId, unlockKey: s.unlockKey, moveLocalData: s.moveLocalData }),
+                    swarmCheck({ batchSize: args.batchSize, waves: args.waves, allowTwoManagers: s.allowTwoManagers, daemonJson: args.daemonJson, fleetManagers: fleet, otherManagers, stackId, unlockKey: s.unlockKey, moveLocalData: s.moveLocalData }),
                 ),
             };
         }
@@ -184,15 +213,30 @@ export class Rollout extends pulumi.ComponentResource {
             return checkAll("precheck", hosts, key);
         }
 
-        // When the fork is built, every host is checked once more, for the room the release needs
-        // (its size is known now) and all the precheck checked (a launched instance gets no
-        // precheck), the release is staged on it, and the steps of the rollout are planned: all
-        // in one local command, one of the engine's slots. It runs whenever any host's install is
-        // about to run (its key is made of theirs), so that no host changes before every host
-        // took the release, and the plan is made of the clusters as they are.
+        // When the fork is built, the rollout, in one local command (one of the engine's slots):
+        // every host is checked once more, for the room the release needs (its size is known now)
+        // and all the precheck checked (a launched instance gets no precheck), the release is
+        // staged on it, the steps are planned, and then carried out, step by step (local/rollout.ts).
+        // It runs whenever any host's install is to run again (its key is made of theirs), so that
+        // no host changes before every host took the release, and the plan is made of the clusters
+        // as they are. Each host's install resource then takes its status from the report.
         function createCheck(hosts: FleetHost[]): command.local.Command {
             const key = pulumi.all([pulumi.all(hosts.map((h) => h.installKey)), managers.check]).apply(hashInputs);
-            return checkAll("check", hosts.map((h) => h.checkHost), key, source);
+            const job = pulumi
+                .all([pulumi.all(hosts.map((h) => h.checkHost)), managers.check, source, pulumi.all(hosts.map((h) => h.job))])
+                .apply(([all, swarm, artifact, jobs]) =>
+                    rolloutJob(checksJob("check", args.insecureSkipHostKeyCheck, all, swarm, artifact), jobs, { maxFailures: args.maxFailures ?? 0, soakSeconds: args.soakSeconds ?? 0 }),
+                );
+            return new command.local.Command(
+                `${name}-check`,
+                {
+                    // (the key hashes the secret job too, but a hash of it gives nothing away)
+                    create: pulumi.unsecret(key).apply((k) => localCommand("rollout", k.slice(0, 16))),
+                    stdin: pulumi.secret(job.apply((j) => JSON.stringify(j))),
+                    addPreviousOutputInEnv: false,
+                },
+                { parent },
+            );
         }
 
         // The artifact's object in the store, as a resource whose delete removes it (it has no
@@ -216,10 +260,10 @@ export class Rollout extends pulumi.ComponentResource {
             );
         }
 
-        // One local command (`main.ts check`, NAME-PHASE) that checks HOSTS at once (and stages
-        // ARTIFACT on them); a new KEY runs it again.
-        function checkAll(phase: "precheck" | "check", hosts: pulumi.Output<CheckedHost>[], key: pulumi.Output<string>, artifact?: pulumi.Output<ArtifactSource>) {
-            const job = pulumi.all([pulumi.all(hosts), managers.check, artifact]).apply(([all, swarm, source]) => checksJob(phase, args.insecureSkipHostKeyCheck, all, swarm, source));
+        // One local command (`main.ts check`, NAME-PHASE) that checks HOSTS at once; a new KEY
+        // runs it again.
+        function checkAll(phase: "precheck", hosts: pulumi.Output<CheckedHost>[], key: pulumi.Output<string>) {
+            const job = pulumi.all([pulumi.all(hosts), managers.check]).apply(([all, swarm]) => checksJob(phase, args.insecureSkipHostKeyCheck, all, swarm));
             return new command.local.Command(
                 `${name}-${phase}`,
                 {
@@ -243,17 +287,57 @@ export function storeOf(s: StoreSettings, stackId: string, sha256: string): S3St
 }
 
 /**
- * The steps the check planned (its JSON result's `plan`); where its result has none (a check that
- * an older forklift ran, kept in the state), HOSTS in batches of BATCH_SIZE.
+ * The steps the check planned (its JSON result's `plan`), which must cover exactly HOSTS (an error
+ * naming them otherwise). A result without a plan is the shape of a check that a forklift older
+ * than 0.1 ran, kept in the state: it is read as that forklift planned, HOSTS in batches of BATCH_SIZE.
  */
 export function planOf(stdout: string, hosts: ReachableHost[], batchSize: number): string[][] {
+    const names = hosts.map((h) => h.name);
+    let result: unknown;
     try {
-        const plan = JSON.parse(stdout.trim().split("\n").pop() ?? "").plan;
-        if (Array.isArray(plan) && plan.every((s) => Array.isArray(s) && s.every((h) => typeof h === "string"))) return plan;
+        result = JSON.parse(stdout.trim().split("\n").pop() ?? "");
     } catch {
-        // an older check's result: its batches are the fleet's
+        return planBatches(names, batchSize);
     }
-    return planBatches(hosts.map((h) => h.name), batchSize);
+    const plan = (result as { plan?: unknown } | null)?.plan;
+    if (plan === undefined) return planBatches(names, batchSize);
+    if (!Array.isArray(plan) || !plan.every((s) => Array.isArray(s) && s.every((h) => typeof h === "string"))) {
+        throw new Error(`the check's plan is not a list of steps of host names: ${JSON.stringify(plan)}`);
+    }
+    return checkPlan(plan, names);
+}
+
+/** The rollout as the stack output `rollout` shows it. */
+export interface RolloutOutput {
+    steps: string[][];
+    hosts: { name: string; step: number; before: string; after: string; seconds: number; outcome: string; reason?: string }[];
+}
+
+/** The rollout's report from the check's stdout (none from a check an older forklift ran). */
+export function reportOf(stdout: string): RolloutOutput {
+    try {
+        const r = JSON.parse(stdout.trim().split("\n").pop() ?? "") as { plan?: string[][]; report?: { host: string; step: number; before: string; after: string; seconds: number; outcome: string; reason?: string }[] };
+        return {
+            steps: r.plan ?? [],
+            hosts: (r.report ?? []).map((h) => ({ name: h.host, step: h.step, before: h.before, after: h.after, seconds: Math.round(h.seconds * 10) / 10, outcome: h.outcome, ...(h.reason ? { reason: h.reason } : {}) })),
+        };
+    } catch {
+        return { steps: [], hosts: [] };
+    }
+}
+
+/**
+ * HOST's status line in the rollout's report (the check's stdout): what its install printed when
+ * the rollout installed it, or undefined where the report has none (a check an older forklift ran).
+ */
+export function statusIn(stdout: string, host: string): string | undefined {
+    try {
+        const report = JSON.parse(stdout.trim().split("\n").pop() ?? "").report as { host: string; status?: unknown }[] | undefined;
+        const status = report?.find((r) => r.host === host)?.status;
+        return status ? JSON.stringify(status) : undefined;
+    } catch {
+        return undefined;
+    }
 }
 
 /**

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ArtifactSource } from "./jobs";
+import { ArtifactSource } from "../lib/protocol/jobs";
 import { Ssh, explainSshFailure } from "./ssh";
 import { shq } from "../lib/shell";
 

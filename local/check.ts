@@ -5,13 +5,14 @@
  * changes. Every host's result is shown; the run fails naming the hosts that failed.
  */
 import { delivery } from "./delivery";
-import { ChecksJob, RemoteHost } from "./jobs";
+import { ChecksJob, RemoteHost } from "../lib/protocol/jobs";
+import { HostErrorLine, hostErrorOf } from "../lib/protocol/host";
 import { mapLimit } from "./pool";
 import { hostFailure, hostScript } from "./remote";
 import { Ssh, explainSshFailure } from "./ssh";
 import { NodeRow, SwarmFacts, SwarmInfo, SwarmMember, planSwarm } from "./swarm";
 import { localDataMounts, names, replicaCount } from "./swarm-drain";
-import { Cluster, recoverRecords } from "./swarm-node";
+import { Cluster, recoverRecords, unlockKeyProblem } from "./swarm-node";
 
 /** Hosts checked at once: each is an SSH login and, with an artifact, a copy of it. */
 export const CHECK_PARALLEL = 32;
@@ -22,6 +23,8 @@ export interface HostCheck {
     facts?: Record<string, unknown>;
     /** Why it failed, naming the host. */
     problem?: string;
+    /** What failed, where the host script said (its `fail` line). */
+    error?: HostErrorLine;
 }
 
 /** What the check found: every host's facts, and the steps of the rollout (see planSwarm). */
@@ -63,11 +66,10 @@ async function settleCluster(
     const cluster = new Cluster(ssh, managers.map((m) => ({ alias: ssh.add(m, { persist: true }), host: m })), members[0].nodeId);
     for (const line of await recoverRecords(cluster, job.swarm.stackId)) log(line);
     const autolock = [...facts, ...others].find((f) => f.swarm?.Cluster?.ID === id)?.swarm?.Cluster?.Spec?.EncryptionConfig?.AutoLockManagers;
-    if (autolock && job.swarm.unlockKey && members.some((m) => m.manager)) {
-        const key = (await cluster.docker(["swarm", "unlock-key", "-q"]))[0]?.trim();
-        if (key !== job.swarm.unlockKey.trim()) {
-            return `forklift:swarmUnlockKey is not the unlock key of Swarm cluster ${id.slice(0, 12)} (rotated since it was set?): \`docker swarm unlock-key -q\` on a manager prints the current one`;
-        }
+    // (no key at all is planSwarm's refusal, with the managers named)
+    if (job.swarm.unlockKey && members.some((m) => m.manager)) {
+        const problem = await unlockKeyProblem(cluster, id, autolock, job.swarm.unlockKey);
+        if (problem) return problem;
     }
     const hostnames = new Map((await cluster.nodeSpecs()).map((n) => [n.ID, n.Description.Hostname]));
     const fleet = new Set(members.map((m) => hostnames.get(m.nodeId)));
@@ -97,13 +99,14 @@ export async function runChecks(job: ChecksJob, log: (line: string) => void): Pr
                 log(`${host.name} (${host.route.address}:${host.route.port}): checked${staged}`);
                 return { name: host.name, facts };
             }
-            const problem = artifact?.explain(host.name, r.stderr) ?? hostFailure(host, r);
+            const error = hostErrorOf(r.stdout);
+            const problem = artifact?.explain(host.name, error) ?? hostFailure(host, r);
             log(problem);
-            return { name: host.name, problem };
+            return { name: host.name, problem, error };
         });
         const failed = results.filter((r) => r.problem);
         const advice = await artifact?.finish(
-            failed.map((f) => f.problem!),
+            failed.map((f) => f.error),
             log,
         );
         const what = job.phase === "precheck" ? "the precheck" : "the check";

@@ -13,10 +13,11 @@
  */
 import * as fs from "node:fs";
 import { fetchArtifact, rebuildAdvice, sha256File } from "./cache";
-import { ArtifactSource, S3Store } from "./jobs";
+import { ArtifactSource, S3Store } from "../lib/protocol/jobs";
 import { InputPart, Ssh, explainSshFailure } from "./ssh";
 import { describe, presign } from "./store";
 import { shq } from "../lib/shell";
+import { HostErrorLine } from "../lib/protocol/host";
 
 /** Exit status of a host that was sent "ask" and lacks the release (forklift-host.sh). */
 export const EXIT_SEND_ARTIFACT = 76;
@@ -25,9 +26,9 @@ export interface Delivery {
     /** The stdin of a host's session after the script; ASK: "ask" where the artifact costs to send (the store's URL). */
     input(ask?: boolean): Promise<InputPart[]>;
     /** A host's failure told better, where this delivery knows more (none: the host's own words). */
-    explain(host: string, stderr: string): string | undefined;
+    explain(host: string, error: HostErrorLine | undefined): string | undefined;
     /** After the hosts: a corrupt local copy found by them is dropped, so the next run fetches it anew. */
-    finish(failures: string[], log: (line: string) => void): Promise<string | undefined>;
+    finish(errors: (HostErrorLine | undefined)[], log: (line: string) => void): Promise<string | undefined>;
 }
 
 /** The delivery of ARTIFACT for this run (UPLOAD: put it in the store first, as the check does). */
@@ -39,11 +40,10 @@ export async function delivery(artifact: ArtifactSource, ssh: Ssh, log: (line: s
         const missing = upload ? await uploadToStore(artifact, store, ssh, log) : undefined;
         return {
             input: async (ask = false) => (ask ? ["ask\n"] : [`url ${await presign(store, "GET")}\n`]),
-            explain(host, stderr) {
-                if (missing && /HTTP 404: the store has no such object/.test(stderr)) return `${host}: it needs the release and ${missing}`;
+            explain(host, error) {
+                if (missing && error?.error === "store-no-object") return `${host}: it needs the release and ${missing}`;
                 // (the build host uploads only where the store lacks the object: a wrong one stays)
-                const wrong = /the artifact that arrived has sha256 ([0-9a-f]{64})/.exec(stderr);
-                if (wrong) return `${host}: the store's ${describe(store)} is not the build's (sha256 ${wrong[1]}, expected ${artifact.sha256}); nothing was changed: remove that object, and \`pulumi up\` has the build host upload it anew`;
+                if (error?.error === "artifact-mismatch") return `${host}: the store's ${describe(store)} is not the build's (sha256 ${error.got}, expected ${artifact.sha256}); nothing was changed: remove that object, and \`pulumi up\` has the build host upload it anew`;
                 return undefined;
             },
             finish: async (failures) => (missing && failures.length > 0 ? rebuildAdvice() : undefined),
@@ -59,9 +59,9 @@ export async function delivery(artifact: ArtifactSource, ssh: Ssh, log: (line: s
     }
     return {
         input: async () => (tgz ? ["tgz\n", { file: tgz }] : ["none\n"]),
-        explain: (host, stderr) => (fetchError && /no artifact arrived/.test(stderr) ? `${host}: it needs the release and ${fetchError}` : undefined),
-        async finish(failures, say) {
-            if (tgz && failures.some((f) => /the artifact that arrived has sha256/.test(f)) && (await sha256File(tgz)) !== artifact.sha256) {
+        explain: (host, error) => (fetchError && error?.error === "artifact-missing" ? `${host}: it needs the release and ${fetchError}` : undefined),
+        async finish(errors, say) {
+            if (tgz && errors.some((e) => e?.error === "artifact-mismatch") && (await sha256File(tgz)) !== artifact.sha256) {
                 fs.rmSync(tgz, { force: true });
                 say(`the cached artifact ${tgz} was corrupt; it is removed: run \`pulumi up\` again to fetch it anew`);
             }

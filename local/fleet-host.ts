@@ -7,8 +7,9 @@
  */
 import { sha256 } from "../lib/hash";
 import { EXIT_SEND_ARTIFACT, delivery } from "./delivery";
-import { FleetHostJob, SwarmNodeJob } from "./jobs";
-import { hostFailure, hostScript } from "./remote";
+import { FleetHostJob, SwarmNodeJob } from "../lib/protocol/jobs";
+import { hostErrorOf } from "../lib/protocol/host";
+import { HostError, hostFailure, hostScript, statusLine } from "./remote";
 import { RunResult, Ssh, explainSshFailure } from "./ssh";
 import { SwarmInfo } from "./swarm";
 import { finishStoppedRun, withNodeDrained } from "./swarm-node";
@@ -16,7 +17,26 @@ import { finishStoppedRun, withNodeDrained } from "./swarm-node";
 /** Exit status of a host script run that a Swarm node needs drained first (forklift-host.sh). */
 const EXIT_DRAIN_FIRST = 75;
 
-export async function install(job: FleetHostJob, log: (line: string) => void): Promise<string> {
+/** The install of JOB's host (its resource's create); returns the host's status line. */
+export function install(job: FleetHostJob, log: (line: string) => void): Promise<string> {
+    return change(job, job.install, job.installDrained, log);
+}
+
+/**
+ * Back to the release before on JOB's host, after the current one failed its health check once
+ * committed (a soak); returns the host's status line.
+ */
+export function rollBack(job: FleetHostJob, log: (line: string) => void): Promise<string> {
+    if (!job.rollback || !job.rollbackDrained) throw new Error(`${job.host.name}: this job was made by an older forklift, which cannot roll a host back after its install`);
+    return change(job, job.rollback, job.rollbackDrained, log);
+}
+
+/**
+ * Runs FIRST (an install, a rollback) on JOB's host with forklift-host.sh and the artifact on its
+ * stdin; a Swarm node that it would change answers so without a change, and is drained around
+ * DRAINED. Returns the status line.
+ */
+async function change(job: FleetHostJob, firstCommand: string, drainedCommand: string, log: (line: string) => void): Promise<string> {
     const ssh = new Ssh(job.insecure);
     try {
         const target = ssh.add(job.host);
@@ -32,11 +52,12 @@ export async function install(job: FleetHostJob, log: (line: string) => void): P
             if (r.code === EXIT_SEND_ARTIFACT && ask) return run(command, false, key);
             if (r.code === 0 || r.code === EXIT_DRAIN_FIRST) return r;
             if (r.code === 255) throw new Error(explainSshFailure(job.host, r.stderr));
-            const failure = artifact.explain(job.host.name, r.stderr) ?? hostFailure(job.host, r);
-            const advice = await artifact.finish([failure], log);
-            throw new Error(advice && !failure.includes(advice) ? `${failure}. ${advice}` : failure);
+            const error = hostErrorOf(r.stdout);
+            const failure = artifact.explain(job.host.name, error) ?? hostFailure(job.host, r);
+            const advice = await artifact.finish([error], log);
+            throw new HostError(advice && !failure.includes(advice) ? `${failure}. ${advice}` : failure, statusLine(r.stdout));
         };
-        const first = await run(job.install);
+        const first = await run(firstCommand);
         if (first.code === 0) {
             // up to date; a run that was stopped after its install may have left the node drained
             const status = lastLine(first.stdout);
@@ -48,7 +69,7 @@ export async function install(job: FleetHostJob, log: (line: string) => void): P
         let status = "";
         const swarm = swarmOf(first.stdout);
         await withNodeDrained(ssh, job.host, swarm, job.swarm, log, async () => {
-            const r = await run(job.installDrained, true, unlockLine(job.swarm, swarm));
+            const r = await run(drainedCommand, true, unlockLine(job.swarm, swarm));
             status = lastLine(r.stdout);
             return { engineVersion: JSON.parse(status).engineVersion || undefined };
         });

@@ -3,7 +3,8 @@
  * the program did not render (a hand-made one, an older forklift's) fails with a message that
  * names the field instead of half-way through a rollout.
  */
-import { ArtifactSource, ArtifactStore, ChecksJob, FleetHostJob, Hop, JOB_VERSION, RemoteHost, Route, StoreObjectJob, SwarmCheck, SwarmNodeJob } from "./jobs";
+import { WaveSize } from "../lib/rollout";
+import { ArtifactSource, ArtifactStore, ChecksJob, FleetHostJob, Hop, JOB_VERSION, RemoteHost, RolloutJob, Route, StoreObjectJob, SwarmCheck, SwarmNodeJob } from "../lib/protocol/jobs";
 
 export class InputError extends Error {}
 
@@ -92,10 +93,24 @@ function list(o: Json, key: string, where: string): unknown[] {
     return o[key] as unknown[];
 }
 
+/** A list of wave sizes (counts, or percentages like "25%"); absent in an older job. */
+function waves(o: Json, key: string, where: string): WaveSize[] | undefined {
+    if (o[key] === undefined) return undefined;
+    return list(o, key, where).map((w, i) => waveSizeOf(w, `${where}.${key}[${i}]`));
+}
+
+function waveSizeOf(w: unknown, where: string): WaveSize {
+    if (typeof w === "number" && Number.isInteger(w) && w >= 0) return w;
+    if (typeof w === "string" && /^\d{1,3}%$/.test(w)) return w as WaveSize;
+    throw new InputError(`${where}: expected a number of hosts or a percentage like "25%"`);
+}
+
 function swarmCheck(v: unknown, where: string): SwarmCheck {
     const o = obj(v, where);
+    const w = waves(o, "waves", where);
     return {
         batchSize: num(o, "batchSize", where),
+        ...(w ? { waves: w } : {}),
         allowTwoManagers: bool(o, "allowTwoManagers", where),
         liveRestore: bool(o, "liveRestore", where),
         managers: list(o, "managers", where).map((m, i) => {
@@ -177,17 +192,38 @@ export function parseStoreObjectJob(text: string): StoreObjectJob {
 
 /** The document of `main.ts install` and `main.ts uninstall`. */
 export function parseFleetHostJob(text: string): FleetHostJob {
+    return fleetHostJob(versioned(text), "job");
+}
+
+/** The document of `main.ts rollout`. */
+export function parseRolloutJob(text: string): RolloutJob {
     const o = versioned(text);
+    const check = obj(o.check, "job.check");
+    if (check.phase !== "check") throw new InputError(`job.check.phase: expected "check"`);
     return {
         v: JOB_VERSION,
-        insecure: bool(o, "insecure", "job"),
-        host: remoteHost(o.host, "job.host"),
-        install: str(o, "install", "job"),
-        installDrained: str(o, "installDrained", "job"),
-        uninstall: str(o, "uninstall", "job"),
-        uninstallDrained: str(o, "uninstallDrained", "job"),
-        swarm: swarmNode(o.swarm, "job.swarm"),
-        hostScriptSha256: str(o, "hostScriptSha256", "job"),
-        artifact: artifact(o.artifact, "job.artifact"),
+        check: parseChecksJob(JSON.stringify(check)),
+        installs: list(o, "installs", "job").map((j, i) => fleetHostJob(obj(j, `job.installs[${i}]`), `job.installs[${i}]`)),
+        maxFailures: waveSizeOf(o.maxFailures ?? 0, "job.maxFailures"),
+        soakSeconds: count(o, "soakSeconds", "job", 0),
+    };
+}
+
+function fleetHostJob(o: Json, where: string): FleetHostJob {
+    const optionalCommand = (key: string) => (o[key] === undefined ? {} : { [key]: str(o, key, where) });
+    return {
+        v: JOB_VERSION,
+        insecure: bool(o, "insecure", where),
+        host: remoteHost(o.host, `${where}.host`),
+        install: str(o, "install", where),
+        installDrained: str(o, "installDrained", where),
+        uninstall: str(o, "uninstall", where),
+        uninstallDrained: str(o, "uninstallDrained", where),
+        ...optionalCommand("health"),
+        ...optionalCommand("rollback"),
+        ...optionalCommand("rollbackDrained"),
+        swarm: swarmNode(o.swarm, `${where}.swarm`),
+        hostScriptSha256: str(o, "hostScriptSha256", where),
+        artifact: artifact(o.artifact, `${where}.artifact`),
     };
 }

@@ -13,6 +13,11 @@ type Cleanup = () => Promise<void>;
 const cleanups = new Set<Cleanup>();
 let stopping = false;
 
+/** True once a stop began: no new change may start. */
+export function isStopping(): boolean {
+    return stopping;
+}
+
 /** Registers CLEANUP for a stop; returns its removal. */
 export function onInterrupt(cleanup: Cleanup): () => void {
     cleanups.add(cleanup);

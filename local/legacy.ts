@@ -4,7 +4,7 @@
  * keys and the remote command as "<name> <base64>" lines on stdin), and `pulumi destroy` runs it
  * as it is, whatever forklift is checked out. scripts/artifact.sh hands it here.
  */
-import { FleetHostJob, Hop } from "./jobs";
+import { FleetHostJob, Hop } from "../lib/protocol/jobs";
 import { InputError } from "./input";
 
 type Env = Record<string, string | undefined>;

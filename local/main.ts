@@ -3,11 +3,12 @@
  * (the command provider's local commands), with OpenSSH to the hosts.
  *
  *   node --require tsx/cjs local/main.ts check [PHASE KEY]    precheck or check of every host
+ *   node --require tsx/cjs local/main.ts rollout [KEY]        check of every host, then the rollout
  *   node --require tsx/cjs local/main.ts install [NAME KEY]   one fleet host's install
  *   node --require tsx/cjs local/main.ts uninstall [NAME]     one fleet host's uninstall
  *   node --require tsx/cjs local/main.ts store-delete [KEY]   the artifact's object out of the store
  *
- * The job is one JSON document on stdin (local/jobs.ts); the words after the job's name are only
+ * The job is one JSON document on stdin (lib/protocol/jobs.ts); the words after the job's name are only
  * there for `pulumi preview`'s plan (what the command is about) and are not read. Progress and
  * the hosts' own messages go to stderr; the result (a JSON line) to stdout. Exits 1 with one
  * message naming the host and the cause when the job failed.
@@ -15,7 +16,8 @@
 import { HostCheck, runChecks } from "./check";
 import { SwarmInfo, inSwarm } from "./swarm";
 import { install, uninstall } from "./fleet-host";
-import { InputError, parseChecksJob, parseFleetHostJob, parseStoreObjectJob } from "./input";
+import { InputError, parseChecksJob, parseFleetHostJob, parseRolloutJob, parseStoreObjectJob } from "./input";
+import { runRollout } from "./rollout";
 import { deleteObject, describe } from "./store";
 import { legacyUninstallJob } from "./legacy";
 
@@ -46,6 +48,17 @@ async function main(job: string | undefined): Promise<void> {
             process.stdout.write(JSON.stringify({ hosts: report.hosts.map(summary), plan: report.steps }) + "\n");
             return;
         }
+        case "rollout": {
+            const rollout = await runRollout(parseRolloutJob(await readStdin()), log, pass);
+            // (kept in the state: each install waits for the step before its own in `plan`, and
+            // takes its host's status from `report`)
+            process.stdout.write(JSON.stringify({ plan: rollout.steps, report: rollout.hosts }) + "\n");
+            if (rollout.failures > 0) {
+                const failed = rollout.hosts.filter((h) => h.outcome === "failed" || h.outcome === "rolled back");
+                throw new Error(`${failed.length} of ${rollout.hosts.length} hosts failed, each rolled back where it changed (see the report above): ${failed.map((h) => h.reason ?? h.host).join("; ")}. The next \`pulumi up\` rolls them out again`);
+            }
+            return;
+        }
         case "install":
             process.stdout.write((await install(parseFleetHostJob(await readStdin()), pass)) + "\n");
             return;
@@ -63,7 +76,7 @@ async function main(job: string | undefined): Promise<void> {
             await uninstall(legacyUninstallJob(process.env, await readStdin()), pass);
             return;
         default:
-            throw new InputError(`usage: local/main.ts check|install|uninstall|store-delete < job.json (got ${job ?? "nothing"})`);
+            throw new InputError(`usage: local/main.ts check|rollout|install|uninstall|store-delete < job.json (got ${job ?? "nothing"})`);
     }
 }
 

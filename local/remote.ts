@@ -3,7 +3,7 @@
  * the command that runs it, and a failure is told as the host told it.
  */
 import { readScript } from "../lib/protocol/script";
-import { RemoteHost } from "./jobs";
+import { RemoteHost } from "../lib/protocol/jobs";
 import { RunResult, explainSshFailure } from "./ssh";
 
 /** scripts/forklift-host.sh, as the host commands' stdin begins. */
@@ -22,4 +22,27 @@ export function hostFailure(host: RemoteHost, r: RunResult): string {
     const first = lines.findIndex((l) => /^\[forklift [^\]]*\] ERROR: /.test(l));
     const said = first >= 0 ? [lines[first].replace(/^\[forklift [^\]]*\] ERROR: /, ""), ...lines.slice(first + 1)].join("\n") : lines.slice(-3).join(" ").trim() || `exit ${r.code}`;
     return `${host.name} (${host.route.address}:${host.route.port}): ${said}`;
+}
+
+/**
+ * A host script run that failed, with the status line it printed last, where it printed one: what
+ * the host runs now (a failed install prints it once it rolled the host back).
+ */
+export class HostError extends Error {
+    constructor(
+        message: string,
+        readonly status?: Record<string, unknown>,
+    ) {
+        super(message);
+    }
+}
+
+/** The JSON status line a host script run printed last on STDOUT, if any. */
+export function statusLine(stdout: string): Record<string, unknown> | undefined {
+    try {
+        const last = JSON.parse(stdout.trim().split("\n").pop() ?? "") as unknown;
+        return last !== null && typeof last === "object" && "sha256" in last ? (last as Record<string, unknown>) : undefined;
+    } catch {
+        return undefined;
+    }
 }

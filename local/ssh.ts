@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
 import "./interrupt";
-import { Hop, RemoteHost, Route } from "./jobs";
+import { Hop, RemoteHost, Route } from "../lib/protocol/jobs";
 
 export class SshError extends Error {}
 

@@ -5,7 +5,7 @@
  * host can read only the object its URL names, until it expires. The AWS SDK is loaded only when a
  * store is used.
  */
-import { S3Store } from "./jobs";
+import { S3Store } from "../lib/protocol/jobs";
 
 /** Seconds a signed URL works: long enough for one host's fetch, or the build host's upload. */
 export const URL_SECONDS = 900;

@@ -22,8 +22,8 @@
  * Every wait is bounded (drainTimeout, nodeTimeout) and every docker command too (DOCKER_SECONDS).
  */
 import { DOCKER_SECONDS, dockerCommand } from "../lib/protocol/swarm";
-import { RemoteHost, SwarmNodeJob } from "./jobs";
-import { INTERRUPT_SECONDS, onInterrupt } from "./interrupt";
+import { RemoteHost, SwarmNodeJob } from "../lib/protocol/jobs";
+import { INTERRUPT_SECONDS, isStopping, onInterrupt } from "./interrupt";
 import { isHeld, takeLock, takeOneOf } from "./lock";
 import { NodeRow, SwarmInfo, TaskRow, isManagerRow, isReachableManager, quorumProblem, runningTasks } from "./swarm";
 import { NodeSpec, RunningTasks, ServiceSpec, planDrain, replicaCount } from "./swarm-drain";
@@ -144,8 +144,16 @@ export class Cluster {
      * node update --label-rm` refuses a label the node does not have).
      */
     async restoreNode(node: string, availability: string, label: string, timeoutMs?: number): Promise<void> {
-        const has = (await this.docker(["node", "inspect", node, "--format", `{{with index .Spec.Labels ${JSON.stringify(label)}}}yes{{end}}`], timeoutMs))[0] === "yes";
-        await this.updateNode(node, { availability, ...(has ? { unlabel: label } : {}) }, timeoutMs);
+        const state = async () => (await this.docker(["node", "inspect", node, "--format", `{{.Spec.Availability}} {{with index .Spec.Labels ${JSON.stringify(label)}}}yes{{end}}`], timeoutMs))[0]?.trim().split(" ") ?? [];
+        const has = (await state())[1] === "yes";
+        try {
+            await this.updateNode(node, { availability, ...(has ? { unlabel: label } : {}) }, timeoutMs);
+        } catch (e) {
+            // an update whose answer was lost (a manager that hung after it) may have landed, and
+            // its repeat on another manager then fails: what the node holds now says
+            const now = await state().catch(() => undefined);
+            if (!now || now[0] !== availability || now[1] === "yes") throw e;
+        }
     }
     /** `docker service update` of SERVICE: its replica count, a label added or removed (no task is replaced). */
     async updateService(service: string, u: { replicas?: number; label?: [string, string]; unlabel?: string }, timeoutMs?: number): Promise<void> {
@@ -211,21 +219,72 @@ export async function recoverRecords(cluster: Cluster, stackId: string): Promise
     for (const s of await cluster.serviceSpecs()) {
         const record = s.Spec.Labels?.[surge];
         if (record === undefined) continue;
-        done.push(await unsurge(cluster, s, surge, record));
+        done.push(await unsurge(cluster, s, surge, "all"));
     }
     return done;
 }
 
-/** Scales service S back to the replica count its surge RECORD ("<replicas>+<extra>") holds, where nobody changed it since. */
-async function unsurge(cluster: Cluster, s: ServiceSpec, label: string, record: string, timeoutMs?: number): Promise<string> {
-    const m = /^(\d+)\+(\d+)$/.exec(record);
-    const now = replicaCount(s);
-    if (m && now === Number(m[1]) + Number(m[2])) {
-        await cluster.updateService(s.ID, { replicas: Number(m[1]), unlabel: label }, timeoutMs);
-        return `${s.Spec.Name}: back to ${m[1]} replicas (its ${m[2]} extra task(s) removed)`;
+/**
+ * A service's surge record (LABEL: "<replicas>+<extra>": its own replica count, and the extra
+ * tasks the stack's runs added, all of them), where it holds and nobody changed the count since.
+ */
+function surgeOf(s: ServiceSpec, label: string): { base: number; extra: number } | undefined {
+    const m = /^(\d+)\+(\d+)$/.exec(s.Spec.Labels?.[label] ?? "");
+    if (!m || replicaCount(s) !== Number(m[1]) + Number(m[2])) return undefined;
+    return { base: Number(m[1]), extra: Number(m[2]) };
+}
+
+/** S's replica count as its owner set it: without the extra tasks of a surge (see surgeOf). */
+function ownCount(s: ServiceSpec, label: string): number | undefined {
+    return surgeOf(s, label)?.base ?? replicaCount(s);
+}
+
+/**
+ * Adds N extra tasks to service S, on top of those other runs of the stack added (runs draining
+ * several nodes of a cluster at once share one record); under the cluster's plan lock.
+ */
+async function surgeUp(cluster: Cluster, s: ServiceSpec, label: string, n: number): Promise<number> {
+    const was = surgeOf(s, label) ?? { base: replicaCount(s)!, extra: 0 };
+    const record = { base: was.base, extra: was.extra + n };
+    await cluster.updateService(s.ID, { replicas: record.base + record.extra, label: [label, `${record.base}+${record.extra}`] });
+    return record.base + record.extra;
+}
+
+/**
+ * Takes MINE of the extra tasks of service S away ("all": every one the record holds, for a run
+ * that was stopped), and the record with the last; where its replica count was changed since
+ * (it is not the record's), the count stays and the record goes. Under the cluster's plan lock.
+ */
+async function unsurge(cluster: Cluster, s: ServiceSpec, label: string, mine: number | "all", timeoutMs?: number): Promise<string> {
+    const r = surgeOf(s, label);
+    if (!r) {
+        await cluster.updateService(s.ID, { unlabel: label }, timeoutMs);
+        return `${s.Spec.Name}: its replica count was changed to ${replicaCount(s)} while forklift had it scaled up (${s.Spec.Labels?.[label]}): left as it is`;
     }
-    await cluster.updateService(s.ID, { unlabel: label }, timeoutMs);
-    return `${s.Spec.Name}: its replica count was changed to ${now} while forklift had it at ${m ? Number(m[1]) + Number(m[2]) : record}: left as it is`;
+    const left = mine === "all" ? 0 : Math.max(0, r.extra - mine);
+    if (left > 0) {
+        await cluster.updateService(s.ID, { replicas: r.base + left, label: [label, `${r.base}+${left}`] }, timeoutMs);
+        return `${s.Spec.Name}: ${r.extra - left} extra task(s) removed (${left} stay, for another node being drained)`;
+    }
+    await cluster.updateService(s.ID, { replicas: r.base, unlabel: label }, timeoutMs);
+    return `${s.Spec.Name}: back to ${r.base} replicas (its ${r.extra} extra task(s) removed)`;
+}
+
+/**
+ * Why the manager of an autolocked cluster must not be restarted with the key KEY (the setting
+ * swarmUnlockKey): its engine would come back locked, out of its cluster, and the key would not
+ * open it. Asked of the cluster right before (the key may have been rotated since the check).
+ */
+export async function unlockKeyProblem(cluster: Cluster, clusterId: string, autolock: boolean | undefined, key: string | undefined): Promise<string | undefined> {
+    if (!autolock) return undefined;
+    if (!key) {
+        return `forklift:swarmUnlockKey: Swarm cluster ${clusterId.slice(0, 12)} has autolock on, and no key is set: the manager would come back locked. Set it: \`docker swarm unlock-key -q\` on a manager, then \`pulumi config set --secret forklift:swarmUnlockKey <key>\``;
+    }
+    const current = (await cluster.docker(["swarm", "unlock-key", "-q"]))[0]?.trim();
+    if (current !== key.trim()) {
+        return `forklift:swarmUnlockKey is not the unlock key of Swarm cluster ${clusterId.slice(0, 12)} (rotated since it was set?): \`docker swarm unlock-key -q\` on a manager prints the current one`;
+    }
+    return undefined;
 }
 
 /**
@@ -249,11 +308,16 @@ export async function finishStoppedRun(ssh: Ssh, host: RemoteHost, info: SwarmIn
         log(`${host.name}: availability ${was} restored (drained by a forklift run that was stopped)`);
     }
     const surge = surgeLabel(job.stackId);
-    const left = (await cluster.serviceSpecs()).filter((s) => s.Spec.Labels?.[surge] !== undefined);
-    if (left.length === 0) return;
+    if (!(await cluster.serviceSpecs()).some((s) => s.Spec.Labels?.[surge] !== undefined)) return;
     const clusterId = (await cluster.id()).slice(0, 25) || "cluster";
-    for (let i = 0; i < job.maxDrained; i++) if (await isHeld(`drain-${clusterId}-${i}`)) return;
-    for (const s of left) log(`${host.name}: ${await unsurge(cluster, s, surge, s.Spec.Labels![surge])} (scaled up by a forklift run that was stopped)`);
+    const planned = await takeLock(`plan-${clusterId}`);
+    try {
+        for (let i = 0; i < job.maxDrained; i++) if (await isHeld(`drain-${clusterId}-${i}`)) return;
+        const left = (await cluster.serviceSpecs()).filter((s) => s.Spec.Labels?.[surge] !== undefined);
+        for (const s of left) log(`${host.name}: ${await unsurge(cluster, s, surge, "all")} (scaled up by a forklift run that was stopped)`);
+    } finally {
+        planned();
+    }
 }
 
 /** What ACTION reports: the node's engine version once it is back (none: any will do); GONE: it has no engine now. */
@@ -282,7 +346,8 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
     const surge = surgeLabel(job.stackId);
     // what this run changed and must give back: the node's availability, services scaled up
     let restore: string | undefined;
-    const surged = new Map<string, { id: string; record: string }>();
+    // (per service: how many extra tasks this run added)
+    const surged = new Map<string, { id: string; extra: number }>();
     let phase: "before" | "changing" | "acting" = "before";
     let mark = Date.now();
     // each line says how long its part took: where a node's time goes (drain, restart, rejoin,
@@ -293,23 +358,40 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
         return `${s} s`;
     };
     // the change to the cluster under way, if any: a stop waits for it before it gives back
+    // and none starts once a stop began (its give-back may have run already)
     let inflight: Promise<unknown> = Promise.resolve();
-    const change = <T>(p: Promise<T>): Promise<T> => {
+    const change = <T>(what: string, make: () => Promise<T>): Promise<T> => {
+        if (isStopping()) return Promise.reject(new SwarmError(`${name}: stopped before ${what}`));
+        const p = make();
         inflight = p.catch(() => undefined);
         return p;
     };
-    const giveBack = async (timeoutMs?: number) => {
-        await inflight;
-        for (const [service, { id, record }] of [...surged]) {
-            const spec = (await cluster.serviceSpecs()).find((s) => s.ID === id);
-            if (spec) log(`${name}: ${await unsurge(cluster, spec, surge, record, timeoutMs)}`);
-            surged.delete(service);
-        }
-        if (restore !== undefined) {
-            await cluster.restoreNode(info.NodeID, restore, drain, timeoutMs);
-            log(`${name}: availability ${restore} restored`);
-            restore = undefined;
-        }
+    // one give-back at a time (a stop's and the run's own): each takes what is left to give
+    let givingBack: Promise<void> = Promise.resolve();
+    const giveBack = (timeoutMs?: number): Promise<void> => {
+        const next = givingBack.then(async () => {
+            await inflight;
+            if (surged.size > 0) {
+                const planned = await takeLock(`plan-${clusterId}`);
+                try {
+                    for (const [service, { id, extra }] of [...surged]) {
+                        surged.delete(service);
+                        const spec = (await cluster.serviceSpecs()).find((x) => x.ID === id);
+                        if (spec) log(`${name}: ${await unsurge(cluster, spec, surge, extra, timeoutMs)}`);
+                    }
+                } finally {
+                    planned();
+                }
+            }
+            if (restore !== undefined) {
+                const to = restore;
+                await cluster.restoreNode(info.NodeID, to, drain, timeoutMs);
+                restore = undefined;
+                log(`${name}: availability ${to} restored`);
+            }
+        });
+        givingBack = next.catch(() => undefined);
+        return next;
     };
     const stopped = onInterrupt(async () => {
         if (phase === "acting") {
@@ -349,46 +431,67 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
             if (problem) throw new SwarmError(`${name} is a Swarm manager and was not restarted: ${problem}. Nothing was changed`);
             if (nodes.filter(isManagerRow).length === 1) log(`${name} is its cluster's only manager: the control plane is down while its engine restarts`);
         }
-        const specs = await cluster.nodeSpecs();
-        me = specs.find((n) => n.ID === info.NodeID)!;
-        const services = await cluster.serviceSpecs();
-        const plan = planDrain({
-            node: me.Description.Hostname,
-            nodes: specs,
-            services,
-            running: await cluster.running(services),
-            acceptDowntime: job.acceptDowntime,
-            moveLocalData: job.moveLocalData,
-            surge: job.surge,
-        });
-        if (plan.refusals.length > 0) {
-            throw new SwarmError(`${name} was not drained: ${plan.refusals.join("; ")}. Its engine was not restarted${recorded !== undefined ? "" : "; nothing was changed"}`);
+        if (manager) {
+            const problem = await unlockKeyProblem(cluster, clusterId, info.Cluster?.Spec?.EncryptionConfig?.AutoLockManagers, job.unlockKey);
+            if (problem) throw new SwarmError(`${name} is a manager of an autolocked Swarm and was not restarted: ${problem}. Nothing was changed`);
         }
-        phase = "changing";
-        const desired = new Map(services.filter((s) => plan.onNode.has(s.Spec.Name)).map((s) => [s.Spec.Name, replicaCount(s)!]));
-        if (plan.surge.size > 0) {
-            // paused first (no new task lands on it), then the extra tasks elsewhere
-            if (me.Spec.Availability === "active") {
+        // The plan and the changes that take the node out of others' plans (its pause or drain,
+        // the surge) are made under the cluster's plan lock: runs that drain several nodes at once
+        // (swarmMaxDrained) each plan with the others' drains and surges in view.
+        const planned = await takeLock(`plan-${clusterId}`);
+        let desired: Map<string, number>;
+        let plan: ReturnType<typeof planDrain>;
+        const extra = new Map<string, number>();
+        try {
+            const specs = await cluster.nodeSpecs();
+            me = specs.find((n) => n.ID === info.NodeID)!;
+            const services = await cluster.serviceSpecs();
+            plan = planDrain({
+                node: me.Description.Hostname,
+                nodes: specs,
+                services,
+                running: await cluster.running(services),
+                acceptDowntime: job.acceptDowntime,
+                moveLocalData: job.moveLocalData,
+                surge: job.surge,
+            });
+            if (plan.refusals.length > 0) {
+                throw new SwarmError(`${name} was not drained: ${plan.refusals.join("; ")}. Its engine was not restarted${recorded !== undefined ? "" : "; nothing was changed"}`);
+            }
+            phase = "changing";
+            // (the counts the services' owners set: without the extra tasks of runs draining other nodes)
+            desired = new Map(services.filter((s) => plan.onNode.has(s.Spec.Name)).map((s) => [s.Spec.Name, ownCount(s, surge)!]));
+            if (plan.surge.size > 0 && me.Spec.Availability === "active") {
+                // paused first (no new task lands on it), then the extra tasks elsewhere
                 // (what to give back is known before the change: a stop during it gives it back)
                 restore = availability;
-                await change(cluster.updateNode(info.NodeID, { availability: "pause", label: [drain, availability] }));
+                await change("pausing its node", () => cluster.updateNode(info.NodeID, { availability: "pause", label: [drain, availability] }));
             }
             for (const s of services.filter((x) => plan.surge.has(x.Spec.Name))) {
-                const record = `${desired.get(s.Spec.Name)}+${plan.surge.get(s.Spec.Name)}`;
-                surged.set(s.Spec.Name, { id: s.ID, record });
-                await change(cluster.updateService(s.ID, { replicas: desired.get(s.Spec.Name)! + plan.surge.get(s.Spec.Name)!, label: [surge, record] }));
+                const n = plan.surge.get(s.Spec.Name)!;
+                surged.set(s.Spec.Name, { id: s.ID, extra: 0 });
+                extra.set(s.Spec.Name, await change("scaling up its services", () => surgeUp(cluster, s, surge, n)));
+                surged.set(s.Spec.Name, { id: s.ID, extra: n });
             }
-            const extra = new Map([...plan.surge].map(([s, n]) => [s, desired.get(s)! + n]));
+            if (plan.surge.size === 0 && me.Spec.Availability !== "drain") {
+                log(`${name}: draining its node (${plan.onNode.size} service(s) with tasks on it; through ${cluster.via})`);
+                restore = availability;
+                await change("draining its node", () => cluster.updateNode(info.NodeID, { availability: "drain", label: [drain, availability] }));
+            }
+        } finally {
+            planned();
+        }
+        if (plan.surge.size > 0) {
             let short: string[] = [];
             if (!(await waitFor(job.drainTimeout, async () => (short = await cluster.short(extra)).length === 0))) {
                 throw new SwarmError(`${name}: swarmSurge's extra tasks did not all run within ${job.drainTimeout}s (swarmDrainTimeout): ${short.join(", ")}. Its engine was not restarted`);
             }
             log(`${name}: ${[...plan.surge].map(([s, n]) => `${s} +${n}`).join(", ")} extra task(s) running elsewhere (swarmSurge, ${took()})`);
         }
-        if (me.Spec.Availability !== "drain") {
+        if (plan.surge.size > 0 && me.Spec.Availability !== "drain") {
             log(`${name}: draining its node (${plan.onNode.size} service(s) with tasks on it; through ${cluster.via})`);
             restore = availability;
-            await change(cluster.updateNode(info.NodeID, { availability: "drain", label: [drain, availability] }));
+            await change("draining its node", () => cluster.updateNode(info.NodeID, { availability: "drain", label: [drain, availability] }));
         }
         let short: string[] = [];
         const whole = new Map([...plan.waitWhole].map((s) => [s, desired.get(s)!]));
@@ -403,6 +506,9 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
         log(`${name}: drained, its tasks run elsewhere (${took()})`);
         let failure: Error | undefined;
         let done: NodeAction = {};
+        // (no await between this look and the phase: a stop either comes before, and the engine is
+        // not touched, or finds the node acting, and leaves it drained for the next run)
+        if (isStopping()) throw new SwarmError(`${name}: stopped before its engine was replaced`);
         phase = "acting";
         try {
             done = await action();
@@ -413,7 +519,7 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
         const acted = took();
         if (!failure && done.gone) {
             // given back to a host without a Docker of its own: out of its cluster, Down, until one runs
-            await change(cluster.restoreNode(info.NodeID, restore ?? availability, drain)).then(
+            await change("giving its availability back", () => cluster.restoreNode(info.NodeID, restore ?? availability, drain)).then(
                 () => log(`${name}: given back to a host without a Docker of its own: its node stays in its cluster, Down, with its Swarm state (\`docker node rm\` on a manager takes it out); availability ${restore ?? availability} again`),
                 (e: Error) => log(`${name}: given back to a host without a Docker of its own: its node stays in its cluster, Down, with its Swarm state; its availability could not be given back (${e.message})`),
             );
@@ -432,9 +538,10 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
             throw failure ?? new SwarmError(`${name}: its node was not back in its cluster within ${job.nodeTimeout}s (swarmNodeTimeout: Ready, engine ${done.engineVersion ?? "?"}${manager ? ", a reachable manager with a leader elected" : ""})`);
         }
         if (restore !== undefined) {
-            await change(cluster.restoreNode(info.NodeID, restore, drain));
-            log(`${name}: back in its cluster, availability ${restore} again (engine ${acted}, rejoin ${took()})`);
+            const to = restore;
+            await change("giving its availability back", () => cluster.restoreNode(info.NodeID, to, drain));
             restore = undefined;
+            log(`${name}: back in its cluster, availability ${to} again (engine ${acted}, rejoin ${took()})`);
         }
         await giveBack();
         if (failure) throw failure;

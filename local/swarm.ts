@@ -5,6 +5,7 @@
  * functions over what the docker CLI prints as JSON, tested with tables (test/unit/swarm.test.ts);
  * the commands that read and change the cluster are in swarm-node.ts.
  */
+import { WaveSize, checkPlan, planWaves } from "../lib/rollout";
 
 /** `docker info --format '{{json .Swarm}}'`, the fields forklift reads. */
 export interface SwarmInfo {
@@ -122,18 +123,14 @@ export function quorumProblem(nodes: NodeRow[], nodeId: string, allowTwo: boolea
 
 /**
  * The steps of a rollout: each a list of hosts installed at once, a step starting when the one
- * before is done. Hosts in no Swarm go first, in batches of BATCH_SIZE in the fleet's order; then
- * each cluster: its managers (in one step: their runs go one at a time whatever the batch size,
+ * before is done. Hosts in no Swarm go first, in WAVES (lib/rollout.ts) in the fleet's order; then
+ * each cluster: its managers (in one step: their runs go one at a time whatever the waves say,
  * the leader last, which they decide among themselves as they run, see swarm-node.ts: the leader
  * when `pulumi destroy` runs is not the one the plan saw), then its workers in batches. LEADERS
  * order the managers' step for the eye only.
  */
-export function planSteps(hosts: string[], members: SwarmMember[], leaders: Set<string>, batchSize: number): string[][] {
-    const batches = (list: string[]) => {
-        const out: string[][] = [];
-        for (let i = 0; i < list.length; i += batchSize) out.push(list.slice(i, i + batchSize));
-        return out;
-    };
+export function planSteps(hosts: string[], members: SwarmMember[], leaders: Set<string>, waves: readonly WaveSize[]): string[][] {
+    const batches = (list: string[]) => planWaves(list, waves);
     const byHost = new Map(members.map((m) => [m.host, m]));
     const steps = batches(hosts.filter((h) => !byHost.has(h)));
     const clusters = [...new Set(hosts.filter((h) => byHost.has(h)).map((h) => byHost.get(h)!.cluster))];
@@ -144,7 +141,7 @@ export function planSteps(hosts: string[], members: SwarmMember[], leaders: Set<
         if (ordered.length > 0) steps.push(ordered);
         steps.push(...batches(inCluster.filter((h) => !byHost.get(h)!.manager)));
     }
-    return steps;
+    return checkPlan(steps, hosts);
 }
 
 /** What the check found of a host's Swarm: its `docker info` part and, on a manager, `docker node ls`. */
@@ -156,6 +153,8 @@ export interface SwarmFacts {
 
 export interface SwarmSettings {
     batchSize: number;
+    /** The waves of the hosts in no Swarm and of each cluster's workers; none: [batchSize]. */
+    waves?: WaveSize[];
     /** swarmAllowTwoManagers */
     allowTwoManagers: boolean;
     /** daemonJson sets live-restore true (dockerd refuses swarm mode with it). */
@@ -251,7 +250,7 @@ export function planSwarm(hosts: SwarmFacts[], others: SwarmFacts[], s: SwarmSet
         hosts.map((f) => f.name).filter((h) => !lost.includes(h)),
         members,
         leaders,
-        s.batchSize,
+        s.waves && s.waves.length > 0 ? s.waves : [s.batchSize],
     );
     return { members, steps, problems, warnings };
 }

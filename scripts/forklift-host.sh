@@ -20,6 +20,11 @@
 #                                what it found as one JSON line
 #   forklift-host.sh stage       check, then make the release whose tgz arrives on stdin unpacked here
 #                                (sha256 checked first) without switching to it; the JSON line of check
+#   forklift-host.sh health      run the health check (FORKLIFT_HEALTH_CHECK_B64) now: exit 0 when it passes
+#   forklift-host.sh rollback    put the host back on the release installed before the current one (or
+#                                on what was there before forklift), as a failed install would have: for
+#                                a release that failed its health check after it was committed (a soak).
+#                                On a Swarm node: exit 75 as install does, then rollback-drained
 #
 # Variables (install):
 #   FORKLIFT_HOST             name of the host, used in messages (default: hostname)
@@ -35,6 +40,9 @@
 #   FORKLIFT_VERIFY_TIMEOUT   seconds to wait for the new daemon to start and answer (default 60)
 #   FORKLIFT_SWARM_TIMEOUT    seconds a Swarm node has to rejoin its cluster after the restart
 #                             (manager: reachable, with a leader) before it is rolled back (default 120)
+#   FORKLIFT_HEALTH_CHECK_B64 base64 of a command (bash) that must pass after the restart, before the
+#                             release counts as installed (healthCheck); empty: none
+#   FORKLIFT_HEALTH_TIMEOUT   seconds it may take (default 60)
 #   FORKLIFT_OWNER            who installs (project/stack/host); uninstall only acts for the same owner
 #   FORKLIFT_STACK_ID         the installing stack's random identity; a host owned by another stack
 #                             is refused by install and left alone by uninstall
@@ -59,6 +67,7 @@ readonly EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78
 HOST_NAME=${FORKLIFT_HOST:-$(hostname)}
 INSTALL_DIR=${FORKLIFT_INSTALL_DIR:-/usr/bin}
 VERIFY_TIMEOUT=${FORKLIFT_VERIFY_TIMEOUT:-60}
+HEALTH_TIMEOUT=${FORKLIFT_HEALTH_TIMEOUT:-60}
 SWARM_TIMEOUT=${FORKLIFT_SWARM_TIMEOUT:-120}
 # exit status of an install or uninstall that a Swarm node needs drained first (EX_TEMPFAIL)
 readonly EXIT_DRAIN_FIRST=75
@@ -80,9 +89,16 @@ fatal() {
     printf '[forklift %s] ERROR: %s\n' "$HOST_NAME" "$*" >&2 || true
     exit 1
 }
+# fatal, with what failed for the local commands first: a JSON line {"error": CODE, FIELDS...} on
+# stdout (lib/protocol/host.ts HostErrorLine), which they act on; the message is for people.
+# Usage: fail CODE 'FIELDS' MESSAGE (FIELDS: more JSON members, or "").
+fail() {
+    printf '{"error":"%s"%s}\n' "$1" "${2:+,$2}" || true
+    fatal "$3"
+}
 
 # Removes the staging directory and the received tgz however the script ends.
-cleanup() { rm -rf ${STAGE:+"$STAGE"} ${ARTIFACT:+"$ARTIFACT"}; }
+cleanup() { rm -rf ${STAGE:+"$STAGE"} ${ARTIFACT:+"$ARTIFACT" "$ARTIFACT.err"}; }
 trap cleanup EXIT
 
 # Where a managed file named NAME lives on the host.
@@ -562,11 +578,11 @@ receive_artifact() {
             info "release $FORKLIFT_SHA256 is not unpacked here (the check staged it: removed since?): asking for it; nothing was changed"
             exit "$EXIT_SEND_ARTIFACT"
             ;;
-        *) fatal "no artifact arrived, and release $FORKLIFT_SHA256 is not unpacked here; nothing was changed" ;;
+        *) fail artifact-missing "" "no artifact arrived, and release $FORKLIFT_SHA256 is not unpacked here; nothing was changed" ;;
     esac
     got=$(sha256_of "$ARTIFACT")
-    [ "$got" != "$EMPTY_SHA256" ] || fatal "no artifact arrived, and release $FORKLIFT_SHA256 is not unpacked here; nothing was changed"
-    [ "$got" = "$FORKLIFT_SHA256" ] || fatal "the artifact that arrived has sha256 $got, expected $FORKLIFT_SHA256 (corrupted on the way, or not the build's?); nothing was changed: run \`pulumi up\` again to copy it anew"
+    [ "$got" != "$EMPTY_SHA256" ] || fail artifact-missing "" "no artifact arrived, and release $FORKLIFT_SHA256 is not unpacked here; nothing was changed"
+    [ "$got" = "$FORKLIFT_SHA256" ] || fail artifact-mismatch "\"got\":\"$got\"" "the artifact that arrived has sha256 $got, expected $FORKLIFT_SHA256 (corrupted on the way, or not the build's?); nothing was changed: run \`pulumi up\` again to copy it anew"
     info "received $(stat -c %s "$ARTIFACT") bytes${header:+ (${header%% *})}, sha256 verified"
 }
 
@@ -577,7 +593,9 @@ fetch_url() {
     local url=$1 file=$2 shown=${1%%\?*} code rc=0
     if command -v curl >/dev/null; then
         code=$(printf 'url = "%s"\n' "$url" | curl -sS --retry 3 --retry-connrefused --connect-timeout 10 -o "$file" -w '%{http_code}' -K - 2>"$file.err") || rc=$?
-        if [ "$rc" != 0 ] || [ "$code" != 200 ]; then
+        if [ "$code" = 404 ]; then
+            fail store-no-object "" "could not fetch the artifact from $shown: $(fetch_failure 404 ""); nothing was changed"
+        elif [ "$rc" != 0 ] || [ "$code" != 200 ]; then
             fatal "could not fetch the artifact from $shown: $(fetch_failure "$code" "$(head -c 300 "$file.err" "$file" 2>/dev/null | tr '\n' ' ')"); nothing was changed"
         fi
         rm -f "$file.err"
@@ -1022,6 +1040,22 @@ verify_release() {
     fi
 }
 
+# Runs the health check (FORKLIFT_HEALTH_CHECK_B64, within HEALTH_TIMEOUT); says why it failed.
+run_health_check() {
+    [ -n "${FORKLIFT_HEALTH_CHECK_B64:-}" ] || return 0
+    local check out rc=0
+    check=$(printf '%s' "$FORKLIFT_HEALTH_CHECK_B64" | base64 -d)
+    out=$(timeout "$HEALTH_TIMEOUT" bash -c "$check" 2>&1 </dev/null) || rc=$?
+    [ "$rc" != 0 ] || return 0
+    out=$(tail -n 3 <<<"$out" | tr '\n' ' ' | sed 's/ *$//')
+    if [ "$rc" = 124 ]; then
+        echo "its health check did not pass within ${HEALTH_TIMEOUT}s (healthCheckTimeout)${out:+: $out}"
+    else
+        echo "its health check failed (exit $rc)${out:+: $out}"
+    fi
+    return 1
+}
+
 daemon_log_tail() {
     journalctl -u docker.service -u containerd.service -n 15 --no-pager 2>/dev/null | sed 's/^/    /' || true
 }
@@ -1090,7 +1124,12 @@ facts_json() {
         swarm=$SWARM_INFO
         ! swarm_manager || nodes=",\"nodes\":$(swarm_nodes_json)"
     fi
-    printf '{"host":"%s","release":"%s","copied":%s,"swarm":%s%s}\n' "$HOST_NAME" "$release" "$([ -n "$ARTIFACT" ] && echo true || echo false)" "$swarm" "$nodes"
+    local current="" version=""
+    if [ -f "$STATE/installed" ]; then
+        current=$(sed -n 's/^sha256=//p' "$STATE/installed")
+        version=$(sed -n 's/^version=//p' "$STATE/installed")
+    fi
+    printf '{"host":"%s","release":"%s","copied":%s,"current":"%s","currentVersion":"%s","swarm":%s%s}\n' "$HOST_NAME" "$release" "$([ -n "$ARTIFACT" ] && echo true || echo false)" "$current" "$version" "$swarm" "$nodes"
 }
 
 do_check() {
@@ -1145,24 +1184,28 @@ status_json() {
         "$HOST_NAME" "$sha" "$version" "$dockerd_sha" "$active" "$engine" "${1:-false}" "${SWARM_INFO:-null}"
 }
 
-# Puts the host back on release PREV (or on what was there before forklift) after a failed install.
+# Puts the host back on release PREV (or on what was there before forklift) after a failed install,
+# then fails naming the cause; the status line on stdout says what the host runs now.
 roll_back() {
     local prev=$1 cause=$2 log health
     ROLLBACK_ARMED=""
     log=$(daemon_log_tail)
-    if [ -n "$prev" ] && [ -d "$OPT/releases/$prev" ] && [ -d "$STATE/applied" ]; then
+    # (a release was installed before: never an uninstall, whatever is missing)
+    if [ -n "$prev" ]; then
         warn "release $FORKLIFT_SHA256 failed ($cause); rolling back to $prev"
         # each step goes on whatever the one before did: the verify below says whether it worked
         switch_to "$prev" || warn "switching back to $prev failed"
-        apply_files "$STATE/applied" || warn "putting back the files of $prev failed"
+        if [ -d "$STATE/applied" ]; then apply_files "$STATE/applied" || warn "putting back the files of $prev failed"; fi
         restart_docker rollback >&2 || true
         # a rollback counts only where Docker answers with the old release and, on a Swarm node,
         # the node is back in its cluster
         if health=$(rolled_back_healthy "$prev"); then
             [ "$prev" = "$FORKLIFT_SHA256" ] || rm -rf "${OPT:?}/releases/$FORKLIFT_SHA256"
+            status_json false || true
             fatal "new release $FORKLIFT_SHA256 failed: $cause. Rolled back to release $prev; Docker is answering${health:+; $health}. Daemon log:
 $log"
         fi
+        status_json false || true
         fatal "new release $FORKLIFT_SHA256 failed: $cause; rollback to $prev also failed: $health. Daemon log:
 $log"
     fi
@@ -1178,10 +1221,12 @@ $log"
         health="given back to a host without a Docker of its own: out of its Swarm until one runs"
     elif [ -n "$SWARM_INFO" ] && ! health=$(rolled_back_healthy ""); then
         rm -rf "/var/tmp/forklift-swarm-state.$$"
+        status_json false || true
         fatal "new release $FORKLIFT_SHA256 failed: $cause. Restored what was on the host before forklift, but $health. Daemon log:
 $log"
     fi
     rm -rf "/var/tmp/forklift-swarm-state.$$"
+    status_json false || true
     fatal "new release $FORKLIFT_SHA256 failed: $cause. Restored what was on the host before forklift${health:+; $health}. Daemon log:
 $log"
 }
@@ -1265,17 +1310,74 @@ do_install() {
     if [ -n "$SWARM_INFO" ] && ! reason=$(wait_swarm_rejoined "$(docker_cli "$OPT/releases/$FORKLIFT_SHA256")"); then
         roll_back "$prev" "$reason"
     fi
+    if ! reason=$(run_health_check); then
+        roll_back "$prev" "$reason"
+    fi
     release_stale_links
-    rm -rf "$STATE/applied"
-    cp -a "$STAGE/files" "$STATE/applied"
     install_self
     record_owner
-    # the commit point: from here on, the new release is the one to come back to
-    printf 'sha256=%s\nversion=%s\n' "$FORKLIFT_SHA256" "${FORKLIFT_VERSION:-}" >"$STATE/installed.tmp"
-    mv -f "$STATE/installed.tmp" "$STATE/installed"
+    commit_release "$FORKLIFT_SHA256" "${FORKLIFT_VERSION:-}" "$STAGE/files"
     ROLLBACK_ARMED=""
     prune_releases "$prev" || warn "could not remove older releases from $OPT/releases"
     info "release $FORKLIFT_SHA256 (${FORKLIFT_VERSION:-}) is running"
+    status_json true
+}
+
+# The commit point: release SHA (VERSION) with the managed files of directory FILES is the one to
+# come back to; the one before it, and its files, are kept for a rollback after the commit (a
+# failed soak). Each record is whole at every moment: a copy, then renames.
+commit_release() {
+    local sha=$1 version=$2 files=$3
+    rm -rf "$STATE/applied.new"
+    cp -a "$files" "$STATE/applied.new"
+    if [ -f "$STATE/installed" ] && [ "$(sed -n 's/^sha256=//p' "$STATE/installed")" != "$sha" ]; then
+        cp -f "$STATE/installed" "$STATE/installed.prev.tmp"
+        mv -f "$STATE/installed.prev.tmp" "$STATE/installed.prev"
+        rm -rf "$STATE/applied.prev"
+        [ ! -d "$STATE/applied" ] || mv "$STATE/applied" "$STATE/applied.prev"
+    fi
+    rm -rf "$STATE/applied"
+    mv "$STATE/applied.new" "$STATE/applied"
+    printf 'sha256=%s\nversion=%s\n' "$sha" "$version" >"$STATE/installed.tmp"
+    mv -f "$STATE/installed.tmp" "$STATE/installed"
+}
+
+# Back to the release installed before the current one, after the current one was committed and
+# failed its health check since (a soak): switched, its files put back, Docker restarted and
+# verified (on a Swarm node, back in its cluster); a host whose first release it was gets back
+# what it had before forklift, as a failed first install does. MODE: rollback, or rollback-drained
+# (a Swarm node drained for it).
+do_rollback() {
+    local mode=$1 current prev version
+    require_tools
+    sha256_tool
+    take_lock
+    check_owner
+    current=$(sed -n 's/^sha256=//p' "$STATE/installed" 2>/dev/null || true)
+    [ -n "$current" ] || fatal "no release of forklift's is installed here: nothing to roll back"
+    read_swarm_info
+    [ -z "$SWARM_INFO" ] || [ "$mode" != rollback ] || drain_first
+    read_unlock_key
+    FORKLIFT_SHA256=$current
+    prev=$(sed -n 's/^sha256=//p' "$STATE/installed.prev" 2>/dev/null || true)
+    version=$(sed -n 's/^version=//p' "$STATE/installed.prev" 2>/dev/null || true)
+    if [ -z "$prev" ]; then
+        warn "release $current was this host's first: giving back what it had before forklift"
+        do_uninstall
+        status_json true
+        return 0
+    fi
+    [ -d "$OPT/releases/$prev" ] || fatal "release $prev, the one before $current, is no longer unpacked here: cannot roll back"
+    local health
+    switch_to "$prev"
+    [ ! -d "$STATE/applied.prev" ] || apply_files "$STATE/applied.prev"
+    restart_docker rollback >&2 || true
+    health=$(rolled_back_healthy "$prev") || fatal "rolled back to release $prev, and it is not healthy: $health. Daemon log:
+$(daemon_log_tail)"
+    commit_release "$prev" "$version" "$STATE/applied.prev"
+    rm -f "$STATE/installed.prev"
+    rm -rf "$STATE/applied.prev"
+    info "rolled back from release $current to $prev${health:+; $health}"
     status_json true
 }
 
@@ -1378,7 +1480,13 @@ main() {
         status) status_json false ;;
         check) do_check ;;
         stage) do_stage ;;
-        *) fatal "usage: $0 install|install-drained|uninstall|uninstall-drained|status|check|stage" ;;
+        health)
+            local reason
+            reason=$(run_health_check) || fatal "$reason"
+            info "its health check passed"
+            ;;
+        rollback | rollback-drained) do_rollback "$1" ;;
+        *) fatal "usage: $0 install|install-drained|uninstall|uninstall-drained|status|check|stage|health|rollback|rollback-drained" ;;
     esac
 }
 

@@ -9,7 +9,8 @@ import { crossCheck, unknownKeys } from "./cross-check";
 import { ConfigError } from "./problems";
 import { Reader, optional } from "./reader";
 import { readHosts, readTarget } from "./targets";
-import { ArtifactSourceConfig, DEFAULTS, ForkConfig, ForkliftConfig, RawConfig, Recipe, SwarmManager } from "./types";
+import { ArtifactSourceConfig, DEFAULTS, ForkConfig, ForkliftConfig, PROJECT, RawConfig, Recipe, SwarmManager } from "./types";
+import { WaveSize } from "../rollout";
 import { normalizePrivateKey, valid } from "./validators";
 
 /** Parse and validate the raw config map; throws ConfigError naming every bad key. */
@@ -63,6 +64,10 @@ export function parseConfig(raw: RawConfig): ForkliftConfig {
         sshUser: r.string("sshUser", valid.sshUser) ?? DEFAULTS.sshUser,
         sshPrivateKey: optional(r.string("sshPrivateKey", valid.privateKey), normalizePrivateKey),
         batchSize: r.int("batchSize", 1, 1000),
+        waves: readWaves(r, raw),
+        healthCheck: ((timeoutSeconds) => optional(r.string("healthCheck"), (command) => ({ command, timeoutSeconds })))(r.int("healthCheckTimeout", 1, 3600)),
+        soakSeconds: r.int("soakSeconds", 0, 86400),
+        maxFailures: readMaxFailures(r),
         installDir: r.string("installDir", valid.absPath) ?? DEFAULTS.installDir,
         daemonJson: r.bool("manageDaemonJson") ? readDaemonJson(r) : null,
         swarm: {
@@ -179,4 +184,48 @@ function readArtifactSource(r: Reader, launches: boolean): ArtifactSourceConfig 
             return { type: "s3", endpoint, bucket, region, prefix, pathStyle };
         }
     }
+}
+
+/** A count of hosts (whole, at least MIN) or a percentage from 1% to 100%, as the config gives it. */
+function waveSizeOf(v: unknown, min: number): WaveSize | undefined {
+    if (typeof v === "number" && Number.isInteger(v) && v >= min) return v;
+    if (typeof v !== "string") return undefined;
+    if (/^\d+$/.test(v.trim()) && Number(v) >= min) return Number(v);
+    const pct = /^(\d{1,3})%$/.exec(v.trim());
+    return pct && Number(pct[1]) >= Math.max(min, 1) && Number(pct[1]) <= 100 ? (`${Number(pct[1])}%` as WaveSize) : undefined;
+}
+
+/**
+ * waves: wave sizes, comma-separated ("1,25%,100%"; a YAML list of them reads the same), the last
+ * repeated; batchSize alone where it is empty (refused with it).
+ */
+function readWaves(r: Reader, raw: RawConfig): WaveSize[] | undefined {
+    const v = r.value("waves");
+    const items = Array.isArray(v) ? v : typeof v === "string" ? (v.trim() === "" ? [] : v.split(",").map((w) => w.trim())) : typeof v === "number" ? [v] : undefined;
+    if (items === undefined) {
+        r.fail("waves", v, 'wave sizes, counts or percentages, comma-separated, like "1,25%,100%"');
+        return undefined;
+    }
+    if (items.length === 0) return undefined;
+    const out: WaveSize[] = [];
+    items.forEach((w, i) => {
+        const size = waveSizeOf(w, 1);
+        if (size === undefined) r.fail("waves", v, `wave sizes, counts (1 or more) or percentages from 1% to 100%, comma-separated, like "1,25%,100%" (${JSON.stringify(w)}, the ${i + 1}. one, is neither)`);
+        else out.push(size);
+    });
+    // (the CLI hands every key its Pulumi.yaml default: a batchSize of 1 is as good as unset)
+    const batch = raw[`${PROJECT}:batchSize`];
+    if (batch !== undefined && batch.trim() !== "1") r.fail("waves", v, `to be unset while batchSize is set (${batch}): give the rollout's batches with one of them ("N" is batchSize N)`);
+    return out;
+}
+
+/** maxFailures: a count (0 or more) or a percentage of the fleet. */
+function readMaxFailures(r: Reader): WaveSize {
+    const v = r.value("maxFailures");
+    const size = waveSizeOf(v, 0);
+    if (size === undefined) {
+        r.fail("maxFailures", v, 'a number of hosts (0 or more) or a percentage of the fleet like "10%"');
+        return 0;
+    }
+    return size;
 }

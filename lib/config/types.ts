@@ -4,6 +4,8 @@
  * reads with its default (which Pulumi.yaml must declare alike). Data only: no reading, no checks.
  */
 
+import { WaveSize } from "../rollout";
+
 export const PROJECT = "forklift";
 
 export type Recipe = "docker-ce" | "docker-ce-packaging" | "moby";
@@ -57,6 +59,14 @@ export interface ForkliftConfig {
     sshUser: string;
     sshPrivateKey?: string;
     batchSize: number;
+    /** `waves`: the sizes of the rollout's waves (counts, percentages), the last repeated; none: [batchSize]. */
+    waves?: WaveSize[];
+    /** `healthCheck` and `healthCheckTimeout`: a command that must pass on each host after its restart. */
+    healthCheck?: { command: string; timeoutSeconds: number };
+    /** `soakSeconds`: the wait after each step before its hosts' health checks run again. */
+    soakSeconds: number;
+    /** `maxFailures`: hosts that may fail (rolled back) before the rollout stops. */
+    maxFailures: WaveSize;
     installDir: string;
     /**
      * The managed /etc/docker/daemon.json's settings; null (manageDaemonJson: false) leaves the
@@ -140,6 +150,11 @@ export const DEFAULTS = {
     sshUser: "ubuntu",
     sshPrivateKey: "",
     batchSize: 1,
+    waves: "",
+    healthCheck: "",
+    healthCheckTimeout: 60,
+    soakSeconds: 0,
+    maxFailures: "0",
     installDir: "/usr/bin",
     daemonJson: {},
     manageDaemonJson: true,

@@ -38,8 +38,19 @@ export interface InstallInputs {
     swarmDaemonJson?: string;
     /** Seconds a Swarm node has to rejoin its cluster after the restart (swarmNodeTimeout). */
     swarmTimeout?: number;
+    /** A command (bash) that must pass on the host after the restart (healthCheck); none: no check. */
+    healthCheck?: string;
+    /** Seconds it may take (healthCheckTimeout). */
+    healthTimeout?: number;
     sudo: boolean;
 }
+
+/**
+ * What a run of forklift-host.sh with an install's inputs does: install (install-drained: on a Swarm
+ * node drained for it), run the health check now (health), or go back to the release before after a
+ * failed soak (rollback, rollback-drained).
+ */
+export type InstallMode = "install" | "install-drained" | "health" | "rollback" | "rollback-drained";
 
 /**
  * The install on a fleet host (MODE install-drained: on a Swarm node drained for it). Its stdin is
@@ -47,7 +58,7 @@ export interface InstallInputs {
  * release unpacked); a drained run's reads one line before the tgz: the Swarm unlock key, or an
  * empty line (FORKLIFT_SWARM_UNLOCK).
  */
-export function installCommand(i: InstallInputs, mode: "install" | "install-drained" = "install"): string {
+export function installCommand(i: InstallInputs, mode: InstallMode = "install"): string {
     return runScriptFromStdin(
         {
             FORKLIFT_HOST: i.hostName,
@@ -61,7 +72,9 @@ export function installCommand(i: InstallInputs, mode: "install" | "install-drai
             FORKLIFT_DAEMON_JSON_B64: i.files["daemon.json"] ? b64(i.files["daemon.json"]) : "",
             FORKLIFT_DAEMON_JSON_SWARM_B64: i.swarmDaemonJson ? b64(i.swarmDaemonJson) : undefined,
             FORKLIFT_SWARM_TIMEOUT: i.swarmTimeout,
-            FORKLIFT_SWARM_UNLOCK: mode === "install-drained" ? 1 : undefined,
+            FORKLIFT_SWARM_UNLOCK: mode.endsWith("-drained") ? 1 : undefined,
+            FORKLIFT_HEALTH_CHECK_B64: i.healthCheck ? b64(i.healthCheck) : undefined,
+            FORKLIFT_HEALTH_TIMEOUT: i.healthCheck ? i.healthTimeout : undefined,
         },
         [mode],
         i.sudo,
@@ -128,4 +141,34 @@ export function parseHostStatus(stdout: string): HostStatus {
     } catch {
         throw new Error(`the install printed no status line; its output ended with: ${line.slice(0, 300)}`);
     }
+}
+
+/**
+ * What failed, as forklift-host.sh's `fail` tells the local commands (a JSON line on stdout before
+ * it exits non-zero); its ERROR line on stderr says the same for people.
+ *
+ *   artifact-missing    no artifact arrived, and the release is not unpacked on the host
+ *   artifact-mismatch   the artifact that arrived has another sha256 (GOT)
+ *   store-no-object     the store answered 404 for the release's object
+ *
+ * Nothing was changed on the host in any of these.
+ */
+export type HostErrorLine = { error: "artifact-missing" } | { error: "artifact-mismatch"; got: string } | { error: "store-no-object" };
+
+const HOST_ERRORS: readonly string[] = ["artifact-missing", "artifact-mismatch", "store-no-object"];
+
+/** The HostErrorLine among a failed run's STDOUT lines, if it printed one. */
+export function hostErrorOf(stdout: string): HostErrorLine | undefined {
+    for (const line of stdout.trim().split("\n").reverse()) {
+        if (!line.startsWith('{"error":')) continue;
+        try {
+            const e = JSON.parse(line) as { error?: unknown; got?: unknown };
+            if (typeof e.error !== "string" || !HOST_ERRORS.includes(e.error)) return undefined;
+            if (e.error === "artifact-mismatch") return typeof e.got === "string" ? { error: "artifact-mismatch", got: e.got } : undefined;
+            return { error: e.error } as HostErrorLine;
+        } catch {
+            return undefined;
+        }
+    }
+    return undefined;
 }

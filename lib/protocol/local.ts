@@ -1,18 +1,19 @@
 /**
  * local/main.ts, as the program runs it: the command line of each local command, and the job it
- * reads on stdin (local/jobs.ts), one JSON document that the program keeps secret since it
+ * reads on stdin (lib/protocol/jobs.ts), one JSON document that the program keeps secret since it
  * carries private keys. The words after the job's name only say, in `pulumi preview`'s plan, what
  * the command is about.
  */
 import { sha256 } from "../hash";
 import { shq } from "../shell";
 import { needsContainerdUnit, renderManagedFiles, renderSwarmDaemonJson } from "../units";
-import { ArtifactSource, ArtifactStore, ChecksJob, FleetHostJob, JOB_VERSION, RemoteHost, StoreObjectJob, SwarmCheck, SwarmNodeJob } from "../../local/jobs";
+import { ArtifactSource, ArtifactStore, ChecksJob, FleetHostJob, JOB_VERSION, RemoteHost, RolloutJob, StoreObjectJob, SwarmCheck, SwarmNodeJob } from "./jobs";
 import { InstallInputs, Owner, checkCommand, installCommand, uninstallCommand } from "./host";
 import { readScript } from "./script";
+import { WaveSize } from "../rollout";
 import { swarmProbeCommand } from "./swarm";
 
-export type LocalJob = "check" | "install" | "uninstall" | "store-delete";
+export type LocalJob = "check" | "rollout" | "install" | "uninstall" | "store-delete";
 
 /** `node --require tsx/cjs local/main.ts JOB WORDS...`, run in the project directory. */
 export function localCommand(job: LocalJob, ...words: string[]): string {
@@ -43,6 +44,8 @@ export interface FleetHostSpec {
     source: ArtifactSource;
     swarm: SwarmNodeJob;
     insecure: boolean;
+    /** healthCheck: a command that must pass on the host after its restart, and its timeout in seconds. */
+    healthCheck?: { command: string; timeoutSeconds: number };
 }
 
 /** The job of a fleet host's `main.ts install` and `main.ts uninstall`. */
@@ -57,6 +60,8 @@ export function fleetHostJob(s: FleetHostSpec): FleetHostJob {
         files: renderManagedFiles({ installDir: s.installDir, shipsContainerd: needsContainerdUnit(s.release.binaries) }, s.daemonJson),
         swarmDaemonJson: renderSwarmDaemonJson(s.daemonJson),
         swarmTimeout: s.swarm.nodeTimeout,
+        healthCheck: s.healthCheck?.command,
+        healthTimeout: s.healthCheck?.timeoutSeconds,
         sudo,
     };
     return {
@@ -67,6 +72,9 @@ export function fleetHostJob(s: FleetHostSpec): FleetHostJob {
         installDrained: installCommand(install, "install-drained"),
         uninstall: uninstallCommand(s.host.name, s.owner, sudo),
         uninstallDrained: uninstallCommand(s.host.name, s.owner, sudo, "uninstall-drained"),
+        ...(s.healthCheck ? { health: installCommand(install, "health") } : {}),
+        rollback: installCommand(install, "rollback"),
+        rollbackDrained: installCommand(install, "rollback-drained"),
         swarm: s.swarm,
         hostScriptSha256: hostScriptHash(),
         artifact: s.source,
@@ -87,6 +95,8 @@ export function checkedHost(host: RemoteHost, owner: Owner, release?: { sha256: 
 /** What the check knows of the Swarm settings: MANAGERS are swarmManagers' fleet hosts' names and other machines. */
 export interface SwarmCheckSpec {
     batchSize: number;
+    /** waves (none: [batchSize]) */
+    waves?: WaveSize[];
     allowTwoManagers: boolean;
     /** daemonJson, to tell whether it sets live-restore true */
     daemonJson: Record<string, unknown> | null;
@@ -104,6 +114,7 @@ export interface SwarmCheckSpec {
 export function swarmCheck(s: SwarmCheckSpec): SwarmCheck {
     return {
         batchSize: s.batchSize,
+        ...(s.waves && s.waves.length > 0 ? { waves: s.waves } : {}),
         allowTwoManagers: s.allowTwoManagers,
         liveRestore: s.daemonJson?.["live-restore"] === true,
         managers: [...s.fleetManagers, ...s.otherManagers.map((m) => m.name)],
@@ -127,4 +138,15 @@ export function roomNeededKiB(size: number): number {
 /** forklift-host.sh's hash: a new host script runs the precheck, the check and the installs again. */
 export function hostScriptHash(): string {
     return sha256(readScript("forklift-host.sh"));
+}
+
+/** The rollout settings the program hands the check resource's job (see RolloutJob). */
+export interface RolloutSettings {
+    maxFailures: WaveSize;
+    soakSeconds: number;
+}
+
+/** The job of `main.ts rollout`: the check CHECK, then the INSTALLS as it plans them. */
+export function rolloutJob(check: ChecksJob, installs: FleetHostJob[], s: RolloutSettings): RolloutJob {
+    return { v: JOB_VERSION, check, installs, maxFailures: s.maxFailures, soakSeconds: s.soakSeconds };
 }

@@ -28,6 +28,8 @@ describe("bad stack config through the real pulumi CLI", { timeout: 30 * 60_000 
         // only what a user must set: every other key comes from Pulumi.yaml's defaults
         const required = hostsStack();
         stacks.push({ name: "defaults", probe: true, values: { forkRepo: required.forkRepo, forkRef: required.forkRef, builderHost: required.builderHost, fleetHosts: required.fleetHosts } });
+        // the rollout's keys as a user writes them in a stack file: YAML numbers and strings mixed
+        stacks.push({ name: "rollout", probe: true, values: { forkRepo: required.forkRepo, forkRef: required.forkRef, builderHost: required.builderHost, fleetHosts: required.fleetHosts, waves: "1,25%,100%", maxFailures: 1, soakSeconds: 30, healthCheck: "docker run --rm busybox true" } });
         const r = spawnSync(process.execPath, ["--import", "tsx", path.join(__dirname, "stack-harness.ts")], {
             input: JSON.stringify(stacks),
             encoding: "utf8",
@@ -71,5 +73,16 @@ describe("bad stack config through the real pulumi CLI", { timeout: 30 * 60_000 
         const cfg = parseConfig(config);
         assert.equal(cfg.batchSize, 1);
         assert.deepEqual(cfg.daemonJson, DEFAULTS.daemonJson);
+    });
+
+    test("the rollout's keys pass the CLI's own type checks as a user writes them (waves of numbers and percentages, a numeric maxFailures)", () => {
+        const res = results.get("rollout");
+        assert.ok(res, "no result for this stack");
+        assert.equal(res.up, null, `pulumi up of the probe failed: ${res.up}`);
+        const cfg = parseConfig(res.outputs.config as Record<string, string>);
+        assert.deepEqual(cfg.waves, [1, "25%", "100%"]);
+        assert.equal(cfg.maxFailures, 1);
+        assert.equal(cfg.soakSeconds, 30);
+        assert.deepEqual(cfg.healthCheck, { command: "docker run --rm busybox true", timeoutSeconds: 60 });
     });
 });

@@ -16,8 +16,8 @@ import * as path from "node:path";
 import { Owner, parseHostStatus } from "../../lib/protocol/host";
 import { checkedHost, checksJob, fleetHostJob } from "../../lib/protocol/local";
 import { sha256 } from "../../lib/hash";
-import { ArtifactSource, RemoteHost, Route } from "../../local/jobs";
-import { LocalRun, NO_SWARM, defaultSwarmCheck, remoteOf, runLocal, runLocalAsync } from "../support/local";
+import { ArtifactSource, RemoteHost, Route } from "../../lib/protocol/jobs";
+import { LocalRun, NO_SWARM, cachedSource, defaultSwarmCheck, remoteOf, runLocal, runLocalAsync } from "../support/local";
 import { HOST_BUSYBOX_TARBALL, TestHost, copyFrom, repoRoot, ssh, startHosts, stopHosts } from "../support/testbed";
 
 let host: TestHost;
@@ -33,12 +33,7 @@ const WRONG_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE13Mx9w3k99vWlCJXUR
 
 const web = (over: Partial<Route> = {}, name = "web") => remoteOf(name, host, over);
 /** Where the artifact comes from: the local CACHE (a builder that is never asked). */
-const source = (sha: string, cacheDir = path.join(work, "cache")): ArtifactSource => ({
-    sha256: sha,
-    path: "/never/asked.tgz",
-    builder: { name: "builder", route: { address: "127.0.0.1", port: 1, user: "root", hostKey: WRONG_HOST_KEY, connectTimeout: 2 } },
-    cacheDir,
-});
+const source = (sha: string, cacheDir = path.join(work, "cache")): ArtifactSource => cachedSource(sha, cacheDir);
 /** The install job of RELEASE on the host for OWNER, as the program renders it. */
 const fleetJob = (opts: { sha?: string; owner?: Owner; cacheDir?: string; daemonJson?: Record<string, unknown>; host?: RemoteHost } = {}) =>
     fleetHostJob({

@@ -17,7 +17,7 @@ import { fleetHostJob } from "../../lib/protocol/local";
 import { readScript } from "../../lib/protocol/script";
 import { ForkConfig } from "../../lib/config";
 import { needsContainerdUnit, renderManagedFiles } from "../../lib/units";
-import { ArtifactSource } from "../../local/jobs";
+import { ArtifactSource } from "../../lib/protocol/jobs";
 import { fetchArtifact } from "../../local/cache";
 import { hostScript } from "../../local/remote";
 import { Ssh } from "../../local/ssh";

@@ -16,7 +16,7 @@ import * as path from "node:path";
 import { Owner, checkCommand, parseHostStatus } from "../../lib/protocol/host";
 import { checkedHost, checksJob, fleetHostJob, storeObjectJob } from "../../lib/protocol/local";
 import { sha256 } from "../../lib/hash";
-import { ArtifactSource, S3Store } from "../../local/jobs";
+import { ArtifactSource, S3Store } from "../../lib/protocol/jobs";
 import { hostScript } from "../../local/remote";
 import { presign } from "../../local/store";
 import { NO_SWARM, defaultSwarmCheck, remoteOf, runLocal } from "../support/local";

@@ -15,8 +15,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Owner } from "../../lib/protocol/host";
 import { checkedHost, checksJob, fleetHostJob, swarmCheck } from "../../lib/protocol/local";
-import { ArtifactSource, SwarmNodeJob } from "../../local/jobs";
-import { BROKEN_DOCKERD, LocalRun, RELEASE_BINARIES, hostReleases, remoteOf, runLocal, runLocalAsync, runLocalStopped } from "../support/local";
+import { ArtifactSource, SwarmNodeJob } from "../../lib/protocol/jobs";
+import { BROKEN_DOCKERD, LocalRun, RELEASE_BINARIES, cachedSource, hostReleases, remoteOf, runLocal, runLocalAsync, runLocalStopped } from "../support/local";
 import { SERVICE_IMAGE, Watcher, assertDrainedAtMost, assertServicesKept, availabilityOf, formSwarm, waitConverged } from "../support/swarm";
 import { TestHost, ssh, startHosts, stopHosts } from "../support/testbed";
 
@@ -32,12 +32,7 @@ const rel: Record<"a" | "b" | "c" | "bad" | "raft", string> = { a: "", b: "", c:
 const owner = (h: TestHost): Owner => ({ ...OWNER, host: h.name });
 const remote = (h: TestHost) => remoteOf(h.name, h);
 const byName = (name: string) => hosts.find((h) => h.name === name)!;
-const source = (sha: string): ArtifactSource => ({
-    sha256: sha,
-    path: "/never/asked.tgz",
-    builder: { name: "builder", route: { address: "127.0.0.1", port: 1, user: "root", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE13Mx9w3k99vWlCJXURrSYBWBucTfvv3XrE8dCTUoOn", connectTimeout: 2 } },
-    cacheDir: path.join(work, "cache"),
-});
+const source = (sha: string): ArtifactSource => cachedSource(sha, path.join(work, "cache"));
 const swarmNode = (over: Partial<SwarmNodeJob> = {}): SwarmNodeJob => ({
     managers: managers.map(remote),
     drainTimeout: 60,
@@ -346,6 +341,136 @@ describe("a Swarm as operators run it", { timeout: 40 * 60_000 }, () => {
             assert.match(r.stderr, /there is no docker CLI to ask its engine with, and \/var\/lib\/docker\/swarm says it is a Swarm node/);
         } finally {
             sh(w2, "mv /opt/forklift/current/docker.away /opt/forklift/current/docker; mv /usr/bin/docker.away /usr/bin/docker.forklift-distrib 2>/dev/null || true");
+        }
+        await waitConverged(m1(), 120);
+    });
+
+    test("Ctrl-C while a surged node with many services is being drained: its engine is never replaced, however late the stop lands", async () => {
+        await reset();
+        const w1 = byName("so-w1");
+        const names = ["s1", "s2", "s3", "s4"];
+        for (const n of names) sh(m1(), `docker service create -d --name ${n} --replicas 5 --no-resolve-image --endpoint-mode dnsrr --stop-grace-period 2s ${SERVICE_IMAGE} /bin/busybox sleep 1000000 >/dev/null`);
+        try {
+            await waitConverged(m1(), 180);
+            const pid = mainPid(w1);
+            const was = releaseOf(w1);
+            const r = await runLocalStopped("install", job(w1, another(w1), { surge: 1 }), /so-w1: draining its node/, "SIGINT");
+            assert.ok(r.stopped, r.stderr);
+            assert.equal(r.code, 130, r.stderr);
+            // (a host run started after the stop would have switched by now)
+            await new Promise((res) => setTimeout(res, 15_000));
+            assert.equal(mainPid(w1), pid, `its engine was not restarted:\n${r.stderr}`);
+            assert.equal(releaseOf(w1), was);
+            assert.equal(availabilityOf(m1(), "so-w1"), "active");
+            assert.deepEqual(recorded(), []);
+            assert.equal(sh(m1(), `docker service inspect ${names.join(" ")} --format '{{.Spec.Mode.Replicated.Replicas}} {{json .Spec.Labels}}' | sort -u`), "5 {}", "scaled back, no record left");
+        } finally {
+            ssh(m1(), `docker service rm ${names.join(" ")} >/dev/null`);
+        }
+        await waitConverged(m1(), 120);
+    });
+
+    test("swarmMaxDrained 2: two workers drained at once never take a service's last task; the second is refused, named, nothing changed there", async () => {
+        await reset();
+        const [w1, w2] = [byName("so-w1"), byName("so-w2")];
+        sh(m1(), `docker service create -d --name pair --replicas 2 --constraint node.role==worker --no-resolve-image --endpoint-mode dnsrr --stop-grace-period 2s ${SERVICE_IMAGE} /bin/busybox sleep 1000000 >/dev/null`);
+        try {
+            await waitConverged(m1(), 120);
+            assert.equal(sh(m1(), "docker service ps pair --filter desired-state=running --format '{{.Node}}' | sort | paste -sd' '"), "so-w1 so-w2", "one task on each worker");
+            const releases = [w1, w2].map(releaseOf);
+            const watcher = new Watcher(managers);
+            await watcher.start();
+            let runs: LocalRun[];
+            try {
+                runs = await Promise.all([w1, w2].map((w) => runLocalAsync("install", job(w, another(w), { maxDrained: 2 }))));
+            } finally {
+                await watcher.finish();
+            }
+            assertServicesKept(watcher.samples, { pair: 1 });
+            const [done, refused] = runs[0].code === 0 ? [0, 1] : [1, 0];
+            assert.equal(runs[done].code, 0, runs[done].stderr);
+            assert.equal(runs[refused].code, 1, runs[refused].stderr);
+            const name = [w1, w2][refused].name;
+            assert.match(runs[refused].stderr, new RegExp(`${name} was not drained: pair: 1 of its tasks run on ${name}, and the other nodes have room for none .*Its engine was not restarted; nothing was changed`));
+            assert.equal(releaseOf([w1, w2][refused]), releases[refused]);
+            assert.deepEqual([w1, w2].map((w) => availabilityOf(m1(), w.name)), ["active", "active"]);
+            assert.deepEqual(recorded(), []);
+        } finally {
+            ssh(m1(), "docker service rm pair >/dev/null");
+        }
+        await waitConverged(m1(), 120);
+    });
+
+    test("swarmMaxDrained 2 with swarmSurge: two workers at once share the surge; the service ends at its own count, no record left", async () => {
+        await reset();
+        const [w1, w2] = [byName("so-w1"), byName("so-w2")];
+        sh(m1(), `docker service create -d --name sg --replicas 5 --no-resolve-image --endpoint-mode dnsrr --stop-grace-period 2s ${SERVICE_IMAGE} /bin/busybox sleep 1000000 >/dev/null`);
+        try {
+            await waitConverged(m1(), 120);
+            const watcher = new Watcher(managers);
+            await watcher.start();
+            let runs: LocalRun[];
+            try {
+                runs = await Promise.all([w1, w2].map((w) => runLocalAsync("install", job(w, another(w), { maxDrained: 2, surge: 1 }))));
+            } finally {
+                await watcher.finish();
+            }
+            for (const r of runs) assert.equal(r.code, 0, r.stderr);
+            assert.doesNotMatch(runs.map((r) => r.stderr).join("\n"), /was changed to \d+ while forklift had it/);
+            assertServicesKept(watcher.samples, { sg: 5 });
+            assert.equal(sh(m1(), "docker service inspect sg --format '{{.Spec.Mode.Replicated.Replicas}} {{json .Spec.Labels}}'"), "5 {}", "its own count, no record left");
+        } finally {
+            ssh(m1(), "docker service rm sg >/dev/null");
+        }
+        await waitConverged(m1(), 120);
+    });
+
+    test("a manager that applies the node's give-back but never answers: the give-back counts as done, not failed on its repeat elsewhere", async () => {
+        await reset();
+        const w1 = byName("so-w1");
+        const target = another(w1);
+        // (a session that hangs after the write: the update lands, its answer never comes)
+        sh(m1(), `cat > /usr/local/bin/docker <<'EOF'
+#!/bin/sh
+case " $* " in *" node update "*"--label-rm"*) /usr/bin/docker "$@"; exec sleep 300;; esac
+exec /usr/bin/docker "$@"
+EOF
+chmod +x /usr/local/bin/docker`);
+        let r: LocalRun;
+        try {
+            r = await runLocalAsync("install", job(w1, target));
+        } finally {
+            sh(m1(), "rm -f /usr/local/bin/docker");
+        }
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(releaseOf(w1), target);
+        assert.equal(availabilityOf(m1(), "so-w1"), "active");
+        assert.deepEqual(recorded(), []);
+        await waitConverged(m1(), 120);
+    });
+
+    test("an unlock key rotated since the last up: a manager's uninstall (pulumi destroy) and install stop before it is drained, naming the setting", async () => {
+        await reset();
+        const m2 = byName("so-m2");
+        const key = sh(m1(), "docker swarm update --autolock=true >/dev/null && docker swarm unlock-key -q");
+        try {
+            sh(m1(), "docker swarm unlock-key --rotate -q >/dev/null");
+            const pid = mainPid(m2);
+            const was = releaseOf(m2);
+            for (const [what, r] of [
+                ["uninstall", await runLocalAsync("uninstall", job(m2, was, { unlockKey: key }))],
+                ["install", await runLocalAsync("install", job(m2, another(m2), { unlockKey: key }))],
+            ] as [string, LocalRun][]) {
+                assert.equal(r.code, 1, `${what}: ${r.stderr}`);
+                assert.match(r.stderr, /so-m2 is a manager of an autolocked Swarm and was not restarted: forklift:swarmUnlockKey is not the unlock key of Swarm cluster \w+ \(rotated since it was set\?\).*Nothing was changed/, what);
+                assert.doesNotMatch(r.stderr, /draining its node/, what);
+            }
+            assert.equal(mainPid(m2), pid, "its engine was not restarted");
+            assert.equal(releaseOf(m2), was);
+            assert.equal(sh(m2, "docker info --format '{{.Swarm.LocalNodeState}}'"), "active");
+            assert.equal(availabilityOf(m1(), "so-m2"), "active");
+        } finally {
+            sh(m1(), "docker swarm update --autolock=false >/dev/null");
         }
         await waitConverged(m1(), 120);
     });

@@ -18,8 +18,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Owner, parseHostStatus } from "../../lib/protocol/host";
 import { checkedHost, checksJob, fleetHostJob, swarmCheck } from "../../lib/protocol/local";
-import { ArtifactSource, SwarmNodeJob } from "../../local/jobs";
-import { BROKEN_DOCKERD, LocalRun, RELEASE_BINARIES, hostReleases, remoteOf, runLocal, runLocalAsync } from "../support/local";
+import { ArtifactSource, SwarmNodeJob } from "../../lib/protocol/jobs";
+import { BROKEN_DOCKERD, LocalRun, RELEASE_BINARIES, cachedSource, hostReleases, remoteOf, runLocal, runLocalAsync } from "../support/local";
 import { GLOBAL, REPLICAS, REPLICATED, SERVICE_IMAGE, Watcher, assertDrainedAtMost, assertLeaderLast, assertSwarmKept, availabilityOf, engineStops, formSwarm, waitConverged } from "../support/swarm";
 import { TestHost, ssh, startHosts, stopHosts } from "../support/testbed";
 
@@ -32,12 +32,7 @@ const rel: Record<"a" | "b" | "bad", string> = { a: "", b: "", bad: "" };
 
 const owner = (h: TestHost): Owner => ({ ...OWNER, host: h.name });
 const remote = (h: TestHost) => remoteOf(h.name, h);
-const source = (sha: string): ArtifactSource => ({
-    sha256: sha,
-    path: "/never/asked.tgz",
-    builder: { name: "builder", route: { address: "127.0.0.1", port: 1, user: "root", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE13Mx9w3k99vWlCJXURrSYBWBucTfvv3XrE8dCTUoOn", connectTimeout: 2 } },
-    cacheDir: path.join(work, "cache"),
-});
+const source = (sha: string): ArtifactSource => cachedSource(sha, path.join(work, "cache"));
 const swarmNode = (): SwarmNodeJob => ({ managers: managers.map(remote), drainTimeout: 120, nodeTimeout: 120, allowTwoManagers: false, stackId: OWNER.stackId, maxDrained: 1, acceptDowntime: [], moveLocalData: [], surge: 0 });
 const job = (h: TestHost, sha: string, daemonJson: Record<string, unknown> = {}) =>
     fleetHostJob({ host: remote(h), owner: owner(h), release: { sha256: sha, version: "test", binaries: RELEASE_BINARIES }, installDir: "/usr/bin", daemonJson, source: source(sha), swarm: swarmNode(), insecure: false });

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { sha256 } from "../../lib/hash";
 import { LocalJob, SwarmCheckSpec, localCommand, swarmCheck } from "../../lib/protocol/local";
-import { RemoteHost, Route, SwarmCheck, SwarmNodeJob } from "../../local/jobs";
+import { ArtifactSource, RemoteHost, Route, SwarmCheck, SwarmNodeJob } from "../../lib/protocol/jobs";
 import { TestHost, copyFrom, repoRoot, ssh } from "./testbed";
 
 export interface LocalRun {
@@ -116,3 +116,16 @@ export function hostReleases<K extends string>(host: TestHost, cacheDir: string,
 
 /** A release whose dockerd exits at once, as a broken fork's would (a variant for hostReleases). */
 export const BROKEN_DOCKERD = "printf '#!/bin/sh\\necho dockerd: fork patch broke startup >&2\\nexit 1\\n' > $d/docker/dockerd";
+
+/**
+ * Where a test's artifact of SHA comes from: the local cache in CACHE_DIR, which holds it; the
+ * build host named is never asked (no one listens there).
+ */
+export function cachedSource(sha: string, cacheDir: string): ArtifactSource {
+    return {
+        sha256: sha,
+        path: "/never/asked.tgz",
+        builder: { name: "builder", route: { address: "127.0.0.1", port: 1, user: "root", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE13Mx9w3k99vWlCJXURrSYBWBucTfvv3XrE8dCTUoOn", connectTimeout: 2 } },
+        cacheDir,
+    };
+}

@@ -3,7 +3,7 @@ import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { ForkConfig } from "../../lib/config";
 import { buildCommand, buildKey, forkInputsKey, parseBuildResult } from "../../lib/protocol/build";
-import { checkCommand, installCommand, parseHostStatus, uninstallCommand } from "../../lib/protocol/host";
+import { checkCommand, hostErrorOf, installCommand, parseHostStatus, uninstallCommand } from "../../lib/protocol/host";
 import { checkedHost, checksJob, fleetHostJob, localCommand, roomNeededKiB } from "../../lib/protocol/local";
 import { canonicalJson, hashInputs, sha256 } from "../../lib/hash";
 import { parseChecksJob, parseFleetHostJob } from "../../local/input";
@@ -246,3 +246,17 @@ test("room a release needs: its tgz staged, unpacked, and the previous release, 
     assert.equal(roomNeededKiB(1234), 5);
     assert.equal(roomNeededKiB(72 * 1024 * 1024), 288 * 1024);
 });
+
+// the host script's `fail` line: what the local commands act on, instead of its English
+const errorLines: [string, string, ReturnType<typeof hostErrorOf>][] = [
+    ["no artifact", '{"error":"artifact-missing"}', { error: "artifact-missing" }],
+    ["another sha256", `{"error":"artifact-mismatch","got":"${"a".repeat(64)}"}`, { error: "artifact-mismatch", got: "a".repeat(64) }],
+    ["the store's 404, after other lines", 'some line\n{"error":"store-no-object"}\n', { error: "store-no-object" }],
+    ["a status line is no error", '{"host":"a","sha256":"x"}', undefined],
+    ["an unknown code is none", '{"error":"something-else"}', undefined],
+    ["a mismatch without what arrived is none", '{"error":"artifact-mismatch"}', undefined],
+    ["no JSON", "ERROR: the artifact that arrived has sha256 abc", undefined],
+];
+for (const [what, stdout, expected] of errorLines) {
+    test(`hostErrorOf: ${what}`, () => assert.deepEqual(hostErrorOf(stdout), expected));
+}

@@ -117,6 +117,17 @@ export const badConfigs: [string, Record<string, unknown>, string, string][] = [
     ["a field of another source type", { artifactSource: { type: "relay", bucket: "forklift" } }, "forklift:artifactSource.bucket", "no such field for type relay"],
     ["an S3 pathStyle that is no boolean", { artifactSource: { type: "s3", bucket: "forklift", endpoint: "http://10.0.0.9:9000", pathStyle: "yes" } }, "forklift:artifactSource.pathStyle", "true or false"],
     ["swarmAllowTwoManagers not a boolean", { swarmAllowTwoManagers: "maybe" }, "forklift:swarmAllowTwoManagers", "true or false"],
+    ["swarmMaxDrained 0", { swarmMaxDrained: 0 }, "forklift:swarmMaxDrained", "a whole number from 1 to 100"],
+    ["swarmSurge of no number", { swarmSurge: "lots" }, "forklift:swarmSurge", "a whole number from 0 to 100"],
+    ["a swarmUnlockKey that is no unlock key", { swarmUnlockKey: "hunter2" }, "forklift:swarmUnlockKey", "SWMKEY-1-"],
+    ["swarmAcceptDowntime not a list", { swarmAcceptDowntime: "web" }, "forklift:swarmAcceptDowntime", "a list of strings"],
+    ["a wave of no hosts", { waves: "0,50%" }, "forklift:waves", "counts (1 or more) or percentages"],
+    ["a wave that is neither count nor percentage", { waves: "1,some" }, "forklift:waves", "\"some\", the 2. one, is neither"],
+    ["a percentage above 100", { waves: "150%" }, "forklift:waves", "from 1% to 100%"],
+    ["waves and batchSize both", { waves: "1,100%", batchSize: 2 }, "forklift:waves", "to be unset while batchSize is set (2)"],
+    ["maxFailures below 0", { maxFailures: "-1" }, "forklift:maxFailures", "a number of hosts (0 or more) or a percentage"],
+    ["soakSeconds below 0", { soakSeconds: -5 }, "forklift:soakSeconds", "a whole number from 0 to 86400"],
+    ["a health check timeout of 0", { healthCheck: "true", healthCheckTimeout: 0 }, "forklift:healthCheckTimeout", "a whole number from 1 to 3600"],
     ["unknown top-level key", { colour: "blue" }, "forklift:colour", "unknown key"],
 ];
 

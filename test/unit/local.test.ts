@@ -6,7 +6,7 @@ import { legacyUninstallJob } from "../../local/legacy";
 import { mapLimit } from "../../local/pool";
 import { hostFailure } from "../../local/remote";
 import { explainSshFailure, renderRoute } from "../../local/ssh";
-import { RemoteHost, S3Store } from "../../local/jobs";
+import { RemoteHost, S3Store } from "../../lib/protocol/jobs";
 import { URL_SECONDS, presign } from "../../local/store";
 import { uploadCommand } from "../../local/delivery";
 import { spawnSync } from "node:child_process";

@@ -7,11 +7,15 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { TEST_HOST_KEY, TEST_PRIVATE_KEY, ec2Stack, hostsStack } from "./fixtures";
 import { Recorded, Run, runProgram } from "./run-program";
-import { ChecksJob, FleetHostJob } from "../../local/jobs";
+import { ChecksJob, FleetHostJob, RolloutJob } from "../../lib/protocol/jobs";
 
-/** The job a local command reads on its stdin (local/jobs.ts), as the program rendered it. */
+/** The job a local command reads on its stdin (lib/protocol/jobs.ts), as the program rendered it. */
 const jobOf = <T = FleetHostJob>(r: Recorded): T => JSON.parse(r.inputs.stdin as string) as T;
-const checksOf = (r: Recorded) => jobOf<ChecksJob>(r);
+/** The check a checks job (the precheck's) or a rollout job (the check resource's) holds. */
+const checksOf = (r: Recorded): ChecksJob => {
+    const job = jobOf<ChecksJob | RolloutJob>(r);
+    return "check" in job ? job.check : job;
+};
 const byType = (run: Run, type: string) => run.resources.filter((r) => r.type === type);
 const named = (run: Run, name: string) => {
     const r = run.resources.find((x) => x.name === name);
@@ -167,7 +171,11 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     const check = named(run, "forklift-check");
     assert.equal(check.type, "command:local:Command");
     assert.deepEqual(check.dependsOn, [], "the check waits for the build's result only");
-    assert.match(check.inputs.create, /^node --require tsx\/cjs local\/main\.ts check check \w{16}$/);
+    assert.match(check.inputs.create, /^node --require tsx\/cjs local\/main\.ts rollout \w{16}$/, "the check, then the rollout, in one command");
+    const rollout = jobOf<RolloutJob>(check);
+    assert.deepEqual(rollout.installs.map((j) => j.host.name), ["h1", "10-0-0-3"], "with every host's install job, in the fleet's order");
+    assert.deepEqual(rollout.installs[0], jobOf(install1), "the very job of its install resource");
+    assert.deepEqual([rollout.maxFailures, rollout.soakSeconds], [0, 0], "maxFailures and soakSeconds' defaults");
     assert.equal(check.inputs.delete, undefined, "nothing to undo");
     assert.equal(check.deletedWith, undefined);
     const checkJob = checksOf(check);
@@ -236,6 +244,32 @@ test("the installs follow the steps the check planned (a Swarm's managers one at
     assert.ok(run.dependencies["forklift-h1-install"].some((u) => u.endsWith("::forklift-10-0-0-3-install")));
 });
 
+test("an install the rollout did records what the rollout reported; one it has no report of installs itself", () => {
+    const status = { host: "h1", sha256: "b".repeat(64), version: "18.03.1-ce", dockerdSha256: "d".repeat(64), dockerService: "active", changed: true };
+    const report = { plan: [["h1", "10-0-0-3"]], report: [{ host: "h1", step: 1, before: "its own Docker", after: "18.03.1-ce bbbbbbbbbbbb", seconds: 3.21, outcome: "updated", status }] };
+    const run = runProgram(hostsStack(), "up", [], `rolling out\n${JSON.stringify(report)}\n`);
+    assert.equal(run.error, undefined);
+    const h1 = named(run, "forklift-h1-install");
+    assert.match(h1.inputs.create, /local\/main\.ts install h1 /, "a create (a new host, a replaced one) installs");
+    assert.equal(h1.inputs.update, `printf '%s\\n' '${JSON.stringify(status)}'`, "an update prints the rollout's status of it");
+    const other = named(run, "forklift-10-0-0-3-install");
+    assert.equal(other.inputs.update, other.inputs.create, "no report of it: the update installs");
+    assert.deepEqual(run.outputs.rollout, { steps: [["h1", "10-0-0-3"]], hosts: [{ name: "h1", step: 1, before: "its own Docker", after: "18.03.1-ce bbbbbbbbbbbb", seconds: 3.2, outcome: "updated" }] }, "the report as a stack output");
+});
+
+test("waves, the health check, soakSeconds and maxFailures reach the rollout", () => {
+    const run = runProgram({ ...hostsStack(), waves: "1,100%", healthCheck: "curl -fsS localhost:8080/health", healthCheckTimeout: 20, soakSeconds: 30, maxFailures: "50%" });
+    assert.equal(run.error, undefined);
+    const rollout = jobOf<RolloutJob>(named(run, "forklift-check"));
+    assert.deepEqual(rollout.check.swarm.waves, [1, "100%"]);
+    assert.deepEqual([rollout.maxFailures, rollout.soakSeconds], ["50%", 30]);
+    for (const job of rollout.installs) {
+        assert.match(job.install, /FORKLIFT_HEALTH_CHECK_B64=Y3VybCAtZnNTIGxvY2FsaG9zdDo4MDgwL2hlYWx0aA== FORKLIFT_HEALTH_TIMEOUT=20 /, `${job.host.name}: its install runs the health check`);
+        assert.match(job.health ?? "", /bash "\$f" health;/, `${job.host.name}: and can run it again after a soak`);
+        assert.match(job.rollback ?? "", /bash "\$f" rollback;/, `${job.host.name}: and roll back after it`);
+    }
+});
+
 test("preview with the check still to run: every install waits for it", () => {
     const run = runProgram(hostsStack(), "preview");
     assert.equal(run.error, undefined);
@@ -251,7 +285,7 @@ test("hosts mode: batchSize 2 puts both hosts in one batch", () => {
 });
 
 /** The key in the command line of the check NAME for STACK: a new key runs the check again. */
-const checkKeyOf = (name: string) => (stack: Record<string, unknown>) => /check (?:pre)?check (\w+)$/.exec(named(runProgram(stack), name).inputs.create)?.[1];
+const checkKeyOf = (name: string) => (stack: Record<string, unknown>) => /(?:check precheck|rollout) (\w+)$/.exec(named(runProgram(stack), name).inputs.create)?.[1];
 
 /** Asserts that KEY changes with each install setting, and not with a rollout setting; returns the base key. */
 function assertKeyFollowsInstall(key: (stack: Record<string, unknown>) => string | undefined): string {

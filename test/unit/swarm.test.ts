@@ -1,6 +1,7 @@
 /** local/swarm.ts: the order, the quorum and the refusals of a rollout over Swarm clusters, as tables. */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
+import { WaveSize } from "../../lib/rollout";
 import { NodeRow, ServiceRow, SwarmFacts, SwarmInfo, planSteps, planSwarm, quorumProblem, replicas, runningCount, serviceOfTask, shortServices } from "../../local/swarm";
 
 const node = (id: string, manager: "" | "Leader" | "Reachable" | "Unreachable", status = "Ready", availability = "Active"): NodeRow => ({
@@ -33,7 +34,7 @@ for (const [what, nodes, id, allowTwo, expected] of quorum) {
 }
 
 const members = (list: [string, string, boolean, string][]) => list.map(([host, nodeId, manager, cluster]) => ({ host, nodeId, manager, cluster }));
-const steps: [string, string[], ReturnType<typeof members>, string[], number, string[][]][] = [
+const steps: [string, string[], ReturnType<typeof members>, string[], number | WaveSize[], string[][]][] = [
     ["no Swarm: batches in the fleet's order", ["a", "b", "c"], [], [], 2, [["a", "b"], ["c"]]],
     [
         "the managers in one step whatever the batch size (their runs go one at a time, the leader last), then the workers in batches",
@@ -52,9 +53,17 @@ const steps: [string, string[], ReturnType<typeof members>, string[], number, st
         [["x1", "x2"], ["a1"], ["a2"], ["b1"]],
     ],
     ["a cluster of workers only: batches", ["w1", "w2", "w3"], members([["w1", "1", false, "C"], ["w2", "2", false, "C"], ["w3", "3", false, "C"]]), [], 2, [["w1", "w2"], ["w3"]]],
+    [
+        "waves: a canary then the rest, for the hosts in no Swarm and for each cluster's workers apart; the managers one step",
+        ["x1", "x2", "x3", "m1", "m2", "w1", "w2", "w3", "w4"],
+        members([["m1", "n1", true, "C"], ["m2", "n2", true, "C"], ["w1", "n3", false, "C"], ["w2", "n4", false, "C"], ["w3", "n5", false, "C"], ["w4", "n6", false, "C"]]),
+        ["n2"],
+        [1, "100%"],
+        [["x1"], ["x2", "x3"], ["m1", "m2"], ["w1"], ["w2", "w3", "w4"]],
+    ],
 ];
 for (const [what, hosts, m, leaders, batch, expected] of steps) {
-    test(`planSteps: ${what}`, () => assert.deepEqual(planSteps(hosts, m, new Set(leaders), batch), expected));
+    test(`planSteps: ${what}`, () => assert.deepEqual(planSteps(hosts, m, new Set(leaders), typeof batch === "number" ? [batch] : batch), expected));
 }
 
 const info = (id: string, manager: boolean, cluster?: string, remote: string[] = []): SwarmInfo => ({

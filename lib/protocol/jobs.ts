@@ -8,6 +8,8 @@
  * ones (`v` says which).
  */
 
+import { WaveSize } from "../rollout";
+
 export const JOB_VERSION = 1;
 
 /** One SSH hop: a host, or the bastion in front of it. */
@@ -53,8 +55,10 @@ export interface ChecksJob {
 
 /** What the check needs to plan a rollout over Swarm clusters (local/swarm.ts, planSwarm). */
 export interface SwarmCheck {
-    /** Hosts installed at once outside the managers' one-at-a-time (batchSize). */
+    /** Hosts installed at once outside the managers' one-at-a-time (batchSize; see waves). */
     batchSize: number;
+    /** The waves of the hosts in no Swarm and of each cluster's workers (`waves`); absent: [batchSize]. */
+    waves?: WaveSize[];
     /** swarmAllowTwoManagers */
     allowTwoManagers: boolean;
     /** daemonJson sets live-restore true: refused where the fleet holds Swarm nodes. */
@@ -162,6 +166,14 @@ export interface FleetHostJob {
     /** Runs the copy of forklift-host.sh the install left on the host (exits 75 as install does). */
     uninstall: string;
     uninstallDrained: string;
+    /**
+     * forklift-host.sh health (the healthCheck, run again after a soak) and rollback (back to the
+     * release before, when it fails: exits 75 on a Swarm node, then rollbackDrained), both with the
+     * script on stdin. Absent in a job of an older forklift, and health without a healthCheck.
+     */
+    health?: string;
+    rollback?: string;
+    rollbackDrained?: string;
     swarm: SwarmNodeJob;
     /**
      * sha256 of the forklift-host.sh the install command was made for (a new script runs the
@@ -169,4 +181,20 @@ export interface FleetHostJob {
      */
     hostScriptSha256: string;
     artifact: ArtifactSource;
+}
+
+/**
+ * The rollout (`main.ts rollout`, the check resource's job): the check of every host with the
+ * release staged, then every host's install as the plan orders it (see rollout.ts).
+ */
+export interface RolloutJob {
+    v: number;
+    /** The check after the build (phase "check", with the artifact to stage). */
+    check: ChecksJob;
+    /** Every fleet host's install job, in the fleet's order. */
+    installs: FleetHostJob[];
+    /** maxFailures: hosts that may fail (each rolled back) before the rollout stops. */
+    maxFailures: WaveSize;
+    /** soakSeconds: the wait after each step before its hosts' health checks run again. */
+    soakSeconds: number;
 }

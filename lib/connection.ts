@@ -1,13 +1,13 @@
 /**
  * How forklift reaches a host over SSH, described once and rendered for both users of it: the
- * command provider's `connection`, and the local commands' jobs (local/jobs.ts). Private keys are
+ * command provider's `connection`, and the local commands' jobs (lib/protocol/jobs.ts). Private keys are
  * always wrapped as Pulumi secrets, so they never reach the state file or the console in clear
  * text.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { SshTarget } from "../lib/config";
-import { Hop, RemoteHost } from "../local/jobs";
+import { SshTarget } from "./config";
+import { Hop, RemoteHost } from "./protocol/jobs";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
 
@@ -77,7 +77,7 @@ export function configuredHost(t: SshTarget, connectTimeout: number): ReachableH
 }
 
 /**
- * HOST as the local commands reach it (local/jobs.ts): its route, private keys included (the job
+ * HOST as the local commands reach it (lib/protocol/jobs.ts): its route, private keys included (the job
  * that carries it is a secret), host keys left out when INSECURE.
  */
 export function remoteHost(h: ReachableHost, insecure: boolean): pulumi.Output<RemoteHost> {

@@ -1,0 +1,138 @@
+/**
+ * The rollout (`main.ts rollout`, the check resource's command): the check of every host with the
+ * release staged, the plan, then the plan carried out in one process, step by step:
+ *
+ *   check (staging) → plan: steps (waves of the hosts in no Swarm; a cluster's managers; its
+ *   workers in waves) → each step's installs at once → after a step, soakSeconds, then each
+ *   updated host's health check again (one that fails now is rolled back) → the next step
+ *
+ * A host that fails is rolled back (by its install, or after the soak) and counted; the rollout
+ * goes on while the failures stay within maxFailures, and stops otherwise (the hosts after are
+ * "not reached"). Every host's outcome goes into the report: a table on stderr, and the JSON on
+ * stdout that the program keeps (each host's resource takes its status from it). The command
+ * fails when any host failed, so that the next `pulumi up` runs it again: a host done already
+ * changes nothing there (its install finds it up to date), a failed one gets its release again.
+ */
+import { failureBudget } from "../lib/rollout";
+import { CheckReport, runChecks } from "./check";
+import { install, rollBack } from "./fleet-host";
+import { HostError } from "./remote";
+import { FleetHostJob, RolloutJob } from "../lib/protocol/jobs";
+import { healthCheck } from "./health";
+import { SwarmInfo } from "./swarm";
+
+/** What became of one host. */
+export type Outcome = "updated" | "unchanged" | "rolled back" | "failed" | "not reached";
+
+export interface HostOutcome {
+    host: string;
+    /** Its step in the plan (1-based). */
+    step: number;
+    /** When its install started (ISO 8601), where it did. */
+    started?: string;
+    /** The release it ran before and runs now: "<version> <sha256 12>", or "its own Docker". */
+    before: string;
+    after: string;
+    seconds: number;
+    outcome: Outcome;
+    /** Why it failed, naming it. */
+    reason?: string;
+    /** Its install's status line (forklift-host.sh), where it ran to its end. */
+    status?: Record<string, unknown>;
+}
+
+export interface RolloutReport {
+    steps: string[][];
+    hosts: HostOutcome[];
+    failures: number;
+    budget: number;
+}
+
+/** A host's release as the report shows it, from the check's facts (current, currentVersion) or a status line (sha256, version). */
+function releaseOf(sha: unknown, version: unknown): string {
+    if (!sha) return "its own Docker";
+    return `${String(version ?? "") || "?"} ${String(sha).slice(0, 12)}`;
+}
+
+/** LOG: the rollout's own lines; PASS: the installs' (the hosts' lines, as they come). */
+export async function runRollout(job: RolloutJob, log: (line: string) => void, pass: (line: string) => void): Promise<RolloutReport> {
+    const checked: CheckReport = await runChecks(job.check, log);
+    const jobs = new Map<string, { job: FleetHostJob }>(job.installs.map((j) => [j.host.name, { job: j }]));
+    const facts = new Map(checked.hosts.map((h) => [h.name, h.facts]));
+    const budget = failureBudget(job.maxFailures, job.installs.length);
+    const outcomes = new Map<string, HostOutcome>();
+    let failures = 0;
+    const before = (host: string) => releaseOf(facts.get(host)?.current, facts.get(host)?.currentVersion);
+    const base = (host: string, step: number): HostOutcome => ({ host, step, before: before(host), after: before(host), seconds: 0, outcome: "not reached" });
+    checked.steps.forEach((step, i) => step.forEach((h) => outcomes.set(h, base(h, i + 1))));
+    for (const [i, step] of checked.steps.entries()) {
+        if (failures > budget) break;
+        log(`step ${i + 1} of ${checked.steps.length}: ${step.join(", ")}`);
+        const one = async (host: string) => {
+            const o = outcomes.get(host)!;
+            const started = Date.now();
+            o.started = new Date(started).toISOString();
+            try {
+                const status = JSON.parse(await install(jobs.get(host)!.job, pass)) as Record<string, unknown>;
+                o.status = status;
+                o.after = releaseOf(status.sha256, status.version);
+                o.outcome = status.changed ? "updated" : "unchanged";
+            } catch (e) {
+                failures++;
+                // (a host whose install rolled it back says what it runs now)
+                const now = e instanceof HostError ? e.status : undefined;
+                o.outcome = now ? "rolled back" : "failed";
+                o.after = now ? releaseOf(now.sha256, now.version) : "?";
+                o.reason = (e as Error).message;
+            }
+            o.seconds = (Date.now() - started) / 1000;
+        };
+        // a cluster's managers go one at a time (their runs would wait for each other anyway), and
+        // none starts once the failures are past the budget: a refused manager stops the leader
+        const managers = step.length > 1 && step.every((h) => (facts.get(h)?.swarm as SwarmInfo | null | undefined)?.ControlAvailable);
+        if (managers) {
+            for (const host of step) if (failures <= budget) await one(host);
+        } else {
+            await Promise.all(step.map(one));
+        }
+        const updated = step.filter((h) => outcomes.get(h)!.outcome === "updated");
+        if (job.soakSeconds > 0 && updated.length > 0 && failures <= budget) {
+            log(`step ${i + 1}: soaking ${job.soakSeconds} s before its hosts' health checks run again`);
+            await new Promise((r) => setTimeout(r, job.soakSeconds * 1000));
+            await Promise.all(
+                updated.map(async (host) => {
+                    const o = outcomes.get(host)!;
+                    const j = jobs.get(host)!.job;
+                    const sick = await healthCheck(j);
+                    if (!sick) return;
+                    failures++;
+                    o.outcome = "rolled back";
+                    o.reason = `${host}: its health check failed after ${job.soakSeconds} s (soakSeconds): ${sick}`;
+                    try {
+                        const status = JSON.parse(await rollBack(j, pass)) as Record<string, unknown>;
+                        o.status = status;
+                        o.after = releaseOf(status.sha256, status.version);
+                    } catch (e) {
+                        o.outcome = "failed";
+                        o.reason += `; its rollback failed too: ${(e as Error).message}`;
+                    }
+                }),
+            );
+        }
+        if (failures > budget) log(`${failures} host(s) failed, more than maxFailures allows (${budget}): the rollout stops here`);
+    }
+    const report: RolloutReport = { steps: checked.steps, hosts: [...outcomes.values()], failures, budget };
+    for (const line of reportTable(report)) log(line);
+    return report;
+}
+
+/** The report as a table, a line each: one per host, before → after, its step, seconds and outcome. */
+export function reportTable(r: RolloutReport): string[] {
+    const rows = r.hosts.map((h) => [h.host, `${h.before} → ${h.after}`, String(h.step), h.seconds.toFixed(1), h.reason ? `${h.outcome}: ${h.reason.split("\n")[0]}` : h.outcome]);
+    const head = ["host", "before → after", "step", "s", "outcome"];
+    const widths = head.map((c, i) => Math.max(c.length, ...rows.map((row) => row[i].length)));
+    const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join("  ");
+    const count = (o: Outcome) => r.hosts.filter((h) => h.outcome === o).length;
+    const summary = (["updated", "unchanged", "rolled back", "failed", "not reached"] as Outcome[]).filter((o) => count(o) > 0).map((o) => `${count(o)} ${o}`);
+    return [`rollout: ${summary.join(", ")} (maxFailures ${r.budget})`, line(head), ...rows.map(line)];
+}
