@@ -189,6 +189,24 @@ stack_id() {
 
 # Gives an existing build host back: build directory, swap file and the packages bootstrap added.
 # A host that other stacks still use (recorded by their bootstrap) is left to them.
+# Removes the build root under its lock, as build-fork.sh takes it: a build run that holds it
+# finishes first. The lock file goes last, and only if no other process has it open: removed under
+# a run waiting on it, that run would lock a file no later run can see.
+remove_build_root() {
+    local root=/var/lib/forklift-build
+    [ -d "$root" ] || return 0
+    exec 8>>"$root/.lock"
+    flock -w 900 8 || fatal "a forklift build run has held $root/.lock for 15 minutes"
+    find "$root" -mindepth 1 -maxdepth 1 ! -name .lock -exec rm -rf {} +
+    # (the subshell lets go of fd 8 first, so that only other processes' handles are found)
+    if [ -z "$(exec 8>&-; find /proc/[0-9]*/fd -lname "$root/.lock" ! -path "/proc/$$/*" 2>/dev/null | head -n 1)" ]; then
+        rm -rf "$root"
+    else
+        warn "$root/.lock stays: another process has it open"
+    fi
+    exec 8>&-
+}
+
 do_cleanup() {
     [ "$(id -u)" = 0 ] || fatal "must run as root"
     local id others
@@ -200,7 +218,7 @@ do_cleanup() {
         return 0
     fi
     systemctl stop 'forklift-build-*' 2>/dev/null || true
-    rm -rf /var/lib/forklift-build
+    remove_build_root
     if [ -f "$MARK_DIR/swapfile-created" ]; then
         swapoff /swapfile 2>/dev/null || true
         sed -i '\|^/swapfile none swap sw 0 0$|d' /etc/fstab

@@ -21,6 +21,8 @@
 #   FORKLIFT_BUILD_TIMEOUT    seconds to wait for the build (default 10800)
 #   FORKLIFT_BUILD_KEEP       finished builds kept under the build root (default 3); older ones are
 #                             removed after each successful build
+#   FORKLIFT_BUILD_FRESH      seconds a build stays, whatever FORKLIFT_BUILD_KEEP says, after it was
+#                             made or reused (default 3600): the check of its stack fetches it next
 #   FORKLIFT_BUILD_PROGRESS   seconds between the progress lines of a running build (default 10)
 #
 # Output (stdout, one JSON line): artifact, sha256, size, version, commit, cliCommit, binaries, recipe,
@@ -41,6 +43,7 @@ shopt -s inherit_errexit
 BUILD_ROOT=${FORKLIFT_BUILD_ROOT:-/var/lib/forklift-build}
 BUILD_TIMEOUT=${FORKLIFT_BUILD_TIMEOUT:-10800}
 BUILD_KEEP=${FORKLIFT_BUILD_KEEP:-3}
+BUILD_FRESH=${FORKLIFT_BUILD_FRESH:-3600}
 readonly ENV_VARS="FORKLIFT_BUILD_KEY FORKLIFT_RECIPE FORKLIFT_REPO FORKLIFT_REF FORKLIFT_CLI_REPO FORKLIFT_CLI_REF FORKLIFT_PACKAGING_REPO FORKLIFT_PACKAGING_REF FORKLIFT_VERSION FORKLIFT_MAKE_VARS_B64"
 
 info() { printf '[forklift build] %s\n' "$*" >&2; }
@@ -74,6 +77,8 @@ reuse_result() {
     out=$(find "$dir/out" -maxdepth 1 -name 'docker-*.tgz' 2>/dev/null | head -n 1)
     [ -n "$out" ] && [ "$(sha256sum "$out" | cut -d' ' -f1)" = "$sha" ] || return 1
     [ "$(link_artifact "$out" "$sha")" = "$(sed -n 's/.*"artifact":"\([^"]*\)".*/\1/p' "$dir/result.json")" ] || return 1
+    # a reused build counts as new for pruning, which keeps the most recent
+    touch "$dir/result.json"
     cat "$dir/result.json"
 }
 
@@ -460,14 +465,20 @@ do_run() {
 # directory, held until its own prune is done), stays; so the last of several runs at once finds
 # every other build unlocked and leaves exactly BUILD_KEEP. (A run whose lock was dropped before
 # its prune could find its own build removed by another run's prune, and then keep one too few.)
+# A build made or reused less than BUILD_FRESH seconds ago stays too: another stack's check is
+# about to fetch it (its build command has returned, its check has not run yet).
 prune_builds() {
-    local keep=$1 dir kept=0
+    local keep=$1 dir kept=0 fresh_since
     lock_build_root
-    # newest first, by when their result (or failure) was written
+    fresh_since=$(($(date +%s) - BUILD_FRESH))
+    # newest first, by when their result (or failure) was written, or the build was last reused
     while read -r dir; do
         [ "$dir" != "$keep" ] || continue
         if [ -f "$dir/result.json" ] && [ "$kept" -lt $((BUILD_KEEP - 1)) ]; then
             kept=$((kept + 1))
+            continue
+        fi
+        if [ -f "$dir/result.json" ] && [ "$(stat -c %Y "$dir/result.json")" -gt "$fresh_since" ]; then
             continue
         fi
         FORKLIFT_BUILD_KEY=${dir##*/} build_running "$dir" && continue

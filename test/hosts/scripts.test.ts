@@ -248,14 +248,37 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
     test("builds of other keys from the same repository at once share its mirror; only the last few builds are kept", async () => {
         const script = readScript("build-fork.sh");
         const forks = ["1", "2", "3", "4"].map((n) => ({ ...forkAt(Number(n) % 2 ? "v1" : "v2"), makeVars: { FORKLIFT_TEST_PRUNE: n } }));
-        const runs = await Promise.all(forks.map((f) => sshAsync(builder, buildCommand(f, buildKey(f, script), false), { input: script })));
+        const builds = () => out(builder, "find /var/lib/forklift-build -mindepth 2 -maxdepth 2 -name result.json -printf '%h\\n' | xargs -n1 basename | sort").split("\n");
+        // (FORKLIFT_BUILD_FRESH=0: all of these are minutes old; see the next test for fresh ones)
+        const runs = await Promise.all(forks.map((f) => sshAsync(builder, `export FORKLIFT_BUILD_FRESH=0; ${buildCommand(f, buildKey(f, script), false)}`, { input: script })));
         for (const [i, r] of runs.entries()) assert.equal(r.code, 0, `build ${i + 1}: ${r.stderr}`);
         // FORKLIFT_BUILD_KEEP's default: the 3 newest finished builds, and no more
-        const kept = out(builder, "find /var/lib/forklift-build -mindepth 2 -maxdepth 2 -name result.json -printf '%h\\n' | xargs -n1 basename | sort").split("\n");
+        const kept = builds();
         assert.equal(kept.length, 3, `older builds are pruned after a build: ${kept.join(", ")}`);
         const last = forks.map((f) => buildKey(f, script)).filter((k) => kept.includes(k));
         assert.ok(last.length >= 2, "the builds just made are among those kept");
         assert.equal(out(builder, "ls /var/lib/forklift-build/mirrors | grep -c '\\.git$'"), "1", "one mirror of the one repository");
+    });
+
+    test("another stack's builds prune neither a build its check is about to fetch nor one just reused", () => {
+        const script = readScript("build-fork.sh");
+        const fork = (n: string) => ({ ...forkAt("v1"), makeVars: { FORKLIFT_TEST_FRESH: n } });
+        const run = (n: string, env = "") => {
+            const r = ssh(builder, `${env}${buildCommand(fork(n), buildKey(fork(n), script), false)}`, { input: script });
+            assert.equal(r.code, 0, r.stderr);
+            return r;
+        };
+        const has = (n: string) => on(builder, `test -f /var/lib/forklift-build/${buildKey(fork(n), script)}/result.json`).code === 0;
+        // stack A builds; before its check fetches the artifact, another stack builds three times
+        run("a");
+        for (const n of ["b", "c", "d"]) run(n);
+        assert.ok(has("a"), "a build made a moment ago stays, past FORKLIFT_BUILD_KEEP");
+        // older than FORKLIFT_BUILD_FRESH, it goes at the next prune, unless it was reused since
+        out(builder, `touch -d '2 hours ago' /var/lib/forklift-build/${buildKey(fork("a"), script)}/result.json /var/lib/forklift-build/${buildKey(fork("b"), script)}/result.json`);
+        assert.match(run("a").stderr, /reusing the finished build/);
+        run("e");
+        assert.ok(has("a"), "a reused build counts as new");
+        assert.ok(!has("b"), "an old build beyond FORKLIFT_BUILD_KEEP goes");
     });
 
     test("a running build shows its phase and the latest line of its log, not only its start and end", () => {
@@ -551,8 +574,12 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         assert.equal(first.code, 0, first.stderr);
         assert.match(first.stderr, /build host left as it is: 1 other stack\(s\) still build here/);
         assert.equal(on(builder, "test -d /var/lib/forklift-build").code, 0, "the other stack's builds stay");
+        // a build run of the last stack holds the build root's lock for 3 s: the cleanup waits for it
+        out(builder, "rm -f /run/holder-ready; systemd-run -q --unit forklift-test-holder flock /var/lib/forklift-build/.lock sh -c 'touch /run/holder-ready; sleep 3'; while [ ! -e /run/holder-ready ]; do sleep 0.05; done");
+        const started = Date.now();
         const r = ssh(builder, builderCleanupCommand(false, STACKS[0]));
         assert.equal(r.code, 0, r.stderr);
+        assert.ok(Date.now() - started >= 2000, `the cleanup waited for the build root's lock (${Date.now() - started} ms)`);
         assert.match(r.stderr, /build host cleaned up/);
         for (const p of ["/var/lib/forklift-build", "/var/lib/forklift-bootstrap"]) {
             assert.equal(on(builder, `test -e ${p}`).code, 1, `${p} is gone`);
