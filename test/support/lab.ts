@@ -247,9 +247,11 @@ export function tail(text: string, lines: number): string {
 /**
  * A checkout of forklift as a user has it (the program, its scripts and config schema; node_modules
  * linked), in a fresh directory: its stack files and artifact cache stay out of the repository.
+ * FROM: the working tree to take it from (another release's, checked out with git worktree); over
+ * an existing checkout, its files are replaced, its stack files and cache kept: an upgrade.
  */
-export function projectCheckout(into: string): string {
-    const root = repoRoot();
+export function projectCheckout(into: string, from = repoRoot()): string {
+    const root = from;
     fs.mkdirSync(into, { recursive: true });
     // every file of the project, as a clone of it has them (tracked, or new and not ignored)
     const files = spawnSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", "-z"], { cwd: root, encoding: "utf8" });
@@ -260,7 +262,7 @@ export function projectCheckout(into: string): string {
         fs.mkdirSync(path.dirname(path.join(into, file)), { recursive: true });
         fs.copyFileSync(path.join(root, file), path.join(into, file));
     }
-    fs.symlinkSync(path.join(root, "node_modules"), path.join(into, "node_modules"));
+    if (!fs.existsSync(path.join(into, "node_modules"))) fs.symlinkSync(path.join(repoRoot(), "node_modules"), path.join(into, "node_modules"));
     return into;
 }
 
