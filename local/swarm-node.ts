@@ -162,14 +162,16 @@ export class Cluster {
     }
     /**
      * The services of AT_LEAST (name → the count each must run) that run fewer tasks, as
-     * "web 3/4"; a service not there is left out (removed meanwhile).
+     * "web 3/4"; a service not there is left out (removed meanwhile). A service whose replica
+     * count is now lower (another node's run took its extra tasks back, its owner scaled it down)
+     * must run that many: waiting for more would wait for tasks nobody asks for.
      */
     async short(atLeast: Map<string, number>): Promise<string[]> {
         if (atLeast.size === 0) return [];
         const specs = (await this.serviceSpecs()).filter((s) => atLeast.has(s.Spec.Name));
         const running = await this.running(specs);
         return specs
-            .map((s) => ({ name: s.Spec.Name, want: atLeast.get(s.Spec.Name)!, up: [...(running.get(s.Spec.Name)?.values() ?? [])].reduce((a, b) => a + b, 0) }))
+            .map((s) => ({ name: s.Spec.Name, want: Math.min(atLeast.get(s.Spec.Name)!, replicaCount(s) ?? Infinity), up: [...(running.get(s.Spec.Name)?.values() ?? [])].reduce((a, b) => a + b, 0) }))
             .filter(({ want, up }) => up < want)
             .map(({ name, want, up }) => `${name} ${up}/${want}`);
     }
