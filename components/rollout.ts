@@ -31,7 +31,8 @@ export interface RolloutArgs {
      */
     healthCheck?: { command: string; timeoutSeconds: number };
     /**
-     * `soakSeconds`: after each step, this long, then each updated host's health check again.
+     * `soakSeconds`: after each step, this long, then the health check again of each of its
+     * hosts whose release has not passed a soak (updated now, or by a run stopped in its soak).
      * @default 0
      */
     soakSeconds?: number;

@@ -55,7 +55,7 @@ async function change(job: FleetHostJob, firstCommand: string, drainedCommand: s
             const error = hostErrorOf(r.stdout);
             const failure = artifact.explain(job.host.name, error) ?? hostFailure(job.host, r);
             const advice = await artifact.finish([error], log);
-            throw new HostError(advice && !failure.includes(advice) ? `${failure}. ${advice}` : failure, statusLine(r.stdout));
+            throw new HostError(advice && !failure.includes(advice) ? `${failure}. ${advice}` : failure, statusLine(r.stdout), error);
         };
         const first = await run(firstCommand);
         if (first.code === 0) {

@@ -4,6 +4,7 @@
  */
 import { readScript } from "../lib/protocol/script";
 import { RemoteHost } from "../lib/protocol/jobs";
+import { HostErrorLine } from "../lib/protocol/host";
 import { RunResult, explainSshFailure } from "./ssh";
 
 /** scripts/forklift-host.sh, as the host commands' stdin begins. */
@@ -32,6 +33,8 @@ export class HostError extends Error {
     constructor(
         message: string,
         readonly status?: Record<string, unknown>,
+        /** What failed, where the script said it as a code (lib/protocol/host.ts). */
+        readonly error?: HostErrorLine,
     ) {
         super(message);
     }

@@ -3,8 +3,9 @@
  * release staged, the plan, then the plan carried out in one process, step by step:
  *
  *   check (staging) → plan: steps (waves of the hosts in no Swarm; a cluster's managers; its
- *   workers in waves) → each step's installs at once → after a step, soakSeconds, then each
- *   updated host's health check again (one that fails now is rolled back) → the next step
+ *   workers in waves) → each step's installs at once → after a step, soakSeconds, then the health
+ *   check again of each host of it that has not passed a soak on its release (updated now, or by
+ *   a run stopped before its soak ended); one that fails now is rolled back → the next step
  *
  * A host that fails is rolled back (by its install, or after the soak) and counted; the rollout
  * goes on while the failures stay within maxFailures, and stops otherwise (the hosts after are
@@ -79,9 +80,11 @@ export async function runRollout(job: RolloutJob, log: (line: string) => void, p
                 o.outcome = status.changed ? "updated" : "unchanged";
             } catch (e) {
                 failures++;
-                // (a host whose install rolled it back says what it runs now)
+                // (a host whose install rolled it back says what it runs now; one whose rollback
+                // failed too, what its files are)
                 const now = e instanceof HostError ? e.status : undefined;
-                o.outcome = now ? "rolled back" : "failed";
+                const rolledBack = now && !(e instanceof HostError && e.error?.error === "rollback-failed");
+                o.outcome = rolledBack ? "rolled back" : "failed";
                 o.after = now ? releaseOf(now.sha256, now.version) : "?";
                 o.reason = (e as Error).message;
             }
@@ -95,12 +98,17 @@ export async function runRollout(job: RolloutJob, log: (line: string) => void, p
         } else {
             await Promise.all(step.map(one));
         }
-        const updated = step.filter((h) => outcomes.get(h)!.outcome === "updated");
-        if (job.soakSeconds > 0 && updated.length > 0 && failures <= budget) {
-            log(`step ${i + 1}: soaking ${job.soakSeconds} s before its hosts' health checks run again`);
+        // (a host that has passed no soak on its release: updated now, or, with a health check to
+        // run, by a run stopped before its soak ended or whose soak the budget cut short)
+        const unsoaked = step.filter((h) => {
+            const o = outcomes.get(h)!;
+            return o.outcome === "updated" || (o.outcome === "unchanged" && jobs.get(h)!.job.health !== undefined && facts.get(h)?.soaked !== true);
+        });
+        if (job.soakSeconds > 0 && unsoaked.length > 0 && failures <= budget) {
+            log(`step ${i + 1}: soaking ${job.soakSeconds} s before the health checks of ${unsoaked.join(", ")} run again`);
             await new Promise((r) => setTimeout(r, job.soakSeconds * 1000));
             await Promise.all(
-                updated.map(async (host) => {
+                unsoaked.map(async (host) => {
                     const o = outcomes.get(host)!;
                     const j = jobs.get(host)!.job;
                     const sick = await healthCheck(j);
@@ -115,6 +123,8 @@ export async function runRollout(job: RolloutJob, log: (line: string) => void, p
                     } catch (e) {
                         o.outcome = "failed";
                         o.reason += `; its rollback failed too: ${(e as Error).message}`;
+                        // (what its files are now, where it said)
+                        if (e instanceof HostError && e.status) o.after = releaseOf(e.status.sha256, e.status.version);
                     }
                 }),
             );

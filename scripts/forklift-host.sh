@@ -1041,14 +1041,20 @@ verify_release() {
 }
 
 # Runs the health check (FORKLIFT_HEALTH_CHECK_B64, within HEALTH_TIMEOUT); says why it failed.
+# Its output goes to a file, not a pipe, and the script's own descriptors (the session's stderr, the
+# host lock) are closed for it: a process it leaves in the background holds up neither this run nor
+# the next. SIGKILL 5 s after the timeout's SIGTERM (to its whole process group): a check that
+# ignores SIGTERM ends too. Only the end of its output is kept (a check may print megabytes).
 run_health_check() {
     [ -n "${FORKLIFT_HEALTH_CHECK_B64:-}" ] || return 0
-    local check out rc=0
+    local check out rc=0 log
     check=$(printf '%s' "$FORKLIFT_HEALTH_CHECK_B64" | base64 -d)
-    out=$(timeout "$HEALTH_TIMEOUT" bash -c "$check" 2>&1 </dev/null) || rc=$?
+    log=$(mktemp /var/tmp/forklift-health.XXXXXX)
+    timeout -k 5 "$HEALTH_TIMEOUT" bash -c "$check" >"$log" 2>&1 </dev/null 3>&- 9>&- || rc=$?
+    out=$(tail -c 1000 "$log" | tail -n 3 | tr '\n' ' ' | sed 's/ *$//')
+    rm -f "$log"
     [ "$rc" != 0 ] || return 0
-    out=$(tail -n 3 <<<"$out" | tr '\n' ' ' | sed 's/ *$//')
-    if [ "$rc" = 124 ]; then
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
         echo "its health check did not pass within ${HEALTH_TIMEOUT}s (healthCheckTimeout)${out:+: $out}"
     else
         echo "its health check failed (exit $rc)${out:+: $out}"
@@ -1129,7 +1135,10 @@ facts_json() {
         current=$(sed -n 's/^sha256=//p' "$STATE/installed")
         version=$(sed -n 's/^version=//p' "$STATE/installed")
     fi
-    printf '{"host":"%s","release":"%s","copied":%s,"current":"%s","currentVersion":"%s","swarm":%s%s}\n' "$HOST_NAME" "$release" "$([ -n "$ARTIFACT" ] && echo true || echo false)" "$current" "$version" "$swarm" "$nodes"
+    # (whether the release installed has passed a soak: a rollout stopped during one soaks it again)
+    local soaked=false
+    [ -z "$current" ] || [ "$(cat "$STATE/soaked" 2>/dev/null || true)" != "$current" ] || soaked=true
+    printf '{"host":"%s","release":"%s","copied":%s,"current":"%s","currentVersion":"%s","soaked":%s,"swarm":%s%s}\n' "$HOST_NAME" "$release" "$([ -n "$ARTIFACT" ] && echo true || echo false)" "$current" "$version" "$soaked" "$swarm" "$nodes"
 }
 
 do_check() {
@@ -1205,6 +1214,7 @@ roll_back() {
             fatal "new release $FORKLIFT_SHA256 failed: $cause. Rolled back to release $prev; Docker is answering${health:+; $health}. Daemon log:
 $log"
         fi
+        printf '{"error":"rollback-failed"}\n' || true
         status_json false || true
         fatal "new release $FORKLIFT_SHA256 failed: $cause; rollback to $prev also failed: $health. Daemon log:
 $log"
@@ -1340,6 +1350,8 @@ commit_release() {
     mv "$STATE/applied.new" "$STATE/applied"
     printf 'sha256=%s\nversion=%s\n' "$sha" "$version" >"$STATE/installed.tmp"
     mv -f "$STATE/installed.tmp" "$STATE/installed"
+    # (a release newly in place has not passed a soak yet)
+    rm -f "$STATE/soaked"
 }
 
 # Back to the release installed before the current one, after the current one was committed and
@@ -1372,11 +1384,18 @@ do_rollback() {
     switch_to "$prev"
     [ ! -d "$STATE/applied.prev" ] || apply_files "$STATE/applied.prev"
     restart_docker rollback >&2 || true
-    health=$(rolled_back_healthy "$prev") || fatal "rolled back to release $prev, and it is not healthy: $health. Daemon log:
-$(daemon_log_tail)"
+    local healthy=1
+    health=$(rolled_back_healthy "$prev") || healthy=""
+    # the host's records say what its files are now, healthy or not: release PREV
     commit_release "$prev" "$version" "$STATE/applied.prev"
     rm -f "$STATE/installed.prev"
     rm -rf "$STATE/applied.prev"
+    if [ -z "$healthy" ]; then
+        printf '{"error":"rollback-failed"}\n' || true
+        status_json true || true
+        fatal "rolled back to release $prev, and it is not healthy: $health. Daemon log:
+$(daemon_log_tail)"
+    fi
     info "rolled back from release $current to $prev${health:+; $health}"
     status_json true
 }
@@ -1483,6 +1502,9 @@ main() {
         health)
             local reason
             reason=$(run_health_check) || fatal "$reason"
+            # (the check after a soak: the release now running has passed its soak; a rollout
+            # stopped before this line soaks the host again, see soaked_json)
+            current_sha >"$STATE/soaked.tmp" && mv -f "$STATE/soaked.tmp" "$STATE/soaked"
             info "its health check passed"
             ;;
         rollback | rollback-drained) do_rollback "$1" ;;

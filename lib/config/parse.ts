@@ -65,7 +65,7 @@ export function parseConfig(raw: RawConfig): ForkliftConfig {
         sshPrivateKey: optional(r.string("sshPrivateKey", valid.privateKey), normalizePrivateKey),
         batchSize: r.int("batchSize", 1, 1000),
         waves: readWaves(r, raw),
-        healthCheck: ((timeoutSeconds) => optional(r.string("healthCheck"), (command) => ({ command, timeoutSeconds })))(r.int("healthCheckTimeout", 1, 3600)),
+        healthCheck: ((timeoutSeconds) => optional(r.string("healthCheck", valid.command), (command) => ({ command, timeoutSeconds })))(r.int("healthCheckTimeout", 1, 3600)),
         soakSeconds: r.int("soakSeconds", 0, 86400),
         maxFailures: readMaxFailures(r),
         installDir: r.string("installDir", valid.absPath) ?? DEFAULTS.installDir,

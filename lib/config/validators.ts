@@ -133,6 +133,11 @@ export const valid = {
         expected: "a Swarm service's name, or * for every service",
         test: (v) => v === "*" || /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(v),
     },
+    /** A command for bash (healthCheck): a blank one would pass on every host and check nothing. */
+    command: {
+        expected: "a command (bash, as root on each host), not blank",
+        test: (v) => v.trim() !== "",
+    },
     /** Any text, for a key whose value forklift only passes on (artifactCacheDir). */
     nonEmptyString: {
         expected: "a non-empty string",

@@ -153,9 +153,9 @@ export function parseHostStatus(stdout: string): HostStatus {
  *
  * Nothing was changed on the host in any of these.
  */
-export type HostErrorLine = { error: "artifact-missing" } | { error: "artifact-mismatch"; got: string } | { error: "store-no-object" };
+export type HostErrorLine = { error: "artifact-missing" } | { error: "artifact-mismatch"; got: string } | { error: "store-no-object" } | { error: "rollback-failed" };
 
-const HOST_ERRORS: readonly string[] = ["artifact-missing", "artifact-mismatch", "store-no-object"];
+const HOST_ERRORS: readonly string[] = ["artifact-missing", "artifact-mismatch", "store-no-object", "rollback-failed"];
 
 /** The HostErrorLine among a failed run's STDOUT lines, if it printed one. */
 export function hostErrorOf(stdout: string): HostErrorLine | undefined {

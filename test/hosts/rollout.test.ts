@@ -3,7 +3,8 @@
  * program runs it: waves, a health check that fails on one host (rolled back, its containers kept,
  * nothing else touched), the error budget (the rollout goes on within it, stops past it), and the
  * soak between waves (the next wave starts only after it; a host that fails its health check after
- * it is rolled back, though its install had been committed).
+ * it is rolled back, though its install had been committed; a run stopped during a soak leaves it
+ * to the next), a health check that hangs, and a rollback that fails too.
  */
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
@@ -14,7 +15,7 @@ import { Owner } from "../../lib/protocol/host";
 import { WaveSize } from "../../lib/rollout";
 import { checkedHost, checksJob, fleetHostJob, rolloutJob, swarmCheck } from "../../lib/protocol/local";
 import { ArtifactSource } from "../../lib/protocol/jobs";
-import { NO_SWARM, RELEASE_BINARIES, cachedSource, hostReleases, remoteOf, runLocal, runLocalAsync } from "../support/local";
+import { NO_SWARM, RELEASE_BINARIES, cachedSource, hostReleases, remoteOf, runLocal, runLocalAsync, runLocalStopped } from "../support/local";
 import { HOST_BUSYBOX_TARBALL, TestHost, ssh, startHosts, stopHosts } from "../support/testbed";
 
 const OWNER: Owner = { stack: "forklift/rollout", stackId: "7e7e7e7e7e7e7e7e", host: "" };
@@ -27,7 +28,7 @@ let rel: Record<"a" | "b" | "c", string>;
 const remote = (h: TestHost) => remoteOf(h.name, h);
 const source = (sha: string): ArtifactSource => cachedSource(sha, path.join(work, "cache"));
 /** The rollout of SHA over every host, as the program renders it. */
-const rollout = (sha: string, o: { waves?: WaveSize[]; maxFailures?: WaveSize; soakSeconds?: number; health?: boolean } = {}) =>
+const rollout = (sha: string, o: { waves?: WaveSize[]; maxFailures?: WaveSize; soakSeconds?: number; health?: boolean | { command: string; timeoutSeconds: number } } = {}) =>
     rolloutJob(
         checksJob(
             "check",
@@ -46,7 +47,7 @@ const rollout = (sha: string, o: { waves?: WaveSize[]; maxFailures?: WaveSize; s
                 source: source(sha),
                 swarm: NO_SWARM,
                 insecure: false,
-                ...(o.health ? { healthCheck: { command: HEALTH, timeoutSeconds: 20 } } : {}),
+                ...(o.health ? { healthCheck: o.health === true ? { command: HEALTH, timeoutSeconds: 20 } : o.health } : {}),
             }),
         ),
         { maxFailures: o.maxFailures ?? 0, soakSeconds: o.soakSeconds ?? 0 },
@@ -139,7 +140,7 @@ describe("the rollout on real hosts: waves, a health check, the error budget, th
             sh(a, "rm -f /etc/forklift-test-unhealthy");
         }
         assert.equal(r.code, 1);
-        assert.match(r.stderr, /step 1: soaking 8 s before its hosts' health checks run again/);
+        assert.match(r.stderr, /step 1: soaking 8 s before the health checks of ro-a run again/);
         const report = byHost(reportOf(r.stdout));
         assert.equal(report["ro-a"].outcome, "rolled back");
         assert.match(report["ro-a"].reason ?? "", /ro-a: its health check failed after 8 s \(soakSeconds\)/);
@@ -155,5 +156,79 @@ describe("the rollout on real hosts: waves, a health check, the error budget, th
             assert.ok(Date.parse(done[h].started!) - canaryEnd >= 8000, `${h} started ${(Date.parse(done[h].started!) - canaryEnd) / 1000} s after the canary's install ended: after the soak`);
         }
         for (const h of [a, b, c]) assert.equal(releaseOf(h), rel.c);
+    });
+
+    test("healthCheckTimeout bounds a check that ignores SIGTERM, and a process a check leaves behind holds up nothing", () => {
+        const [a, b, c] = hosts;
+        const command = 'if [ -e /etc/forklift-test-hang ]; then trap "" TERM; exec sleep 1001; fi; if [ -e /etc/forklift-test-leave ]; then sleep 1002 & fi; true';
+        sh(a, "touch /etc/forklift-test-hang");
+        sh(b, "touch /etc/forklift-test-leave");
+        try {
+            const r = runLocal("rollout", rollout(rel.b, { waves: ["100%"], maxFailures: 3, health: { command, timeoutSeconds: 3 } }));
+            assert.equal(r.code, 1, r.stderr);
+            const report = byHost(reportOf(r.stdout));
+            assert.equal(report["ro-a"].outcome, "rolled back");
+            assert.match(report["ro-a"].reason ?? "", /its health check did not pass within 3s \(healthCheckTimeout\)/);
+            assert.deepEqual([report["ro-b"].outcome, report["ro-c"].outcome], ["updated", "updated"], "the check's background process did not hold its install up");
+            // (a bound, not a speed: without one this rollout never ends)
+            assert.ok(r.seconds < 90, `the rollout ended, after ${r.seconds} s`);
+            assert.equal(ssh(a, "pgrep -x sleep").code, 1, "the hung check was killed");
+            assert.deepEqual([releaseOf(a), releaseOf(b), releaseOf(c)], [rel.c, rel.b, rel.b]);
+            // the host lock is free: the process left behind on ro-b does not hold it
+            const next = runLocal("rollout", rollout(rel.b, { waves: ["100%"] }));
+            assert.equal(next.code, 0, next.stderr);
+        } finally {
+            ssh(a, "rm -f /etc/forklift-test-hang; pkill -x sleep");
+            ssh(b, "rm -f /etc/forklift-test-leave; pkill -f 'sleep 1002'");
+        }
+    });
+
+    test("a run stopped during its soak: the next run soaks that host again before the next wave; once soaked, never again", async () => {
+        const [a, b, c] = hosts;
+        const stopped = await runLocalStopped("rollout", rollout(rel.a, { waves: [1, "100%"], soakSeconds: 60, health: true }), /soaking 60 s/, "SIGINT");
+        assert.ok(stopped.stopped, stopped.stderr);
+        assert.deepEqual([releaseOf(a), releaseOf(b), releaseOf(c)], [rel.a, rel.b, rel.b], "the canary installed, its soak cut short");
+        // the canary turns out unhealthy: the next run finds it out in the soak it had not finished
+        sh(a, "touch /etc/forklift-test-unhealthy");
+        try {
+            const r = runLocal("rollout", rollout(rel.a, { waves: [1, "100%"], soakSeconds: 2, health: true }));
+            assert.equal(r.code, 1, r.stderr);
+            const report = byHost(reportOf(r.stdout));
+            assert.equal(report["ro-a"].outcome, "rolled back");
+            assert.match(report["ro-a"].reason ?? "", /ro-a: its health check failed after 2 s \(soakSeconds\)/);
+            assert.deepEqual([report["ro-b"].outcome, report["ro-c"].outcome], ["not reached", "not reached"]);
+            assert.equal(releaseOf(a), rel.b, "back on the release before the stopped run");
+        } finally {
+            sh(a, "rm -f /etc/forklift-test-unhealthy");
+        }
+        const ok = runLocal("rollout", rollout(rel.a, { waves: [1, "100%"], soakSeconds: 2, health: true }));
+        assert.equal(ok.code, 0, ok.stderr);
+        for (const h of [a, b, c]) assert.equal(releaseOf(h), rel.a);
+        // every host soaked: a run that finds them all on the release soaks none of them
+        const again = runLocal("rollout", rollout(rel.a, { waves: [1, "100%"], soakSeconds: 30, health: true }));
+        assert.equal(again.code, 0, again.stderr);
+        assert.doesNotMatch(again.stderr, /soaking/);
+        assert.deepEqual(reportOf(again.stdout).map((h) => h.outcome), ["unchanged", "unchanged", "unchanged"]);
+    });
+
+    test("a host whose rollback fails too is reported failed, not rolled back, with what its files are", () => {
+        const c = hosts[2];
+        // the health check breaks the release before (the one to roll back to), then fails
+        const command = `if [ -e /etc/forklift-test-break-prev ]; then chmod -x /opt/forklift/releases/${rel.a}/dockerd; exit 1; fi; true`;
+        sh(c, "touch /etc/forklift-test-break-prev");
+        try {
+            const r = runLocal("rollout", rollout(rel.b, { waves: ["100%"], maxFailures: 3, health: { command, timeoutSeconds: 20 } }));
+            assert.equal(r.code, 1, r.stderr);
+            const report = byHost(reportOf(r.stdout));
+            assert.deepEqual([report["ro-a"].outcome, report["ro-b"].outcome], ["updated", "updated"]);
+            assert.equal(report["ro-c"].outcome, "failed");
+            assert.match(report["ro-c"].reason ?? "", /rollback to [0-9a-f]{64} also failed/);
+            assert.equal(report["ro-c"].after, `v-${rel.a.slice(0, 4)} ${rel.a.slice(0, 12)}`, "its files: the release before");
+            assert.match(r.stderr, /rollout: 2 updated, 1 failed/);
+            assert.equal(releaseOf(c), rel.a);
+            assert.equal(sh(c, "sed -n 's/^sha256=//p' /var/lib/forklift/installed"), rel.a, "its record says the same");
+        } finally {
+            ssh(c, `rm -f /etc/forklift-test-break-prev; chmod +x /opt/forklift/releases/${rel.a}/dockerd; systemctl reset-failed docker.service docker.socket; systemctl restart docker.service`);
+        }
     });
 });

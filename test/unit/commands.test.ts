@@ -252,6 +252,7 @@ const errorLines: [string, string, ReturnType<typeof hostErrorOf>][] = [
     ["no artifact", '{"error":"artifact-missing"}', { error: "artifact-missing" }],
     ["another sha256", `{"error":"artifact-mismatch","got":"${"a".repeat(64)}"}`, { error: "artifact-mismatch", got: "a".repeat(64) }],
     ["the store's 404, after other lines", 'some line\n{"error":"store-no-object"}\n', { error: "store-no-object" }],
+    ["a failed rollback, its status line after it", '{"error":"rollback-failed"}\n{"host":"a","sha256":"x"}\n', { error: "rollback-failed" }],
     ["a status line is no error", '{"host":"a","sha256":"x"}', undefined],
     ["an unknown code is none", '{"error":"something-else"}', undefined],
     ["a mismatch without what arrived is none", '{"error":"artifact-mismatch"}', undefined],

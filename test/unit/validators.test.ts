@@ -113,6 +113,7 @@ const rows: Record<keyof typeof valid, Row> = {
         fails: ["", "-web", "web svc", "**", "a".repeat(64)],
         notAString: "a string",
     },
+    command: { key: "healthCheck", stack: (v) => ({ healthCheck: v }), passes: ["docker run --rm busybox true", "true"], fails: ["", "   ", "\n"] },
     nonEmptyString: { key: "artifactCacheDir", stack: (v) => ({ artifactCacheDir: v }), passes: [".forklift/artifacts", "/var/cache/forklift", " "], fails: [""] },
 };
 
