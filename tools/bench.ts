@@ -345,7 +345,8 @@ function breakdown(p: Profile): { rows: [string, string][]; text: string } {
     const precheckStart = lineAt(p, /forklift-precheck\s+updating/, after);
     const precheckDone = lineAt(p, /forklift-precheck\s+updated/, after);
     const checkStart = lineAt(p, /forklift-check\s+updating/, after);
-    const checkDone = lineAt(p, /forklift-check\s+updated/, after);
+    // (the check's command is the whole rollout: the staging on every host, then the steps)
+    const firstStep = lineAt(p, /forklift-check\s+updating.*\[forklift rollout\] step 1 of \d+:/, after);
     const rows: [string, string][] = [];
     const fmt = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "?" : x.toFixed(2));
     const diff = (a?: { s: number }, b?: { s: number }) => (a && b ? b.s - a.s : undefined);
@@ -360,8 +361,9 @@ function breakdown(p: Profile): { rows: [string, string][]; text: string } {
         // the check stages the release on every host (copy, sha256, unpack) before any install
         const received = at(`forklift-check\\s+updating.*\\[forklift ${entry}\\] received \\d+ bytes`);
         const unpacked = at(`forklift-check\\s+updating.*\\[forklift ${entry}\\] unpacked release`);
-        const installStart = at(`forklift-${entry}-install\\s+updating`);
-        const installDone = at(`forklift-${entry}-install\\s+updated`);
+        // its install: from its step's start to its "is running" line, in the rollout's output
+        const installStart = at(`forklift-check\\s+updating.*\\[forklift rollout\\] step \\d+ of \\d+: (.*, )?${entry}(,|\\s*$)`);
+        const installDone = at(`forklift-check\\s+updating.*\\[forklift ${entry}\\] release [0-9a-f]{64} .*is running`);
         return {
             installStart,
             copy: received - (checkStart?.s ?? NaN),
@@ -375,18 +377,17 @@ function breakdown(p: Profile): { rows: [string, string][]; text: string } {
     type Row = (typeof perHost)[number];
     const med = (f: (x: Row) => number) => median(perHost.map(f).filter((x) => !Number.isNaN(x)));
     const last = (f: (x: Row) => number) => Math.max(...perHost.map(f).filter((x) => !Number.isNaN(x)));
-    const first = (f: (x: Row) => number) => Math.min(...perHost.map(f).filter((x) => !Number.isNaN(x)));
     rows.push(["\"Updating\" → precheck starts", fmt(diff(update, precheckStart))]);
     rows.push(["precheck of every host, while the build runs (one local command, the hosts' SSH logins at once; the connections stay open)", fmt(diff(precheckStart, precheckDone))]);
-    rows.push(["check of every host after the build (one local command, on the precheck's connections: disk space, then the release staged on each host)", fmt(diff(checkStart, checkDone))]);
-    rows.push(["build done → check done (the first batch waits for it and the precheck)", fmt(diff(buildDone, checkDone))]);
-    rows.push(["check done → first install starts (engine, local command start)", fmt(checkDone ? first((x) => x.installStart) - checkDone.s : undefined)]);
+    rows.push(["the rollout command (forklift-check) after the build: the check of every host, the release staged on each (disk space, copy, sha256, unpack)", fmt(diff(checkStart, firstStep))]);
+    rows.push(["build done → staging done, the first step starts", fmt(diff(buildDone, firstStep))]);
+    rows.push(["the steps: first step starts → last host's release running", fmt(firstStep ? last((x) => x.installDone) - firstStep.s : undefined)]);
     rows.push(["per host, in the check: its start → the tgz received, sha256 checked on the host", fmt(med((x) => x.copy))]);
     rows.push(["per host, in the check: unpack (gzip; the hosts share the machine's cores)", fmt(med((x) => x.unpack))]);
     rows.push(["per host: install start → docker stop (links, units, daemon.json)", fmt(med((x) => x.toStop))]);
     rows.push(["per host: docker stop → dockerd started", fmt(med((x) => x.restart))]);
     rows.push(["per host: verify, record, end of the install", fmt(med((x) => x.verify))]);
-    rows.push(["last host done → `pulumi up` exits (outputs, state, summary)", fmt(p.total - last((x) => x.installDone))]);
+    rows.push(["last host done → `pulumi up` exits (the report, each host's status resource, outputs, state, summary)", fmt(p.total - last((x) => x.installDone))]);
     rows.push(["SSH logins per fleet host in this `pulumi up` (sshd's journal; the precheck's connection carries the rest)", fmt(median(p.hosts.map((h) => h.connections.length)))]);
     rows.push(["total", fmt(p.total)]);
     const text = p.lines.map((l) => `${((l.t - p.started) / 1000).toFixed(2).padStart(7)}  ${l.text}`).join("\n");
