@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { HostStatus, Owner, parseHostStatus } from "../lib/protocol/host";
+import { Owner, parseHostStatus } from "../lib/protocol/host";
+import { HostStatus } from "../lib/protocol/results";
 import { CheckedHost, checkedHost, fleetHostJob, localCommand, roomNeededKiB } from "../lib/protocol/local";
 import { sha256 as sha256Of } from "../lib/hash";
 import { shq } from "../lib/shell";

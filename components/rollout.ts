@@ -2,9 +2,9 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { SwarmConfig } from "../lib/config";
 import { hashInputs } from "../lib/hash";
-import { HostStatus } from "../lib/protocol/host";
+import { HostStatus, RolloutResult } from "../lib/protocol/results";
 import { CheckedHost, checkedHost, checksJob, hostScriptHash, localCommand, rolloutJob, storeObjectJob, swarmCheck } from "../lib/protocol/local";
-import { WaveSize, checkPlan, planBatches } from "../lib/rollout";
+import { WaveSize, checkPlan } from "../lib/rollout";
 import { ArtifactSource, S3Store, SwarmCheck, SwarmNodeJob } from "../lib/protocol/jobs";
 import { ReachableHost, configuredHost, remoteHost } from "../lib/connection";
 import { Artifact, FleetHost, hostOwner } from "./fleet-host";
@@ -117,7 +117,7 @@ export class Rollout extends pulumi.ComponentResource {
         let settleCheck!: (check: command.local.Command) => void;
         const checked = new Promise<command.local.Command>((resolve) => (settleCheck = resolve));
         const rolled = pulumi.output(checked).apply((check) => check.stdout);
-        const steps = rolled.apply((stdout) => planOf(stdout, args.hosts, args.batchSize));
+        const steps = rolled.apply((stdout) => planOf(stdout, args.hosts));
         const installs = new Map<string, FleetHost>();
         const hosts = args.hosts.map((host) => {
             const fleetHost = createFleetHost(host, after(host.name), rolled.apply((stdout) => statusIn(stdout, host.name)));
@@ -288,24 +288,26 @@ export function storeOf(s: StoreSettings, stackId: string, sha256: string): S3St
 }
 
 /**
- * The steps the check planned (its JSON result's `plan`), which must cover exactly HOSTS (an error
- * naming them otherwise). A result without a plan is the shape of a check that a forklift older
- * than 0.1 ran, kept in the state: it is read as that forklift planned, HOSTS in batches of BATCH_SIZE.
+ * The rollout's result (its resource's stdout, kept in the state: `main.ts rollout`'s document,
+ * or the `{hosts, plan}` of 0.1's check, which reads with no report); an error quoting it when it
+ * is neither.
  */
-export function planOf(stdout: string, hosts: ReachableHost[], batchSize: number): string[][] {
-    const names = hosts.map((h) => h.name);
-    let result: unknown;
+export function resultOf(stdout: string): RolloutResult {
+    const last = stdout.trim().split("\n").pop() ?? "";
+    let doc: unknown;
     try {
-        result = JSON.parse(stdout.trim().split("\n").pop() ?? "");
+        doc = JSON.parse(last);
     } catch {
-        return planBatches(names, batchSize);
+        throw new Error(`the rollout printed no result; its output ended with: ${last.slice(0, 200)}`);
     }
-    const plan = (result as { plan?: unknown } | null)?.plan;
-    if (plan === undefined) return planBatches(names, batchSize);
-    if (!Array.isArray(plan) || !plan.every((s) => Array.isArray(s) && s.every((h) => typeof h === "string"))) {
-        throw new Error(`the check's plan is not a list of steps of host names: ${JSON.stringify(plan)}`);
-    }
-    return checkPlan(plan, names);
+    const r = RolloutResult.safeParse(doc);
+    if (!r.success) throw new Error(`the rollout's result is not one this forklift reads: ${r.error.issues.map((i) => `${i.path.join(".") || "(the document)"}: ${i.message}`).join("; ")}`);
+    return r.data;
+}
+
+/** The steps the rollout planned, which must cover exactly HOSTS (an error naming them otherwise). */
+export function planOf(stdout: string, hosts: ReachableHost[]): string[][] {
+    return checkPlan(resultOf(stdout).plan, hosts.map((h) => h.name));
 }
 
 /** The rollout as the stack output `rollout` shows it. */
@@ -314,31 +316,22 @@ export interface RolloutOutput {
     hosts: { name: string; step: number; before: string; after: string; seconds: number; outcome: string; reason?: string }[];
 }
 
-/** The rollout's report from the check's stdout (none from a check an older forklift ran). */
+/** The rollout's report as the stack output `rollout` shows it (none from 0.1's check). */
 export function reportOf(stdout: string): RolloutOutput {
-    try {
-        const r = JSON.parse(stdout.trim().split("\n").pop() ?? "") as { plan?: string[][]; report?: { host: string; step: number; before: string; after: string; seconds: number; outcome: string; reason?: string }[] };
-        return {
-            steps: r.plan ?? [],
-            hosts: (r.report ?? []).map((h) => ({ name: h.host, step: h.step, before: h.before, after: h.after, seconds: Math.round(h.seconds * 10) / 10, outcome: h.outcome, ...(h.reason ? { reason: h.reason } : {}) })),
-        };
-    } catch {
-        return { steps: [], hosts: [] };
-    }
+    const r = resultOf(stdout);
+    return {
+        steps: r.plan,
+        hosts: r.report.map((h) => ({ name: h.host, step: h.step, before: h.before, after: h.after, seconds: Math.round(h.seconds * 10) / 10, outcome: h.outcome, ...(h.reason ? { reason: h.reason } : {}) })),
+    };
 }
 
 /**
- * HOST's status line in the rollout's report (the check's stdout): what its install printed when
- * the rollout installed it, or undefined where the report has none (a check an older forklift ran).
+ * HOST's status line in the rollout's report: what its install printed when the rollout installed
+ * it, or undefined where the report has none (0.1's check printed no report).
  */
 export function statusIn(stdout: string, host: string): string | undefined {
-    try {
-        const report = JSON.parse(stdout.trim().split("\n").pop() ?? "").report as { host: string; status?: unknown }[] | undefined;
-        const status = report?.find((r) => r.host === host)?.status;
-        return status ? JSON.stringify(status) : undefined;
-    } catch {
-        return undefined;
-    }
+    const status = resultOf(stdout).report.find((r) => r.host === host)?.status;
+    return status ? JSON.stringify(status) : undefined;
 }
 
 /**

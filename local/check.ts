@@ -6,11 +6,11 @@
  */
 import { delivery } from "./delivery";
 import { ChecksJob, RemoteHost } from "../lib/protocol/jobs";
-import { HostErrorLine, hostErrorOf } from "../lib/protocol/host";
+import { HostErrorLine, HostFacts, NodeRow, SwarmInfo, lastOf } from "../lib/protocol/results";
 import { mapLimit } from "./pool";
 import { hostFailure, hostScript } from "./remote";
 import { Ssh, explainSshFailure } from "./ssh";
-import { NodeRow, SwarmFacts, SwarmInfo, SwarmMember, planSwarm } from "./swarm";
+import { SwarmFacts, SwarmMember, planSwarm } from "./swarm";
 import { localDataMounts, names, replicaCount } from "./swarm-drain";
 import { Cluster, recoverRecords, unlockKeyProblem } from "./swarm-node";
 
@@ -20,7 +20,7 @@ export const CHECK_PARALLEL = 32;
 export interface HostCheck {
     name: string;
     /** The host's last JSON line (see forklift-host.sh check), when it passed. */
-    facts?: Record<string, unknown>;
+    facts?: HostFacts;
     /** Why it failed, naming the host. */
     problem?: string;
     /** What failed, where the host script said (its `fail` line). */
@@ -94,12 +94,17 @@ export async function runChecks(job: ChecksJob, log: (line: string) => void): Pr
             const alias = ssh.add(host);
             const r = await ssh.run(alias, host.command, { input: [script, ...(artifact ? await artifact.input() : [])] });
             if (r.code === 0) {
-                const facts = JSON.parse(r.stdout.trim().split("\n").pop() || "{}") as Record<string, unknown>;
+                const facts = lastOf(HostFacts, r.stdout);
+                if (!facts) {
+                    const problem = `${host.name} (${host.route.address}:${host.route.port}): its check printed no facts; its output ended with: ${r.stdout.trim().slice(-200)}`;
+                    log(problem);
+                    return { name: host.name, problem };
+                }
                 const staged = !job.artifact ? "" : facts.copied ? ", release staged" : ", release there already";
                 log(`${host.name} (${host.route.address}:${host.route.port}): checked${staged}`);
                 return { name: host.name, facts };
             }
-            const error = hostErrorOf(r.stdout);
+            const error = lastOf(HostErrorLine, r.stdout);
             const problem = artifact?.explain(host.name, error) ?? hostFailure(host, r);
             log(problem);
             return { name: host.name, problem, error };
@@ -115,7 +120,7 @@ export async function runChecks(job: ChecksJob, log: (line: string) => void): Pr
         }
         // the Swarm clusters of the fleet, and the rollout's steps over them
         const others = await mapLimit(job.swarm.probes, CHECK_PARALLEL, async (m) => probeManager(ssh, m));
-        const facts = results.map((r) => ({ name: r.name, swarm: r.facts?.swarm as SwarmInfo | null, nodes: r.facts?.nodes as NodeRow[] | undefined }));
+        const facts = results.map((r) => ({ name: r.name, swarm: r.facts?.swarm ?? null, nodes: r.facts?.nodes }));
         const swarm = planSwarm(facts, others, { ...job.swarm, unlockKey: !!job.swarm.unlockKey });
         for (const m of swarm.members) log(`${m.host}: Swarm ${m.manager ? "manager" : "worker"} (node ${m.nodeId.slice(0, 12)}, cluster ${m.cluster.slice(0, 12)})`);
         for (const w of swarm.warnings) log(`WARN: ${w}`);

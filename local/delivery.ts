@@ -17,7 +17,7 @@ import { ArtifactSource, S3Store } from "../lib/protocol/jobs";
 import { InputPart, Ssh, explainSshFailure } from "./ssh";
 import { describe, presign } from "./store";
 import { shq } from "../lib/shell";
-import { HostErrorLine } from "../lib/protocol/host";
+import { HostErrorLine } from "../lib/protocol/results";
 
 /** Exit status of a host that was sent "ask" and lacks the release (forklift-host.sh). */
 export const EXIT_SEND_ARTIFACT = 76;

@@ -8,17 +8,16 @@
 import { sha256 } from "../lib/hash";
 import { EXIT_SEND_ARTIFACT, delivery } from "./delivery";
 import { FleetHostJob, SwarmNodeJob } from "../lib/protocol/jobs";
-import { hostErrorOf } from "../lib/protocol/host";
-import { HostError, hostFailure, hostScript, statusLine } from "./remote";
+import { DrainFirst, HostErrorLine, HostStatus, SwarmInfo, Uninstalled, lastOf } from "../lib/protocol/results";
+import { HostError, hostFailure, hostScript } from "./remote";
 import { RunResult, Ssh, explainSshFailure } from "./ssh";
-import { SwarmInfo } from "./swarm";
 import { finishStoppedRun, withNodeDrained } from "./swarm-node";
 
 /** Exit status of a host script run that a Swarm node needs drained first (forklift-host.sh). */
 const EXIT_DRAIN_FIRST = 75;
 
 /** The install of JOB's host (its resource's create); returns the host's status line. */
-export function install(job: FleetHostJob, log: (line: string) => void): Promise<string> {
+export function install(job: FleetHostJob, log: (line: string) => void): Promise<HostStatus> {
     return change(job, job.install, job.installDrained, log);
 }
 
@@ -26,7 +25,7 @@ export function install(job: FleetHostJob, log: (line: string) => void): Promise
  * Back to the release before on JOB's host, after the current one failed its health check once
  * committed (a soak); returns the host's status line.
  */
-export function rollBack(job: FleetHostJob, log: (line: string) => void): Promise<string> {
+export function rollBack(job: FleetHostJob, log: (line: string) => void): Promise<HostStatus> {
     if (!job.rollback || !job.rollbackDrained) throw new Error(`${job.host.name}: this job was made by an older forklift, which cannot roll a host back after its install`);
     return change(job, job.rollback, job.rollbackDrained, log);
 }
@@ -36,7 +35,7 @@ export function rollBack(job: FleetHostJob, log: (line: string) => void): Promis
  * stdin; a Swarm node that it would change answers so without a change, and is drained around
  * DRAINED. Returns the status line.
  */
-async function change(job: FleetHostJob, firstCommand: string, drainedCommand: string, log: (line: string) => void): Promise<string> {
+async function change(job: FleetHostJob, firstCommand: string, drainedCommand: string, log: (line: string) => void): Promise<HostStatus> {
     const ssh = new Ssh(job.insecure);
     try {
         const target = ssh.add(job.host);
@@ -52,28 +51,27 @@ async function change(job: FleetHostJob, firstCommand: string, drainedCommand: s
             if (r.code === EXIT_SEND_ARTIFACT && ask) return run(command, false, key);
             if (r.code === 0 || r.code === EXIT_DRAIN_FIRST) return r;
             if (r.code === 255) throw new Error(explainSshFailure(job.host, r.stderr));
-            const error = hostErrorOf(r.stdout);
+            const error = lastOf(HostErrorLine, r.stdout);
             const failure = artifact.explain(job.host.name, error) ?? hostFailure(job.host, r);
             const advice = await artifact.finish([error], log);
-            throw new HostError(advice && !failure.includes(advice) ? `${failure}. ${advice}` : failure, statusLine(r.stdout), error);
+            throw new HostError(advice && !failure.includes(advice) ? `${failure}. ${advice}` : failure, lastOf(HostStatus, r.stdout), error);
         };
         const first = await run(firstCommand);
         if (first.code === 0) {
             // up to date; a run that was stopped after its install may have left the node drained
-            const status = lastLine(first.stdout);
-            const swarm = (JSON.parse(status) as { swarm?: SwarmInfo | null }).swarm;
-            if (swarm?.NodeID) await finishStoppedRun(ssh, job.host, swarm, job.swarm, log);
+            const status = statusOf(job.host.name, first.stdout);
+            if (status.swarm?.NodeID) await finishStoppedRun(ssh, job.host, status.swarm, job.swarm, log);
             return status;
         }
         // a Swarm node the install would change: drained first (the release is unpacked there now)
-        let status = "";
+        let status: HostStatus | undefined;
         const swarm = swarmOf(first.stdout);
         await withNodeDrained(ssh, job.host, swarm, job.swarm, log, async () => {
             const r = await run(drainedCommand, true, unlockLine(job.swarm, swarm));
-            status = lastLine(r.stdout);
-            return { engineVersion: JSON.parse(status).engineVersion || undefined };
+            status = statusOf(job.host.name, r.stdout);
+            return { engineVersion: status.engineVersion || undefined };
         });
-        return status;
+        return status!;
     } finally {
         ssh.close();
     }
@@ -100,14 +98,8 @@ export async function uninstall(job: Pick<FleetHostJob, "insecure" | "host" | "u
             await withNodeDrained(ssh, job.host, info, swarm, log, async () => {
                 const r = await run(uninstallDrained, unlockLine(swarm, info));
                 // a host that had no Docker before forklift has none now: its node stays out of its cluster
-                const said = (() => {
-                    try {
-                        return JSON.parse(lastLine(r.stdout)) as { dockerService?: string };
-                    } catch {
-                        return {};
-                    }
-                })();
-                return { gone: said.dockerService !== undefined && said.dockerService !== "active" };
+                const said = lastOf(Uninstalled, r.stdout);
+                return { gone: said !== undefined && said.dockerService !== "active" };
             });
         } else if (first.stdout.trim()) {
             log(first.stdout.trim());
@@ -125,14 +117,17 @@ function unlockLine(swarm: SwarmNodeJob, info: SwarmInfo): string[] {
     return [`${info.ControlAvailable && swarm.unlockKey ? swarm.unlockKey : ""}\n`];
 }
 
-function lastLine(text: string): string {
-    return text.trim().split("\n").pop() ?? "";
+/** The status line an install that ended well printed (HOST's). */
+function statusOf(host: string, stdout: string): HostStatus {
+    const status = lastOf(HostStatus, stdout);
+    if (!status) throw new Error(`${host}: the install printed no status line; its output ended with: ${stdout.trim().slice(-300)}`);
+    return status;
 }
 
 /** The Swarm part of the host script's answer when it asked to be drained first. */
 function swarmOf(stdout: string): SwarmInfo {
-    const answer = JSON.parse(lastLine(stdout)) as { swarm?: SwarmInfo };
-    if (!answer.swarm?.NodeID) throw new Error(`the host asked to be drained but gave no Swarm node: ${lastLine(stdout).slice(0, 200)}`);
+    const answer = lastOf(DrainFirst, stdout);
+    if (!answer?.swarm.NodeID) throw new Error(`the host asked to be drained but gave no Swarm node: ${stdout.trim().slice(-200)}`);
     return answer.swarm;
 }
 

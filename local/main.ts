@@ -14,7 +14,8 @@
  * message naming the host and the cause when the job failed.
  */
 import { HostCheck, runChecks } from "./check";
-import { SwarmInfo, inSwarm } from "./swarm";
+import { inSwarm } from "./swarm";
+import { CheckedHost } from "../lib/protocol/results";
 import { install, uninstall } from "./fleet-host";
 import { InputError, parseChecksJob, parseFleetHostJob, parseRolloutJob, parseStoreObjectJob } from "./input";
 import { runRollout } from "./rollout";
@@ -28,8 +29,8 @@ async function readStdin(): Promise<string> {
 }
 
 /** A host in the check's result: the release, and its Swarm node (the cluster's whole state stays out). */
-function summary(r: HostCheck): Record<string, unknown> {
-    const swarm = r.facts?.swarm as SwarmInfo | null | undefined;
+function summary(r: HostCheck): CheckedHost {
+    const swarm = r.facts?.swarm;
     return {
         name: r.name,
         release: r.facts?.release,
@@ -60,7 +61,7 @@ async function main(job: string | undefined): Promise<void> {
             return;
         }
         case "install":
-            process.stdout.write((await install(parseFleetHostJob(await readStdin()), pass)) + "\n");
+            process.stdout.write(JSON.stringify(await install(parseFleetHostJob(await readStdin()), pass)) + "\n");
             return;
         case "uninstall":
             await uninstall(parseFleetHostJob(await readStdin()), pass);

@@ -4,7 +4,7 @@
  */
 import { readScript } from "../lib/protocol/script";
 import { RemoteHost } from "../lib/protocol/jobs";
-import { HostErrorLine } from "../lib/protocol/host";
+import { Fatal, HostErrorLine, HostStatus, lastOf } from "../lib/protocol/results";
 import { RunResult, explainSshFailure } from "./ssh";
 
 /** scripts/forklift-host.sh, as the host commands' stdin begins. */
@@ -14,14 +14,12 @@ export function hostScript(): Buffer {
 
 /**
  * Why a command on HOST failed, naming the host: ssh's own failure explained (it exits 255 when
- * it gets no session), else the host script's ERROR lines, else the last lines it wrote.
+ * it gets no session), else the host script's `fatal` message (its JSON line on stdout), else the
+ * last lines it wrote on stderr (a script killed, or one that ended by `set -e`).
  */
 export function hostFailure(host: RemoteHost, r: RunResult): string {
     if (r.code === 255) return explainSshFailure(host, r.stderr);
-    const lines = r.stderr.trimEnd().split("\n");
-    // the script's fatal message runs to the end (a daemon's log may follow it)
-    const first = lines.findIndex((l) => /^\[forklift [^\]]*\] ERROR: /.test(l));
-    const said = first >= 0 ? [lines[first].replace(/^\[forklift [^\]]*\] ERROR: /, ""), ...lines.slice(first + 1)].join("\n") : lines.slice(-3).join(" ").trim() || `exit ${r.code}`;
+    const said = lastOf(Fatal, r.stdout)?.fatal ?? (r.stderr.trimEnd().split("\n").slice(-3).join(" ").trim() || `exit ${r.code}`);
     return `${host.name} (${host.route.address}:${host.route.port}): ${said}`;
 }
 
@@ -32,20 +30,10 @@ export function hostFailure(host: RemoteHost, r: RunResult): string {
 export class HostError extends Error {
     constructor(
         message: string,
-        readonly status?: Record<string, unknown>,
+        readonly status?: HostStatus,
         /** What failed, where the script said it as a code (lib/protocol/host.ts). */
         readonly error?: HostErrorLine,
     ) {
         super(message);
-    }
-}
-
-/** The JSON status line a host script run printed last on STDOUT, if any. */
-export function statusLine(stdout: string): Record<string, unknown> | undefined {
-    try {
-        const last = JSON.parse(stdout.trim().split("\n").pop() ?? "") as unknown;
-        return last !== null && typeof last === "object" && "sha256" in last ? (last as Record<string, unknown>) : undefined;
-    } catch {
-        return undefined;
     }
 }

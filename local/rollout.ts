@@ -20,27 +20,7 @@ import { install, rollBack } from "./fleet-host";
 import { HostError } from "./remote";
 import { FleetHostJob, RolloutJob } from "../lib/protocol/jobs";
 import { healthCheck } from "./health";
-import { SwarmInfo } from "./swarm";
-
-/** What became of one host. */
-export type Outcome = "updated" | "unchanged" | "rolled back" | "failed" | "not reached";
-
-export interface HostOutcome {
-    host: string;
-    /** Its step in the plan (1-based). */
-    step: number;
-    /** When its install started (ISO 8601), where it did. */
-    started?: string;
-    /** The release it ran before and runs now: "<version> <sha256 12>", or "its own Docker". */
-    before: string;
-    after: string;
-    seconds: number;
-    outcome: Outcome;
-    /** Why it failed, naming it. */
-    reason?: string;
-    /** Its install's status line (forklift-host.sh), where it ran to its end. */
-    status?: Record<string, unknown>;
-}
+import { HostOutcome, Outcome } from "../lib/protocol/results";
 
 export interface RolloutReport {
     steps: string[][];
@@ -50,9 +30,9 @@ export interface RolloutReport {
 }
 
 /** A host's release as the report shows it, from the check's facts (current, currentVersion) or a status line (sha256, version). */
-function releaseOf(sha: unknown, version: unknown): string {
+function releaseOf(sha: string | undefined, version: string | undefined): string {
     if (!sha) return "its own Docker";
-    return `${String(version ?? "") || "?"} ${String(sha).slice(0, 12)}`;
+    return `${version || "?"} ${sha.slice(0, 12)}`;
 }
 
 /** LOG: the rollout's own lines; PASS: the installs' (the hosts' lines, as they come). */
@@ -74,7 +54,7 @@ export async function runRollout(job: RolloutJob, log: (line: string) => void, p
             const started = Date.now();
             o.started = new Date(started).toISOString();
             try {
-                const status = JSON.parse(await install(jobs.get(host)!.job, pass)) as Record<string, unknown>;
+                const status = await install(jobs.get(host)!.job, pass);
                 o.status = status;
                 o.after = releaseOf(status.sha256, status.version);
                 o.outcome = status.changed ? "updated" : "unchanged";
@@ -92,7 +72,7 @@ export async function runRollout(job: RolloutJob, log: (line: string) => void, p
         };
         // a cluster's managers go one at a time (their runs would wait for each other anyway), and
         // none starts once the failures are past the budget: a refused manager stops the leader
-        const managers = step.length > 1 && step.every((h) => (facts.get(h)?.swarm as SwarmInfo | null | undefined)?.ControlAvailable);
+        const managers = step.length > 1 && step.every((h) => facts.get(h)?.swarm?.ControlAvailable);
         if (managers) {
             for (const host of step) if (failures <= budget) await one(host);
         } else {
@@ -117,7 +97,7 @@ export async function runRollout(job: RolloutJob, log: (line: string) => void, p
                     o.outcome = "rolled back";
                     o.reason = `${host}: its health check failed after ${job.soakSeconds} s (soakSeconds): ${sick}`;
                     try {
-                        const status = JSON.parse(await rollBack(j, pass)) as Record<string, unknown>;
+                        const status = await rollBack(j, pass);
                         o.status = status;
                         o.after = releaseOf(status.sha256, status.version);
                     } catch (e) {

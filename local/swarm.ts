@@ -6,31 +6,9 @@
  * the commands that read and change the cluster are in swarm-node.ts.
  */
 import { WaveSize, checkPlan, planWaves } from "../lib/rollout";
+import { NodeRow, SwarmInfo } from "../lib/protocol/results";
 
-/** `docker info --format '{{json .Swarm}}'`, the fields forklift reads. */
-export interface SwarmInfo {
-    NodeID: string;
-    LocalNodeState: string;
-    ControlAvailable: boolean;
-    /** Managers of the cluster (0 on a worker, which does not know). */
-    Managers: number;
-    /** On a manager: the cluster, and whether its managers lock at each engine start (autolock). */
-    Cluster?: { ID: string; Spec?: { EncryptionConfig?: { AutoLockManagers?: boolean } } } | null;
-    RemoteManagers?: { NodeID: string; Addr: string }[] | null;
-}
-
-/** One row of `docker node ls --format '{{json .}}'`. */
-export interface NodeRow {
-    ID: string;
-    Hostname: string;
-    /** Ready, Down, Unknown, Disconnected */
-    Status: string;
-    /** Active, Pause, Drain */
-    Availability: string;
-    /** "" (worker), Leader, Reachable, Unreachable */
-    ManagerStatus: string;
-    EngineVersion: string;
-}
+export type { NodeRow, SwarmInfo };
 
 /** One row of `docker service ls --format '{{json .}}'`. */
 export interface ServiceRow {

@@ -82,11 +82,25 @@ readonly PATH_DIRS="/usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin
 readonly TRACE_PATHS="/etc/docker /etc/docker/key.json /etc/cni /etc/cni/net.d /var/lib/docker /var/lib/containerd /opt/containerd
     /run/docker /run/docker.sock /run/docker.pid /run/containerd /var/run/docker.sock /var/run/docker.pid"
 
+# S as a JSON string (quotes, backslashes and control characters escaped).
+json_string() {
+    local s=$1
+    s=${s//\\/\\\\}
+    s=${s//\"/\\\"}
+    s=${s//$'\n'/\\n}
+    s=${s//$'\t'/\\t}
+    s=${s//$'\r'/}
+    printf '"%s"' "$(printf '%s' "$s" | LC_ALL=C tr -d '\000-\037')"
+}
+
 # Messages must not kill the script when the SSH session that reads them is gone (see main).
 info() { printf '[forklift %s] %s\n' "$HOST_NAME" "$*" >&2 || true; }
 warn() { printf '[forklift %s] WARN: %s\n' "$HOST_NAME" "$*" >&2 || true; }
+# The end of a run that failed: the message for people on stderr, and the same for the local
+# commands as a JSON line {"fatal": MESSAGE} on stdout (lib/protocol/results.ts), which they quote.
 fatal() {
     printf '[forklift %s] ERROR: %s\n' "$HOST_NAME" "$*" >&2 || true
+    printf '{"fatal":%s}\n' "$(json_string "$*")" || true
     exit 1
 }
 # fatal, with what failed for the local commands first: a JSON line {"error": CODE, FIELDS...} on

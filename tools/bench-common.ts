@@ -7,9 +7,9 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { needsContainerdUnit, renderManagedFiles, renderSwarmDaemonJson } from "../lib/units";
-import { FIXTURE_BINARIES } from "../test/hosts/fixture-fork";
-import { sh } from "../test/support/lab";
-import { TestHost, copyTo, knownHostsPath, repoRoot, sshAsync, testKey } from "../test/support/testbed";
+import { FIXTURE_BINARIES } from "../testbed/fixture-fork";
+import { sh } from "../testbed/lab";
+import { TestHost, copyTo, knownHostsPath, repoRoot, sshAsync, testKey } from "../testbed/testbed";
 
 export const BENCH_DIR = path.join(repoRoot(), "bench");
 export const REFS = ["v1", "v2"] as const;

@@ -6,7 +6,7 @@
  *   Ansible    bench/swarm-playbook.yml: serial 1, managers first, each node drained through
  *              another manager, `until` loops for its tasks, its return and the service
  *   naive      bench/floor.sh on one node after the other: the engine restarted in place, no drain
- * A watcher samples the cluster every 0.5 s during each (test/support/swarm.ts). For each: the
+ * A watcher samples the cluster every 0.5 s during each (testbed/swarm.ts). For each: the
  * wall time, the task-seconds lost (web's replicas below its desired count × seconds) and the
  * fewest of web's replicas running at any sample. Median of --reps (default 3).
  *
@@ -16,9 +16,9 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig } from "../test/support/lab";
-import { REPLICAS, REPLICATED, Sample, Watcher, assertSwarmKept, availabilityOf, engineStops, formSwarm, waitConverged } from "../test/support/swarm";
-import { TestHost, checkPrerequisites, sshAsync, stopHosts } from "../test/support/testbed";
+import { Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig } from "../testbed/lab";
+import { REPLICAS, REPLICATED, Sample, Watcher, assertSwarmKept, availabilityOf, engineStops, formSwarm, waitConverged } from "../testbed/swarm";
+import { TestHost, checkPrerequisites, sshAsync, stopHosts } from "../testbed/testbed";
 import {
     BENCH_DIR,
     REFS,

@@ -26,9 +26,9 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig } from "../test/support/lab";
-import { Store, startStore } from "../test/support/s3";
-import { TestHost, checkPrerequisites, cloudBytes, shapeCloud, stopHosts } from "../test/support/testbed";
+import { Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig } from "../testbed/lab";
+import { Store, startStore } from "../testbed/s3";
+import { TestHost, checkPrerequisites, cloudBytes, shapeCloud, stopHosts } from "../testbed/testbed";
 import { presign } from "../local/store";
 import {
     BENCH_DIR,

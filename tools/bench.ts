@@ -31,8 +31,8 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { CliResult, Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig } from "../test/support/lab";
-import { TestHost, checkPrerequisites, sshAsync, stopHosts } from "../test/support/testbed";
+import { CliResult, Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig } from "../testbed/lab";
+import { TestHost, checkPrerequisites, sshAsync, stopHosts } from "../testbed/testbed";
 import {
     BENCH_DIR,
     REFS,

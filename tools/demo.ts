@@ -16,9 +16,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { RECIPES, Recipe } from "../lib/config";
-import { Lab, LabLayout, PulumiCli, bootLab, configureStack, findPulumi, forkSettings, note, setConfig, sh } from "../test/support/lab";
-import { adoptHosts, checkPrerequisites, keepHostsIn, repoRoot, stopHosts } from "../test/support/testbed";
-import { serveFixtureForks } from "../test/hosts/fixture-fork";
+import { Lab, LabLayout, PulumiCli, bootLab, configureStack, findPulumi, forkSettings, note, setConfig, sh } from "../testbed/lab";
+import { adoptHosts, checkPrerequisites, keepHostsIn, repoRoot, stopHosts } from "../testbed/testbed";
+import { serveFixtureForks } from "../testbed/fixture-fork";
 
 const STACK = "demo";
 const LAYOUT: LabLayout = {

@@ -6,6 +6,7 @@
 import { b64, runLeftScript, runScriptFromStdin, shq } from "../shell";
 import { ManagedFiles } from "../units";
 import { readScript } from "./script";
+import { HostStatus, lastOf } from "./results";
 
 export const HOST_SCRIPT_PATH = "/usr/local/lib/forklift/forklift-host.sh";
 
@@ -108,8 +109,11 @@ export function checkCommand(c: CheckInputs): string {
     };
     const run = c.release ? runScriptFromStdin(vars, ["stage"], c.sudo, Buffer.byteLength(readScript("forklift-host.sh"))) : runScriptFromStdin(vars, ["check"], c.sudo);
     if (!c.sudo) return run;
-    const refusal = `${shq(`[forklift ${c.hostName}] ERROR: the login user `)}"$(id -un)"${shq(" cannot sudo without a password (forklift needs root or passwordless sudo)")}`;
-    return `if ! sudo -n true 2>/dev/null; then echo ${refusal} >&2; exit 3; fi; ${run}`;
+    // (said as forklift-host.sh's `fatal` says it: for people on stderr, as a JSON line on stdout)
+    const withUser = (before: string, after: string) => `${shq(before)}"$(id -un)"${shq(after)}`;
+    const why = " cannot sudo without a password (forklift needs root or passwordless sudo)";
+    const refusal = `echo ${withUser(`[forklift ${c.hostName}] ERROR: the login user `, why)} >&2; echo ${withUser('{"fatal":"the login user ', `${why}"}`)}`;
+    return `if ! sudo -n true 2>/dev/null; then ${refusal}; exit 3; fi; ${run}`;
 }
 
 /**
@@ -122,53 +126,9 @@ export function uninstallCommand(hostName: string, owner: Owner, sudo: boolean, 
     return runLeftScript(HOST_SCRIPT_PATH, vars, mode, sudo, `forklift: nothing installed on ${hostName}`);
 }
 
-/** What a host reports after install (the last line of forklift-host.sh's stdout). */
-export interface HostStatus {
-    host: string;
-    sha256: string;
-    version: string;
-    dockerdSha256: string;
-    dockerService: string;
-    changed: boolean;
-    /** The node's `docker info` Swarm part where it takes part in a Swarm (null or absent otherwise). */
-    swarm?: { NodeID: string; ControlAvailable: boolean } | null;
-}
-
+/** The status line an install printed (its last of that shape), or an error quoting its output's end. */
 export function parseHostStatus(stdout: string): HostStatus {
-    const line = stdout.trim().split("\n").pop() ?? "";
-    try {
-        return JSON.parse(line) as HostStatus;
-    } catch {
-        throw new Error(`the install printed no status line; its output ended with: ${line.slice(0, 300)}`);
-    }
-}
-
-/**
- * What failed, as forklift-host.sh's `fail` tells the local commands (a JSON line on stdout before
- * it exits non-zero); its ERROR line on stderr says the same for people.
- *
- *   artifact-missing    no artifact arrived, and the release is not unpacked on the host
- *   artifact-mismatch   the artifact that arrived has another sha256 (GOT)
- *   store-no-object     the store answered 404 for the release's object
- *
- * Nothing was changed on the host in any of these.
- */
-export type HostErrorLine = { error: "artifact-missing" } | { error: "artifact-mismatch"; got: string } | { error: "store-no-object" } | { error: "rollback-failed" };
-
-const HOST_ERRORS: readonly string[] = ["artifact-missing", "artifact-mismatch", "store-no-object", "rollback-failed"];
-
-/** The HostErrorLine among a failed run's STDOUT lines, if it printed one. */
-export function hostErrorOf(stdout: string): HostErrorLine | undefined {
-    for (const line of stdout.trim().split("\n").reverse()) {
-        if (!line.startsWith('{"error":')) continue;
-        try {
-            const e = JSON.parse(line) as { error?: unknown; got?: unknown };
-            if (typeof e.error !== "string" || !HOST_ERRORS.includes(e.error)) return undefined;
-            if (e.error === "artifact-mismatch") return typeof e.got === "string" ? { error: "artifact-mismatch", got: e.got } : undefined;
-            return { error: e.error } as HostErrorLine;
-        } catch {
-            return undefined;
-        }
-    }
-    return undefined;
+    const status = lastOf(HostStatus, stdout);
+    if (!status) throw new Error(`the install printed no status line; its output ended with: ${stdout.trim().slice(-300)}`);
+    return status;
 }

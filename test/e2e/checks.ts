@@ -3,8 +3,8 @@ import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ensureBusybox, sh } from "../support/lab";
-import { TestHost } from "../support/testbed";
+import { ensureBusybox, sh } from "../../testbed/lab";
+import { TestHost } from "../../testbed/testbed";
 
 /** sha256 of the dockerd the host's docker.service runs, and that service's main PID. */
 export function runningDockerd(h: TestHost): { pid: string; sha: string } {

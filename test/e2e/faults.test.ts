@@ -13,8 +13,8 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { CliResult, Lab, LabHost, PulumiCli, bootLab, configureStack, ensureBusybox, findPulumi, forkSettings, note, projectCheckout, setConfig, setHost, sh } from "../support/lab";
-import { repoRoot, stopHosts } from "../support/testbed";
+import { CliResult, Lab, LabHost, PulumiCli, bootLab, configureStack, ensureBusybox, findPulumi, forkSettings, note, projectCheckout, setConfig, setHost, sh } from "../../testbed/lab";
+import { repoRoot, stopHosts } from "../../testbed/testbed";
 import { assertOnRelease, descendants, releaseOf, runningDockerd, waitUntil } from "./checks";
 
 let lab: Lab;

@@ -6,7 +6,7 @@
  * machine `d`. Every recipe's fixture fork is built and rolled out; the hosts are checked over SSH.
  *
  * Needs root, the test bed (testbed/deps.sh) and the Pulumi plugins, which no registry serves
- * here: it fails at once naming a missing one (see test/support/lab.ts, findPulumi). Not part of
+ * here: it fails at once naming a missing one (see testbed/lab.ts, findPulumi). Not part of
  * `npm test` / CI for that reason: `npm run test:e2e`.
  */
 import { after, before, describe, test } from "node:test";
@@ -15,11 +15,11 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { FIXTURE_BINARIES } from "../hosts/fixture-fork";
-import { Lab, LabHost, PulumiCli, bootLab, configureStack, findPulumi, forkSettings, note, projectCheckout, setConfig, setHost, sh } from "../support/lab";
+import { FIXTURE_BINARIES } from "../../testbed/fixture-fork";
+import { Lab, LabHost, PulumiCli, bootLab, configureStack, findPulumi, forkSettings, note, projectCheckout, setConfig, setHost, sh } from "../../testbed/lab";
 import { traceSnapshot } from "../support/trace";
 import * as checks from "./checks";
-import { TestHost, ssh, stopHosts } from "../support/testbed";
+import { TestHost, ssh, stopHosts } from "../../testbed/testbed";
 
 const STACK = "e2e";
 let lab: Lab;

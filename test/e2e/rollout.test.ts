@@ -10,8 +10,8 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig, sh } from "../support/lab";
-import { stopHosts } from "../support/testbed";
+import { Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig, sh } from "../../testbed/lab";
+import { stopHosts } from "../../testbed/testbed";
 import { releaseOf, runningDockerd } from "./checks";
 
 let lab: Lab;

@@ -15,9 +15,9 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig, sh } from "../support/lab";
-import { GLOBAL, REPLICAS, REPLICATED, Sample, Watcher, assertServicesKept, assertSwarmKept, availabilityOf, engineStops, formSwarm } from "../support/swarm";
-import { TestHost, stopHosts } from "../support/testbed";
+import { Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, setConfig, sh } from "../../testbed/lab";
+import { GLOBAL, REPLICAS, REPLICATED, Sample, Watcher, assertServicesKept, assertSwarmKept, availabilityOf, engineStops, formSwarm } from "../../testbed/swarm";
+import { TestHost, stopHosts } from "../../testbed/testbed";
 import { descendants, waitUntil } from "./checks";
 
 let lab: Lab;

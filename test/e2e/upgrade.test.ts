@@ -14,8 +14,8 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, sh } from "../support/lab";
-import { repoRoot, stopHosts } from "../support/testbed";
+import { Lab, PulumiCli, bootLab, configureStack, findPulumi, note, projectCheckout, sh } from "../../testbed/lab";
+import { repoRoot, stopHosts } from "../../testbed/testbed";
 import { traceSnapshot } from "../support/trace";
 import { releaseOf, runningDockerd } from "./checks";
 

@@ -18,7 +18,7 @@ import { checkedHost, checksJob, fleetHostJob } from "../../lib/protocol/local";
 import { sha256 } from "../../lib/hash";
 import { ArtifactSource, RemoteHost, Route } from "../../lib/protocol/jobs";
 import { LocalRun, NO_SWARM, cachedSource, defaultSwarmCheck, remoteOf, runLocal, runLocalAsync } from "../support/local";
-import { HOST_BUSYBOX_TARBALL, TestHost, copyFrom, repoRoot, ssh, startHosts, stopHosts } from "../support/testbed";
+import { HOST_BUSYBOX_TARBALL, TestHost, copyFrom, repoRoot, ssh, startHosts, stopHosts } from "../../testbed/testbed";
 
 let host: TestHost;
 let work: string;

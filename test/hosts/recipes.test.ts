@@ -2,7 +2,7 @@
  * The three build recipes on a real (nspawn) build host, through the exact commands the program
  * sends (lib/protocol/) and the real scripts/bootstrap-builder.sh and scripts/build-fork.sh: a
  * Debian builder with docker.io and the real buildx plugin (like an Ubuntu 24.04 host with
- * docker-buildx) builds the fixture forks of test/hosts/fixture-fork.ts, served by git daemon.
+ * docker-buildx) builds the fixture forks of testbed/fixture-fork.ts, served by git daemon.
  * A second, fresh builder builds the same refs again, and the first once more with a changed build
  * script: the same bytes each time (the fixtures stamp the clock's time where a real build would).
  * An offline builder that lacks git and make shows what bootstrap says when apt cannot help.
@@ -13,9 +13,9 @@ import { bootstrapCommand } from "../../lib/protocol/bootstrap";
 import { BuildResult, buildCommand, buildKey, parseBuildResult } from "../../lib/protocol/build";
 import { readScript } from "../../lib/protocol/script";
 import { Recipe } from "../../lib/config";
-import { FIXTURE_BINARIES, FixtureForks, forkConfigFor, serveFixtureForks } from "./fixture-fork";
-import { installBuildx } from "../support/buildx";
-import { TestHost, ssh, startHosts, stopHosts } from "../support/testbed";
+import { FIXTURE_BINARIES, FixtureForks, forkConfigFor, serveFixtureForks } from "../../testbed/fixture-fork";
+import { installBuildx } from "../../testbed/buildx";
+import { TestHost, ssh, startHosts, stopHosts } from "../../testbed/testbed";
 
 let builder: TestHost;
 let builder2: TestHost;

@@ -16,7 +16,7 @@ import { WaveSize } from "../../lib/rollout";
 import { checkedHost, checksJob, fleetHostJob, rolloutJob, swarmCheck } from "../../lib/protocol/local";
 import { ArtifactSource } from "../../lib/protocol/jobs";
 import { NO_SWARM, RELEASE_BINARIES, cachedSource, hostReleases, remoteOf, runLocal, runLocalAsync, runLocalStopped } from "../support/local";
-import { HOST_BUSYBOX_TARBALL, TestHost, ssh, startHosts, stopHosts } from "../support/testbed";
+import { HOST_BUSYBOX_TARBALL, TestHost, ssh, startHosts, stopHosts } from "../../testbed/testbed";
 
 const OWNER: Owner = { stack: "forklift/rollout", stackId: "7e7e7e7e7e7e7e7e", host: "" };
 /** Fails on a host where this file is. */

@@ -21,10 +21,10 @@ import { ArtifactSource } from "../../lib/protocol/jobs";
 import { fetchArtifact } from "../../local/cache";
 import { hostScript } from "../../local/remote";
 import { Ssh } from "../../local/ssh";
-import { FixtureFork } from "./fixture-fork";
+import { FixtureFork } from "../../testbed/fixture-fork";
 import { LocalRun, NO_SWARM, remoteOf, runLocal } from "../support/local";
 import { localCommand } from "../../lib/protocol/local";
-import { HOST_BUSYBOX_TARBALL, TestHost, repoRoot, ssh, sshAsync, sshOptions, startHosts, stopHosts } from "../support/testbed";
+import { HOST_BUSYBOX_TARBALL, TestHost, repoRoot, ssh, sshAsync, sshOptions, startHosts, stopHosts } from "../../testbed/testbed";
 import { traceSnapshot } from "../support/trace";
 
 let builder: TestHost;

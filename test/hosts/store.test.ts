@@ -20,8 +20,8 @@ import { ArtifactSource, S3Store } from "../../lib/protocol/jobs";
 import { hostScript } from "../../local/remote";
 import { presign } from "../../local/store";
 import { NO_SWARM, defaultSwarmCheck, remoteOf, runLocal } from "../support/local";
-import { Store, startStore } from "../support/s3";
-import { TestHost, cloudBytes, copyFrom, repoRoot, ssh, startHosts, stopHosts } from "../support/testbed";
+import { Store, startStore } from "../../testbed/s3";
+import { TestHost, cloudBytes, copyFrom, repoRoot, ssh, startHosts, stopHosts } from "../../testbed/testbed";
 
 const OWNER: Owner = { stack: "forklift/store", stackId: "5707e5707e5707e5", host: "" };
 const BINARIES = ["containerd", "containerd-shim-runc-v2", "ctr", "docker", "docker-init", "docker-proxy", "dockerd", "runc"];

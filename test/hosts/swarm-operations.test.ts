@@ -17,8 +17,8 @@ import { Owner } from "../../lib/protocol/host";
 import { checkedHost, checksJob, fleetHostJob, swarmCheck } from "../../lib/protocol/local";
 import { ArtifactSource, SwarmNodeJob } from "../../lib/protocol/jobs";
 import { BROKEN_DOCKERD, LocalRun, RELEASE_BINARIES, cachedSource, hostReleases, remoteOf, runLocal, runLocalAsync, runLocalStopped } from "../support/local";
-import { SERVICE_IMAGE, Watcher, assertDrainedAtMost, assertServicesKept, availabilityOf, formSwarm, waitConverged } from "../support/swarm";
-import { TestHost, ssh, startHosts, stopHosts } from "../support/testbed";
+import { SERVICE_IMAGE, Watcher, assertDrainedAtMost, assertServicesKept, availabilityOf, formSwarm, waitConverged } from "../../testbed/swarm";
+import { TestHost, ssh, startHosts, stopHosts } from "../../testbed/testbed";
 
 const STACK_ID = "0a0b0c0d0e0f1011";
 const OWNER: Owner = { stack: "forklift/swarm-ops", stackId: STACK_ID, host: "" };

@@ -20,8 +20,8 @@ import { Owner, parseHostStatus } from "../../lib/protocol/host";
 import { checkedHost, checksJob, fleetHostJob, swarmCheck } from "../../lib/protocol/local";
 import { ArtifactSource, SwarmNodeJob } from "../../lib/protocol/jobs";
 import { BROKEN_DOCKERD, LocalRun, RELEASE_BINARIES, cachedSource, hostReleases, remoteOf, runLocal, runLocalAsync } from "../support/local";
-import { GLOBAL, REPLICAS, REPLICATED, SERVICE_IMAGE, Watcher, assertDrainedAtMost, assertLeaderLast, assertSwarmKept, availabilityOf, engineStops, formSwarm, waitConverged } from "../support/swarm";
-import { TestHost, ssh, startHosts, stopHosts } from "../support/testbed";
+import { GLOBAL, REPLICAS, REPLICATED, SERVICE_IMAGE, Watcher, assertDrainedAtMost, assertLeaderLast, assertSwarmKept, availabilityOf, engineStops, formSwarm, waitConverged } from "../../testbed/swarm";
+import { TestHost, ssh, startHosts, stopHosts } from "../../testbed/testbed";
 
 const OWNER: Owner = { stack: "forklift/swarm", stackId: "5a5a5a5a5a5a5a5a", host: "" };
 let hosts: TestHost[];

@@ -16,7 +16,7 @@ import {
   startHosts,
   stopHosts,
   sshOptions,
-} from '../support/testbed';
+} from '../../testbed/testbed';
 import { spawnSync } from 'node:child_process';
 
 let plain: TestHost;

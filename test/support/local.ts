@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { sha256 } from "../../lib/hash";
 import { LocalJob, SwarmCheckSpec, localCommand, swarmCheck } from "../../lib/protocol/local";
 import { ArtifactSource, RemoteHost, Route, SwarmCheck, SwarmNodeJob } from "../../lib/protocol/jobs";
-import { TestHost, copyFrom, repoRoot, ssh } from "./testbed";
+import { TestHost, copyFrom, repoRoot, ssh } from "../../testbed/testbed";
 
 export interface LocalRun {
     code: number;

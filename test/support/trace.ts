@@ -15,7 +15,7 @@
  * /run: gone at the next boot). A run waiting on a removed lock file and a run that locked its new
  * namesake would both go ahead (README, Teardown).
  */
-import { TestHost, ssh } from "./testbed";
+import { TestHost, ssh } from "../../testbed/testbed";
 
 export interface TraceOptions {
     /**

@@ -3,7 +3,8 @@ import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { ForkConfig } from "../../lib/config";
 import { buildCommand, buildKey, forkInputsKey, parseBuildResult } from "../../lib/protocol/build";
-import { checkCommand, hostErrorOf, installCommand, parseHostStatus, uninstallCommand } from "../../lib/protocol/host";
+import { checkCommand, installCommand, parseHostStatus, uninstallCommand } from "../../lib/protocol/host";
+import { Fatal, HostErrorLine, lastOf } from "../../lib/protocol/results";
 import { checkedHost, checksJob, fleetHostJob, localCommand, roomNeededKiB } from "../../lib/protocol/local";
 import { canonicalJson, hashInputs, sha256 } from "../../lib/hash";
 import { parseChecksJob, parseFleetHostJob } from "../../local/input";
@@ -190,7 +191,6 @@ const checkCases: [string, Parameters<typeof checkCommand>[0], string, RegExp[],
         [/FORKLIFT_NEED_KIB=5 /, new RegExp(`FORKLIFT_SHA256=${"a".repeat(64)} `), new RegExp(`head -c ${Buffer.byteLength(readScript("forklift-host.sh"))} > "\\$f"`)],
         [/sudo/],
     ],
-    ["a login user with sudo: told first when it has no passwordless sudo", { hostName: "h1", owner: OWNER, sudo: true }, "check", [/^if ! sudo -n true 2>\/dev\/null; then echo '\[forklift h1\] ERROR: the login user '"\$\(id -un\)"' cannot sudo without a password/, /sudo -n env /], []],
 ];
 for (const [what, inputs, mode, must, mustNot] of checkCases) {
     test(`checkCommand: ${what}`, () => {
@@ -206,8 +206,11 @@ test("checkCommand: a login user without sudo gets the one message, naming it, a
     const cmd = checkCommand({ hostName: "h1", owner: OWNER, sudo: true });
     const r = spawnSync("bash", ["-c", `sudo() { return 1; }; ${cmd}`], { input: "echo ran\n", encoding: "utf8" });
     assert.equal(r.status, 3);
-    assert.equal(r.stdout, "");
     assert.match(r.stderr, /^\[forklift h1\] ERROR: the login user \S+ cannot sudo without a password \(forklift needs root or passwordless sudo\)\n$/);
+    // and for the local commands, the same as a `fatal` line: what they quote
+    const user = spawnSync("id", ["-un"], { encoding: "utf8" }).stdout.trim();
+    assert.deepEqual(lastOf(Fatal, r.stdout), { fatal: `the login user ${user} cannot sudo without a password (forklift needs root or passwordless sudo)` });
+    assert.equal(r.stdout.trim().split("\n").length, 1, "nothing else ran");
 });
 
 test("the local commands' command lines name the job and what the plan should show, quoted once", () => {
@@ -248,16 +251,17 @@ test("room a release needs: its tgz staged, unpacked, and the previous release, 
 });
 
 // the host script's `fail` line: what the local commands act on, instead of its English
-const errorLines: [string, string, ReturnType<typeof hostErrorOf>][] = [
+const errorLines: [string, string, HostErrorLine | undefined][] = [
     ["no artifact", '{"error":"artifact-missing"}', { error: "artifact-missing" }],
     ["another sha256", `{"error":"artifact-mismatch","got":"${"a".repeat(64)}"}`, { error: "artifact-mismatch", got: "a".repeat(64) }],
     ["the store's 404, after other lines", 'some line\n{"error":"store-no-object"}\n', { error: "store-no-object" }],
     ["a failed rollback, its status line after it", '{"error":"rollback-failed"}\n{"host":"a","sha256":"x"}\n', { error: "rollback-failed" }],
     ["a status line is no error", '{"host":"a","sha256":"x"}', undefined],
+    ["a fatal line is no error the local side acts on", '{"fatal":"x failed"}', undefined],
     ["an unknown code is none", '{"error":"something-else"}', undefined],
     ["a mismatch without what arrived is none", '{"error":"artifact-mismatch"}', undefined],
     ["no JSON", "ERROR: the artifact that arrived has sha256 abc", undefined],
 ];
 for (const [what, stdout, expected] of errorLines) {
-    test(`hostErrorOf: ${what}`, () => assert.deepEqual(hostErrorOf(stdout), expected));
+    test(`the error line: ${what}`, () => assert.deepEqual(lastOf(HostErrorLine, stdout), expected));
 }

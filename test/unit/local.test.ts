@@ -1,7 +1,7 @@
 /** The local commands' pure parts: SSH configs, failure messages, the job's checks, the old delete's job, the store's URLs. */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { InputError, parseChecksJob, parseFleetHostJob } from "../../local/input";
+import { InputError, parseChecksJob, parseFleetHostJob, parseRolloutJob } from "../../local/input";
 import { legacyUninstallJob } from "../../local/legacy";
 import { mapLimit } from "../../local/pool";
 import { hostFailure } from "../../local/remote";
@@ -68,14 +68,18 @@ for (const [what, stderr, message] of sshFailures) {
     });
 }
 
-const hostFailures: [string, { code: number; stderr: string }, RegExp][] = [
-    ["the host script's fatal message, with the lines that follow it", { code: 1, stderr: "[forklift web] switched\n[forklift web] ERROR: new release failed: x. Daemon log:\n    line 1\n    line 2\n" }, /^web \(10\.0\.0\.4:2222\): new release failed: x\. Daemon log:\n    line 1\n    line 2$/],
-    ["no ERROR line: the last lines", { code: 2, stderr: "a\nb\nc\nd\n" }, /^web \(10\.0\.0\.4:2222\): b c d$/],
-    ["nothing said: the exit status", { code: 7, stderr: "" }, /^web \(10\.0\.0\.4:2222\): exit 7$/],
-    ["ssh's own failure (255)", { code: 255, stderr: "Permission denied (publickey).\n" }, /the login as deploy was refused/],
+const hostFailures: [string, { code: number; stdout: string; stderr: string }, RegExp][] = [
+    [
+        "the host script's fatal line, its status line before it",
+        { code: 1, stdout: '{"host":"web","sha256":"","version":"","dockerdSha256":"","dockerService":"active","changed":false}\n{"fatal":"new release failed: x. Daemon log:\\n    line 1\\n    line 2"}\n', stderr: "[forklift web] ERROR: something else\n" },
+        /^web \(10\.0\.0\.4:2222\): new release failed: x\. Daemon log:\n    line 1\n    line 2$/,
+    ],
+    ["no fatal line (killed, or set -e): the last lines of stderr", { code: 2, stdout: "", stderr: "a\nb\nc\nd\n" }, /^web \(10\.0\.0\.4:2222\): b c d$/],
+    ["nothing said: the exit status", { code: 7, stdout: "", stderr: "" }, /^web \(10\.0\.0\.4:2222\): exit 7$/],
+    ["ssh's own failure (255)", { code: 255, stdout: "", stderr: "Permission denied (publickey).\n" }, /the login as deploy was refused/],
 ];
 for (const [what, r, message] of hostFailures) {
-    test(`hostFailure: ${what}`, () => assert.match(hostFailure(web, { ...r, stdout: "" }), message));
+    test(`hostFailure: ${what}`, () => assert.match(hostFailure(web, r), message));
 }
 
 const badJobs: [string, string, RegExp][] = [
@@ -91,6 +95,27 @@ for (const [what, text, message] of badJobs) {
         assert.throws(() => parseChecksJob(text), (e: Error) => e instanceof InputError && message.test(e.message));
     });
 }
+
+const rolloutCheck = { v: 1, phase: "check", insecure: false, hosts: [{ ...web, command: "c" }], swarm: { batchSize: 1, allowTwoManagers: false, liveRestore: false, managers: [], probes: [] } };
+const badRollouts: [string, object, RegExp][] = [
+    ["a precheck as its check", { v: 1, check: { ...rolloutCheck, phase: "precheck" }, installs: [] }, /^job\.check\.phase: expected "check"$/],
+    ["a budget that is no size", { v: 1, check: rolloutCheck, installs: [], maxFailures: "many" }, /^job\.maxFailures: expected a number of hosts or a percentage like "25%"$/],
+    ["a negative soak", { v: 1, check: rolloutCheck, installs: [], soakSeconds: -1 }, /^job\.soakSeconds: expected a whole number$/],
+    ["a wave that is no size", { v: 1, check: { ...rolloutCheck, swarm: { ...rolloutCheck.swarm, waves: [1, "1/2"] } }, installs: [] }, /^job\.check\.swarm\.waves\[1\]: expected a number of hosts or a percentage/],
+    ["an install that is no object", { v: 1, check: rolloutCheck, installs: ["x"] }, /^job\.installs\[0\]: expected an object$/],
+];
+for (const [what, job, message] of badRollouts) {
+    test(`a rollout job with ${what} is refused naming the field`, () => {
+        assert.throws(() => parseRolloutJob(JSON.stringify(job)), (e: Error) => e instanceof InputError && message.test(e.message));
+    });
+}
+
+test("a rollout job an older forklift kept (no budget, no soak) reads with their defaults", () => {
+    const job = parseRolloutJob(JSON.stringify({ v: 1, check: rolloutCheck, installs: [] }));
+    assert.equal(job.maxFailures, 0);
+    assert.equal(job.soakSeconds, 0);
+    assert.deepEqual(parseRolloutJob(JSON.stringify({ v: 1, check: rolloutCheck, installs: [], maxFailures: "10%", soakSeconds: 30 })).maxFailures, "10%");
+});
 
 test("an install job's artifact must name a sha256", () => {
     const job = { v: 1, insecure: false, host: web, install: "i", installDrained: "i", uninstall: "u", uninstallDrained: "u", swarm: NO_SWARM, hostScriptSha256: "s", artifact: { sha256: "abc", path: "/p", builder: web, cacheDir: "c" } };

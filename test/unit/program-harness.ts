@@ -10,6 +10,8 @@ import * as path from "node:path";
 import * as assert from "node:assert/strict";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import { checkProviderContract } from "./provider-contract";
+import { parseRolloutJob } from "../../local/input";
+import { planWaves } from "../../lib/rollout";
 
 const resources: { type: string; name: string; inputs: unknown; dependsOn: unknown; deletedWith?: string; deleteBeforeReplace?: boolean }[] = [];
 const invokes: { token: string; args: unknown }[] = [];
@@ -80,12 +82,19 @@ function mockState(type: string, name: string, inputs: any): Record<string, unkn
                 const host = String(inputs.create).split(" ")[5] ?? "?";
                 return { ...inputs, stdout: JSON.stringify({ host, sha256: BUILD_RESULT.sha256, version: BUILD_RESULT.version, dockerdSha256: "d".repeat(64), dockerService: "active", changed: true }) };
             }
-            // FORKLIFT_MOCK_CHECK_STDOUT: what the check printed (its plan of the steps)
-            if (name.endsWith("-check") && process.env.FORKLIFT_MOCK_CHECK_STDOUT) return { ...inputs, stdout: process.env.FORKLIFT_MOCK_CHECK_STDOUT };
+            // FORKLIFT_MOCK_CHECK_STDOUT: what the rollout printed (its plan of the steps, its report);
+            // else the plan local/check.ts makes of a fleet in no Swarm: the job's hosts in its waves
+            if (name.endsWith("-check")) return { ...inputs, stdout: process.env.FORKLIFT_MOCK_CHECK_STDOUT || plainRollout(inputs.stdin?.[SECRET_SIG] === SECRET_VALUE ? inputs.stdin.value : inputs.stdin) };
             return { ...inputs, stdout: "{}" };
         default:
             return inputs;
     }
+}
+
+/** The rollout's document for a fleet in no Swarm: the plan of its job JOB, and no report. */
+function plainRollout(job: string): string {
+    const j = parseRolloutJob(job);
+    return JSON.stringify({ plan: planWaves(j.installs.map((i) => i.host.name), j.check.swarm.waves ?? [j.check.swarm.batchSize]), report: [] });
 }
 
 // FORKLIFT_MOCK_PREVIEW=1: run as `pulumi preview` does on a new stack, where nothing has run yet

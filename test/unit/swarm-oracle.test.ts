@@ -1,11 +1,11 @@
 /**
- * The Swarm watcher's promises (test/support/swarm.ts assertSwarmKept) over made-up samples: the
+ * The Swarm watcher's promises (testbed/swarm.ts assertSwarmKept) over made-up samples: the
  * oracle of the Swarm host suite and bench must refuse a rollout that takes too much of a service
  * down, and must not blame one for a sample that read the nodes before a drain and the tasks after.
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { Sample, assertSwarmKept } from "../support/swarm";
+import { Sample, assertSwarmKept } from "../../testbed/swarm";
 
 type Node = [status: string, availability: string, tasks: number];
 

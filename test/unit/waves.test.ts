@@ -60,13 +60,23 @@ for (const [what, plan, hosts, error] of plans) {
     });
 }
 
-test("planOf: the check's plan, checked against the fleet; the result of a check older than 0.1 (no plan) read as its batches", () => {
-    const hosts = ["a", "b", "c"].map((name) => ({ name }) as Parameters<typeof planOf>[1][number]);
-    assert.deepEqual(planOf(JSON.stringify({ plan: [["b"], ["a", "c"]] }), hosts, 1), [["b"], ["a", "c"]]);
-    assert.throws(() => planOf(JSON.stringify({ plan: [["b"], ["a"]] }), hosts, 1), /not in any step: c\b/);
-    assert.throws(() => planOf(JSON.stringify({ plan: "b,a" }), hosts, 1), /not a list of steps/);
-    assert.deepEqual(planOf(JSON.stringify({ hosts: {} }), hosts, 2), [["a", "b"], ["c"]]);
-});
+const hostsABC = ["a", "b", "c"].map((name) => ({ name }) as Parameters<typeof planOf>[1][number]);
+const rolloutResults: [string, string, string[][] | RegExp][] = [
+    ["the rollout's plan", JSON.stringify({ plan: [["b"], ["a", "c"]], report: [] }), [["b"], ["a", "c"]]],
+    ["0.1's check result (hosts and plan, no report)", JSON.stringify({ hosts: [], plan: [["a", "b", "c"]] }), [["a", "b", "c"]]],
+    ["a host missing from the plan", JSON.stringify({ plan: [["b"], ["a"]], report: [] }), /not in any step: c\b/],
+    ["a host twice", JSON.stringify({ plan: [["a", "b"], ["b", "c"]], report: [] }), /in more than one step: b\b/],
+    ["a host not in the fleet", JSON.stringify({ plan: [["a", "b", "c", "d"]], report: [] }), /not in the fleet: d\b/],
+    ["a plan that is no list of steps", JSON.stringify({ plan: "b,a" }), /not one this forklift reads: plan: /],
+    ["no plan at all: an error, never batches", JSON.stringify({ hosts: {} }), /not one this forklift reads: plan: /],
+    ["no JSON", "checked\n", /printed no result; its output ended with: checked/],
+];
+for (const [what, stdout, expected] of rolloutResults) {
+    test(`planOf: ${what}`, () => {
+        if (expected instanceof RegExp) assert.throws(() => planOf(stdout, hostsABC), expected);
+        else assert.deepEqual(planOf(stdout, hostsABC), expected);
+    });
+}
 
 test("planSteps covers exactly the fleet: Swarm members and plain hosts each in one step", () => {
     const members = [

@@ -2,7 +2,7 @@
  * Local systemd test hosts for node:test end-to-end tests (see testbed/host.sh, /work/shared/TESTBED.md).
  *
  *   import { after, before } from 'node:test';
- *   import { TestHost, startHosts, stopHosts, ssh, scp } from '../support/testbed';
+ *   import { TestHost, startHosts, stopHosts, ssh, scp } from './testbed';
  *   let hosts: TestHost[];
  *   before(async () => { hosts = await startHosts([{ name: 'web1', index: 21, debianDocker: true }]); });
  *   after(() => stopHosts());

@@ -33,7 +33,7 @@ import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { ForkConfig, Recipe } from "../../lib/config";
+import { ForkConfig, Recipe } from "../lib/config";
 
 /** A fixture repository as the build host sees it. */
 export interface FixtureRepo {

@@ -14,8 +14,8 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Recipe } from "../../lib/config";
-import { FixtureForks, serveFixtureForks } from "../hosts/fixture-fork";
+import { Recipe } from "../lib/config";
+import { FixtureForks, serveFixtureForks } from "./fixture-fork";
 import { installBuildx } from "./buildx";
 import { CLOUD_UPLINK, HOST_BUSYBOX_TARBALL, HostSpec, TestHost, repoRoot, ssh, startHosts } from "./testbed";
 
