@@ -322,7 +322,6 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
     test("a failure between the switch and the restart rolls the host back to the release before", () => {
         const first = runLocal("install", fleetJob());
         assert.equal(first.code, 0, first.stderr);
-        const pid = on("systemctl show -p MainPID --value docker.service");
         // daemon.json cannot be written: a directory where the install puts its temporary file
         on("mkdir /etc/docker/daemon.json.forklift-tmp");
         try {
@@ -336,7 +335,6 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
             assert.notEqual(on("systemctl show -p MainPID --value docker.service"), "0");
             assert.equal(on("sed -n 's/^sha256=//p' /var/lib/forklift/installed"), rel.a.sha);
             assert.doesNotMatch(on("cat /etc/docker/daemon.json"), /debug/, "its daemon.json");
-            assert.ok(pid);
         } finally {
             on("rm -rf /etc/docker/daemon.json.forklift-tmp");
         }
