@@ -2,6 +2,7 @@
  * scripts/build-fork.sh, both ways: the command that starts a build on the build host, and the
  * JSON result line it prints last.
  */
+import { z } from "zod";
 import { ForkConfig } from "../config";
 import { hashInputs, sha256 } from "../hash";
 import { b64, runScriptFromStdin } from "../shell";
@@ -63,51 +64,52 @@ export function buildCommand(fork: ForkConfig, key: string, sudo: boolean): stri
  * What a build was made of (build-fork.sh's provenance): the fork's inputs as recorded in the
  * artifact's docker/FORKLIFT-BUILD-INFO, and the build host's toolchain, which stays out of it.
  */
-export interface Provenance {
-    recipe: string;
-    repo: string;
-    ref: string;
-    commit: string;
-    cliCommit: string;
-    cliRepo?: string;
-    cliRef?: string;
-    packagingRepo?: string;
-    packagingRef?: string;
-    packagingCommit?: string;
-    version: string;
+export const Provenance = z.object({
+    recipe: z.string(),
+    repo: z.string(),
+    ref: z.string(),
+    commit: z.string(),
+    cliCommit: z.string(),
+    cliRepo: z.string().optional(),
+    cliRef: z.string().optional(),
+    packagingRepo: z.string().optional(),
+    packagingRef: z.string().optional(),
+    packagingCommit: z.string().optional(),
+    version: z.string(),
     /** The fork commit's time (seconds since the epoch): the build's SOURCE_DATE_EPOCH. */
-    sourceDateEpoch: number;
-    makeVars: Record<string, string>;
+    sourceDateEpoch: z.number(),
+    makeVars: z.record(z.string(), z.string()),
     /** Go as the recipe's files name it ("" where they do not), the build host's Docker and buildx. */
-    toolchain: { go: string; docker: string; buildx: string };
-}
+    toolchain: z.object({ go: z.string(), docker: z.string(), buildx: z.string() }),
+});
+export type Provenance = z.output<typeof Provenance>;
 
 /** What a finished build reports (the last line of build-fork.sh's stdout). */
-export interface BuildResult {
+export const BuildResult = z.object({
     /** On the build host: artifacts/<sha256>.tgz under its build root (the same path for the same bytes). */
-    artifact: string;
-    sha256: string;
-    size: number;
-    version: string;
-    commit: string;
-    cliCommit: string;
-    binaries: string[];
-    recipe: string;
-    buildKey: string;
+    artifact: z.string().min(1),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    size: z.number(),
+    version: z.string(),
+    commit: z.string(),
+    cliCommit: z.string(),
+    binaries: z.array(z.string()),
+    recipe: z.string(),
+    buildKey: z.string(),
     /** Absent in a result an older forklift's build printed (kept in the state). */
-    provenance?: Provenance;
-}
+    provenance: Provenance.optional(),
+});
+export type BuildResult = z.output<typeof BuildResult>;
 
 export function parseBuildResult(stdout: string): BuildResult {
     const line = stdout.trim().split("\n").pop() ?? "";
-    let r: BuildResult;
+    let doc: unknown;
     try {
-        r = JSON.parse(line);
+        doc = JSON.parse(line);
     } catch {
         throw new Error(`the build printed no result line; its output ended with: ${line.slice(0, 300)}`);
     }
-    if (!/^[0-9a-f]{64}$/.test(r.sha256 ?? "") || !r.artifact || !Array.isArray(r.binaries)) {
-        throw new Error(`the build result is incomplete: ${line.slice(0, 300)}`);
-    }
-    return r;
+    const r = BuildResult.safeParse(doc);
+    if (!r.success) throw new Error(`the build result is incomplete (${r.error.issues.map((i) => i.path.join(".")).join(", ")}): ${line.slice(0, 300)}`);
+    return r.data;
 }
