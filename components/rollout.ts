@@ -313,7 +313,7 @@ export function planOf(stdout: string, hosts: ReachableHost[]): string[][] {
 /** The rollout as the stack output `rollout` shows it. */
 export interface RolloutOutput {
     steps: string[][];
-    hosts: { name: string; step: number; before: string; after: string; seconds: number; outcome: string; reason?: string }[];
+    hosts: { name: string; step: number; role?: "manager" | "worker"; drained?: boolean; before: string; after: string; seconds: number; outcome: string; reason?: string }[];
 }
 
 /** The rollout's report as the stack output `rollout` shows it (none from 0.1's check). */
@@ -321,7 +321,16 @@ export function reportOf(stdout: string): RolloutOutput {
     const r = resultOf(stdout);
     return {
         steps: r.plan,
-        hosts: r.report.map((h) => ({ name: h.host, step: h.step, before: h.before, after: h.after, seconds: Math.round(h.seconds * 10) / 10, outcome: h.outcome, ...(h.reason ? { reason: h.reason } : {}) })),
+        hosts: r.report.map((h) => ({
+            name: h.host,
+            step: h.step,
+            ...(h.role ? { role: h.role, drained: h.drained ?? false } : {}),
+            before: h.before,
+            after: h.after,
+            seconds: Math.round(h.seconds * 10) / 10,
+            outcome: h.outcome,
+            ...(h.reason ? { reason: h.reason } : {}),
+        })),
     };
 }
 

@@ -16,8 +16,14 @@ import { finishStoppedRun, withNodeDrained } from "./swarm-node";
 /** Exit status of a host script run that a Swarm node needs drained first (forklift-host.sh). */
 const EXIT_DRAIN_FIRST = 75;
 
-/** The install of JOB's host (its resource's create); returns the host's status line. */
-export function install(job: FleetHostJob, log: (line: string) => void): Promise<HostStatus> {
+/** What an install or a rollback did: the host's status line, and whether its Swarm node was drained for it. */
+export interface Changed {
+    status: HostStatus;
+    drained: boolean;
+}
+
+/** The install of JOB's host (its resource's create). */
+export function install(job: FleetHostJob, log: (line: string) => void): Promise<Changed> {
     return change(job, job.install, job.installDrained, log);
 }
 
@@ -25,7 +31,7 @@ export function install(job: FleetHostJob, log: (line: string) => void): Promise
  * Back to the release before on JOB's host, after the current one failed its health check once
  * committed (a soak); returns the host's status line.
  */
-export function rollBack(job: FleetHostJob, log: (line: string) => void): Promise<HostStatus> {
+export function rollBack(job: FleetHostJob, log: (line: string) => void): Promise<Changed> {
     if (!job.rollback || !job.rollbackDrained) throw new Error(`${job.host.name}: this job was made by an older forklift, which cannot roll a host back after its install`);
     return change(job, job.rollback, job.rollbackDrained, log);
 }
@@ -33,9 +39,9 @@ export function rollBack(job: FleetHostJob, log: (line: string) => void): Promis
 /**
  * Runs FIRST (an install, a rollback) on JOB's host with forklift-host.sh and the artifact on its
  * stdin; a Swarm node that it would change answers so without a change, and is drained around
- * DRAINED. Returns the status line.
+ * DRAINED.
  */
-async function change(job: FleetHostJob, firstCommand: string, drainedCommand: string, log: (line: string) => void): Promise<HostStatus> {
+async function change(job: FleetHostJob, firstCommand: string, drainedCommand: string, log: (line: string) => void): Promise<Changed> {
     const ssh = new Ssh(job.insecure);
     try {
         const target = ssh.add(job.host);
@@ -61,7 +67,7 @@ async function change(job: FleetHostJob, firstCommand: string, drainedCommand: s
             // up to date; a run that was stopped after its install may have left the node drained
             const status = statusOf(job.host.name, first.stdout);
             if (status.swarm?.NodeID) await finishStoppedRun(ssh, job.host, status.swarm, job.swarm, log);
-            return status;
+            return { status, drained: false };
         }
         // a Swarm node the install would change: drained first (the release is unpacked there now)
         let status: HostStatus | undefined;
@@ -71,7 +77,7 @@ async function change(job: FleetHostJob, firstCommand: string, drainedCommand: s
             status = statusOf(job.host.name, r.stdout);
             return { engineVersion: status.engineVersion || undefined };
         });
-        return status!;
+        return { status: status!, drained: true };
     } finally {
         ssh.close();
     }

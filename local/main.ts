@@ -61,7 +61,7 @@ async function main(job: string | undefined): Promise<void> {
             return;
         }
         case "install":
-            process.stdout.write(JSON.stringify(await install(parseFleetHostJob(await readStdin()), pass)) + "\n");
+            process.stdout.write(JSON.stringify((await install(parseFleetHostJob(await readStdin()), pass)).status) + "\n");
             return;
         case "uninstall":
             await uninstall(parseFleetHostJob(await readStdin()), pass);

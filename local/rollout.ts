@@ -21,6 +21,7 @@ import { HostError } from "./remote";
 import { FleetHostJob, RolloutJob } from "../lib/protocol/jobs";
 import { healthCheck } from "./health";
 import { HostOutcome, Outcome } from "../lib/protocol/results";
+import { inSwarm } from "./swarm";
 
 export interface RolloutReport {
     steps: string[][];
@@ -44,7 +45,14 @@ export async function runRollout(job: RolloutJob, log: (line: string) => void, p
     const outcomes = new Map<string, HostOutcome>();
     let failures = 0;
     const before = (host: string) => releaseOf(facts.get(host)?.current, facts.get(host)?.currentVersion);
-    const base = (host: string, step: number): HostOutcome => ({ host, step, before: before(host), after: before(host), seconds: 0, outcome: "not reached" });
+    const role = (host: string): HostOutcome["role"] => {
+        const swarm = facts.get(host)?.swarm;
+        return inSwarm(swarm) ? (swarm.ControlAvailable ? "manager" : "worker") : undefined;
+    };
+    const base = (host: string, step: number): HostOutcome => {
+        const r = role(host);
+        return { host, step, before: before(host), after: before(host), seconds: 0, outcome: "not reached", ...(r ? { role: r, drained: false } : {}) };
+    };
     checked.steps.forEach((step, i) => step.forEach((h) => outcomes.set(h, base(h, i + 1))));
     for (const [i, step] of checked.steps.entries()) {
         if (failures > budget) break;
@@ -54,7 +62,8 @@ export async function runRollout(job: RolloutJob, log: (line: string) => void, p
             const started = Date.now();
             o.started = new Date(started).toISOString();
             try {
-                const status = await install(jobs.get(host)!.job, pass);
+                const { status, drained } = await install(jobs.get(host)!.job, pass);
+                if (drained) o.drained = true;
                 o.status = status;
                 o.after = releaseOf(status.sha256, status.version);
                 o.outcome = status.changed ? "updated" : "unchanged";
@@ -97,7 +106,8 @@ export async function runRollout(job: RolloutJob, log: (line: string) => void, p
                     o.outcome = "rolled back";
                     o.reason = `${host}: its health check failed after ${job.soakSeconds} s (soakSeconds): ${sick}`;
                     try {
-                        const status = await rollBack(j, pass);
+                        const { status, drained } = await rollBack(j, pass);
+                        if (drained) o.drained = true;
                         o.status = status;
                         o.after = releaseOf(status.sha256, status.version);
                     } catch (e) {
@@ -116,10 +126,15 @@ export async function runRollout(job: RolloutJob, log: (line: string) => void, p
     return report;
 }
 
-/** The report as a table, a line each: one per host, before → after, its step, seconds and outcome. */
+/**
+ * The report as a table, a line each: one per host, before → after, its step, its Swarm role and
+ * whether it was drained (where the fleet has Swarm nodes), seconds and outcome.
+ */
 export function reportTable(r: RolloutReport): string[] {
-    const rows = r.hosts.map((h) => [h.host, `${h.before} → ${h.after}`, String(h.step), h.seconds.toFixed(1), h.reason ? `${h.outcome}: ${h.reason.split("\n")[0]}` : h.outcome]);
-    const head = ["host", "before → after", "step", "s", "outcome"];
+    const swarm = r.hosts.some((h) => h.role);
+    const node = (h: HostOutcome) => (swarm ? [h.role ? `${h.role}${h.drained ? ", drained" : ""}` : "-"] : []);
+    const rows = r.hosts.map((h) => [h.host, `${h.before} → ${h.after}`, String(h.step), ...node(h), h.seconds.toFixed(1), h.reason ? `${h.outcome}: ${h.reason.split("\n")[0]}` : h.outcome]);
+    const head = ["host", "before → after", "step", ...(swarm ? ["swarm"] : []), "s", "outcome"];
     const widths = head.map((c, i) => Math.max(c.length, ...rows.map((row) => row[i].length)));
     const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join("  ");
     const count = (o: Outcome) => r.hosts.filter((h) => h.outcome === o).length;

@@ -157,6 +157,10 @@ export const HostOutcome = z.object({
     after: z.string(),
     seconds: z.number(),
     outcome: Outcome,
+    /** Its Swarm role, where it is a Swarm node (absent in 0.2.0's report). */
+    role: z.enum(["manager", "worker"]).optional(),
+    /** On a Swarm node: whether forklift drained it for an install or rollback that ended well (absent in 0.2.0's report). */
+    drained: z.boolean().optional(),
     /** Why it failed, naming it. */
     reason: z.string().optional(),
     /** Its install's status line (forklift-host.sh), where it ran to its end. */

@@ -257,6 +257,20 @@ test("an install the rollout did records what the rollout reported; one it has n
     assert.deepEqual(run.outputs.rollout, { steps: [["h1", "10-0-0-3"]], hosts: [{ name: "h1", step: 1, before: "its own Docker", after: "18.03.1-ce bbbbbbbbbbbb", seconds: 3.2, outcome: "updated" }] }, "the report as a stack output");
 });
 
+test("the stack output rollout: each Swarm node's role and whether it was drained; a node whose report says nothing of a drain reads as not drained", () => {
+    const row = { step: 1, before: "its own Docker", after: "18.03.1-ce bbbbbbbbbbbb", seconds: 3, outcome: "updated" };
+    const report = { plan: [["h1", "10-0-0-3"]], report: [{ host: "h1", ...row, role: "manager", drained: true }, { host: "10-0-0-3", ...row, role: "worker" }] };
+    const run = runProgram(hostsStack(), "up", [], JSON.stringify(report));
+    assert.equal(run.error, undefined);
+    assert.deepEqual(
+        run.outputs.rollout.hosts.map((h: { name: string; role?: string; drained?: boolean }) => [h.name, h.role, h.drained]),
+        [
+            ["h1", "manager", true],
+            ["10-0-0-3", "worker", false],
+        ],
+    );
+});
+
 test("waves, the health check, soakSeconds and maxFailures reach the rollout", () => {
     const run = runProgram({ ...hostsStack(), waves: "1,100%", healthCheck: "curl -fsS localhost:8080/health", healthCheckTimeout: 20, soakSeconds: 30, maxFailures: "50%" });
     assert.equal(run.error, undefined);

@@ -4,6 +4,8 @@ import * as assert from "node:assert/strict";
 import { WaveSize, checkPlan, failureBudget, planWaves, waveSizes } from "../../lib/rollout";
 import { planOf } from "../../components/rollout";
 import { planSteps } from "../../local/swarm";
+import { reportTable } from "../../local/rollout";
+import { HostOutcome } from "../../lib/protocol/results";
 
 const sizes: [string, number, WaveSize[], number[]][] = [
     ["one count, repeated", 5, [2], [2, 2, 1]],
@@ -84,4 +86,21 @@ test("planSteps covers exactly the fleet: Swarm members and plain hosts each in 
         { host: "w1", nodeId: "n2", cluster: "c", manager: false },
     ] as Parameters<typeof planSteps>[1];
     assert.deepEqual(planSteps(["p1", "m1", "w1", "p2"], members, new Set(["n1"]), [1]), [["p1"], ["p2"], ["m1"], ["w1"]]);
+});
+
+const outcome = (host: string, extra: Partial<HostOutcome> = {}): HostOutcome => ({ host, step: 1, before: "its own Docker", after: "v1 aaaaaaaaaaaa", seconds: 2.04, outcome: "updated", ...extra });
+test("reportTable: a Swarm column, with the role and the drain, only where the fleet has Swarm nodes", () => {
+    const plain = reportTable({ steps: [["a"]], hosts: [outcome("a")], failures: 0, budget: 0 });
+    assert.deepEqual(plain.slice(1).map((l) => l.split(/\s{2,}/)), [["host", "before → after", "step", "s", "outcome"], ["a", "its own Docker → v1 aaaaaaaaaaaa", "1", "2.0", "updated"]]);
+    const swarm = reportTable({ steps: [["m"], ["w", "p"]], hosts: [outcome("m", { role: "manager", drained: true }), outcome("w", { role: "worker", drained: false, outcome: "unchanged", step: 2 }), outcome("p", { step: 2 })], failures: 0, budget: 0 });
+    assert.equal(swarm[0], "rollout: 2 updated, 1 unchanged (maxFailures 0)");
+    assert.deepEqual(
+        swarm.slice(1).map((l) => l.split(/\s{2,}/)),
+        [
+            ["host", "before → after", "step", "swarm", "s", "outcome"],
+            ["m", "its own Docker → v1 aaaaaaaaaaaa", "1", "manager, drained", "2.0", "updated"],
+            ["w", "its own Docker → v1 aaaaaaaaaaaa", "2", "worker", "2.0", "unchanged"],
+            ["p", "its own Docker → v1 aaaaaaaaaaaa", "2", "-", "2.0", "updated"],
+        ],
+    );
 });
