@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { SwarmConfig } from "../lib/config";
 import { hashInputs } from "../lib/hash";
-import { HostStatus, RolloutResult } from "../lib/protocol/results";
+import { HostStatus, RolloutResult, lastDocument } from "../lib/protocol/results";
 import { CheckedHost, checkedHost, checksJob, hostScriptHash, localCommand, rolloutJob, storeObjectJob, swarmCheck } from "../lib/protocol/local";
 import { WaveSize, checkPlan } from "../lib/rollout";
 import { ArtifactSource, S3Store, SwarmCheck, SwarmNodeJob } from "../lib/protocol/jobs";
@@ -293,16 +293,7 @@ export function storeOf(s: StoreSettings, stackId: string, sha256: string): S3St
  * is neither.
  */
 export function resultOf(stdout: string): RolloutResult {
-    const last = stdout.trim().split("\n").pop() ?? "";
-    let doc: unknown;
-    try {
-        doc = JSON.parse(last);
-    } catch {
-        throw new Error(`the rollout printed no result; its output ended with: ${last.slice(0, 200)}`);
-    }
-    const r = RolloutResult.safeParse(doc);
-    if (!r.success) throw new Error(`the rollout's result is not one this forklift reads: ${r.error.issues.map((i) => `${i.path.join(".") || "(the document)"}: ${i.message}`).join("; ")}`);
-    return r.data;
+    return lastDocument(RolloutResult, stdout, "the rollout");
 }
 
 /** The steps the rollout planned, which must cover exactly HOSTS (an error naming them otherwise). */

@@ -3,6 +3,7 @@
  * JSON result line it prints last.
  */
 import { z } from "zod";
+import { lastDocument } from "./results";
 import { ForkConfig } from "../config";
 import { hashInputs, sha256 } from "../hash";
 import { b64, runScriptFromStdin } from "../shell";
@@ -13,8 +14,13 @@ import { b64, runScriptFromStdin } from "../shell";
  * rebuilds the same bytes and touches no host.
  */
 export function forkInputsKey(fork: ForkConfig): string {
+    return hashInputs({ ...sources(fork), makeVars: fork.makeVars });
+}
+
+/** The fork's sources and version: the cli's and packaging's only for docker-ce-packaging. */
+function sources(fork: ForkConfig): Record<string, string | undefined> {
     const packaging = fork.recipe === "docker-ce-packaging";
-    return hashInputs({
+    return {
         recipe: fork.recipe,
         repo: fork.repo,
         ref: fork.ref,
@@ -23,8 +29,7 @@ export function forkInputsKey(fork: ForkConfig): string {
         packagingRepo: packaging ? fork.packagingRepo : undefined,
         packagingRef: packaging ? fork.packagingRef : undefined,
         version: fork.version,
-        makeVars: fork.makeVars,
-    });
+    };
 }
 
 /**
@@ -41,20 +46,10 @@ export function buildCommand(fork: ForkConfig, key: string, sudo: boolean): stri
         .sort()
         .map((k) => `${k}=${fork.makeVars[k]}\n`)
         .join("");
-    const packaging = fork.recipe === "docker-ce-packaging";
+    // (cliRepo → FORKLIFT_CLI_REPO: the variables build-fork.sh reads)
+    const vars = Object.fromEntries(Object.entries(sources(fork)).map(([k, v]) => [`FORKLIFT_${k.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`, v]));
     return runScriptFromStdin(
-        {
-            FORKLIFT_BUILD_KEY: key,
-            FORKLIFT_RECIPE: fork.recipe,
-            FORKLIFT_REPO: fork.repo,
-            FORKLIFT_REF: fork.ref,
-            FORKLIFT_CLI_REPO: packaging ? fork.cliRepo : undefined,
-            FORKLIFT_CLI_REF: packaging ? fork.cliRef : undefined,
-            FORKLIFT_PACKAGING_REPO: packaging ? fork.packagingRepo : undefined,
-            FORKLIFT_PACKAGING_REF: packaging ? fork.packagingRef : undefined,
-            FORKLIFT_VERSION: fork.version,
-            FORKLIFT_MAKE_VARS_B64: makeVars ? b64(makeVars) : undefined,
-        },
+        { ...vars, FORKLIFT_BUILD_KEY: key, FORKLIFT_MAKE_VARS_B64: makeVars ? b64(makeVars) : undefined },
         ["build"],
         sudo,
     );
@@ -102,14 +97,5 @@ export const BuildResult = z.object({
 export type BuildResult = z.output<typeof BuildResult>;
 
 export function parseBuildResult(stdout: string): BuildResult {
-    const line = stdout.trim().split("\n").pop() ?? "";
-    let doc: unknown;
-    try {
-        doc = JSON.parse(line);
-    } catch {
-        throw new Error(`the build printed no result line; its output ended with: ${line.slice(0, 300)}`);
-    }
-    const r = BuildResult.safeParse(doc);
-    if (!r.success) throw new Error(`the build result is incomplete (${r.error.issues.map((i) => i.path.join(".")).join(", ")}): ${line.slice(0, 300)}`);
-    return r.data;
+    return lastDocument(BuildResult, stdout, "the build");
 }

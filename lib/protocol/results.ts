@@ -126,6 +126,23 @@ export function lastOf<S extends z.ZodType>(schema: S, stdout: string): z.output
     return undefined;
 }
 
+/**
+ * The document WHAT printed as its last line on STDOUT (a build's result, the rollout's), read
+ * against SCHEMA; an error that quotes the output's end, and names the fields that are wrong.
+ */
+export function lastDocument<S extends z.ZodType>(schema: S, stdout: string, what: string): z.output<S> {
+    const last = stdout.trim().split("\n").pop() ?? "";
+    let doc: unknown;
+    try {
+        doc = JSON.parse(last);
+    } catch {
+        throw new Error(`${what} printed no result line; its output ended with: ${last.slice(0, 300)}`);
+    }
+    const r = schema.safeParse(doc);
+    if (!r.success) throw new Error(`${what}'s result is not one this forklift reads (${r.error.issues.map((i) => `${i.path.join(".") || "the document"}: ${i.message}`).join("; ")}): ${last.slice(0, 300)}`);
+    return r.data;
+}
+
 /** A host in the check's result: its release, and its Swarm node (the cluster's whole state stays out). */
 export const CheckedHost = z.object({
     name: z.string(),

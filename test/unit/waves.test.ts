@@ -69,9 +69,9 @@ const rolloutResults: [string, string, string[][] | RegExp][] = [
     ["a host missing from the plan", JSON.stringify({ plan: [["b"], ["a"]], report: [] }), /not in any step: c\b/],
     ["a host twice", JSON.stringify({ plan: [["a", "b"], ["b", "c"]], report: [] }), /in more than one step: b\b/],
     ["a host not in the fleet", JSON.stringify({ plan: [["a", "b", "c", "d"]], report: [] }), /not in the fleet: d\b/],
-    ["a plan that is no list of steps", JSON.stringify({ plan: "b,a" }), /not one this forklift reads: plan: /],
-    ["no plan at all: an error, never batches", JSON.stringify({ hosts: {} }), /not one this forklift reads: plan: /],
-    ["no JSON", "checked\n", /printed no result; its output ended with: checked/],
+    ["a plan that is no list of steps", JSON.stringify({ plan: "b,a" }), /not one this forklift reads \(plan: /],
+    ["no plan at all: an error, never batches", JSON.stringify({ hosts: {} }), /not one this forklift reads \(plan: /],
+    ["no JSON", "checked\n", /printed no result line; its output ended with: checked/],
 ];
 for (const [what, stdout, expected] of rolloutResults) {
     test(`planOf: ${what}`, () => {
