@@ -9,8 +9,9 @@
  *   the drain would take a service down or move data (planDrain) → swarmSurge's extra tasks,
  *   the node paused meanwhile → drain, recorded → its tasks run elsewhere → ACTION (the install
  *   or uninstall) → the node back (Ready, its new engine, a manager reachable with a leader) →
- *   availability restored and the record removed → the extra tasks removed → its services whole
- *   again → the slot given back
+ *   availability restored and the record removed → the slot given back → the extra tasks removed
+ *   (by the last run out of the cluster's drains: another's drain may count on them) → its
+ *   services whole again
  *
  * What this run changes in the cluster is recorded there first, under the stack's identity: a node
  * label forklift.drain.<stack> holding the availability to give back, a service label
@@ -221,7 +222,7 @@ export async function recoverRecords(cluster: Cluster, stackId: string): Promise
     for (const s of await cluster.serviceSpecs()) {
         const record = s.Spec.Labels?.[surge];
         if (record === undefined) continue;
-        done.push(await unsurge(cluster, s, surge, "all"));
+        done.push(await unsurge(cluster, s, surge));
     }
     return done;
 }
@@ -253,20 +254,16 @@ async function surgeUp(cluster: Cluster, s: ServiceSpec, label: string, n: numbe
 }
 
 /**
- * Takes MINE of the extra tasks of service S away ("all": every one the record holds, for a run
- * that was stopped), and the record with the last; where its replica count was changed since
- * (it is not the record's), the count stays and the record goes. Under the cluster's plan lock.
+ * Takes every extra task of service S away, and the record with them (the last run of the stack
+ * out of the cluster's drains does, or the next run after one that was stopped); where its replica
+ * count was changed since (it is not the record's), the count stays and the record goes. Under
+ * the cluster's plan lock.
  */
-async function unsurge(cluster: Cluster, s: ServiceSpec, label: string, mine: number | "all", timeoutMs?: number): Promise<string> {
+async function unsurge(cluster: Cluster, s: ServiceSpec, label: string, timeoutMs?: number): Promise<string> {
     const r = surgeOf(s, label);
     if (!r) {
         await cluster.updateService(s.ID, { unlabel: label }, timeoutMs);
         return `${s.Spec.Name}: its replica count was changed to ${replicaCount(s)} while forklift had it scaled up (${s.Spec.Labels?.[label]}): left as it is`;
-    }
-    const left = mine === "all" ? 0 : Math.max(0, r.extra - mine);
-    if (left > 0) {
-        await cluster.updateService(s.ID, { replicas: r.base + left, label: [label, `${r.base}+${left}`] }, timeoutMs);
-        return `${s.Spec.Name}: ${r.extra - left} extra task(s) removed (${left} stay, for another node being drained)`;
     }
     await cluster.updateService(s.ID, { replicas: r.base, unlabel: label }, timeoutMs);
     return `${s.Spec.Name}: back to ${r.base} replicas (its ${r.extra} extra task(s) removed)`;
@@ -316,7 +313,7 @@ export async function finishStoppedRun(ssh: Ssh, host: RemoteHost, info: SwarmIn
     try {
         for (let i = 0; i < job.maxDrained; i++) if (await isHeld(`drain-${clusterId}-${i}`)) return;
         const left = (await cluster.serviceSpecs()).filter((s) => s.Spec.Labels?.[surge] !== undefined);
-        for (const s of left) log(`${host.name}: ${await unsurge(cluster, s, surge, "all")} (scaled up by a forklift run that was stopped)`);
+        for (const s of left) log(`${host.name}: ${await unsurge(cluster, s, surge)} (scaled up by a forklift run that was stopped)`);
     } finally {
         planned();
     }
@@ -368,28 +365,39 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
         inflight = p.catch(() => undefined);
         return p;
     };
+    // the cluster's drain slots (swarmMaxDrained), and the one this run holds
+    const slots = Array.from({ length: job.maxDrained }, (_, i) => `drain-${clusterId}-${i}`);
+    let mySlot: { name: string; release: () => void } | undefined;
     // one give-back at a time (a stop's and the run's own): each takes what is left to give
     let givingBack: Promise<void> = Promise.resolve();
     const giveBack = (timeoutMs?: number): Promise<void> => {
         const next = givingBack.then(async () => {
             await inflight;
-            if (surged.size > 0) {
-                const planned = await takeLock(`plan-${clusterId}`);
-                try {
-                    for (const [service, { id, extra }] of [...surged]) {
-                        surged.delete(service);
-                        const spec = (await cluster.serviceSpecs()).find((x) => x.ID === id);
-                        if (spec) log(`${name}: ${await unsurge(cluster, spec, surge, extra, timeoutMs)}`);
-                    }
-                } finally {
-                    planned();
-                }
-            }
             if (restore !== undefined) {
                 const to = restore;
                 await cluster.restoreNode(info.NodeID, to, drain, timeoutMs);
                 restore = undefined;
                 log(`${name}: availability ${to} restored`);
+            }
+            if (surged.size > 0 || (job.surge > 0 && mySlot)) {
+                // The extra tasks stay while another run drains a node of the cluster: its drain
+                // may count on them (its node can hold more of a service's tasks than its own
+                // surge adds, those that moved there from this node). The last run out takes them
+                // all. This run's slot goes first, under the plan lock, so that of two runs ending
+                // together one sees the other gone.
+                const planned = await takeLock(`plan-${clusterId}`);
+                try {
+                    mySlot?.release();
+                    mySlot = undefined;
+                    surged.clear();
+                    let others = false;
+                    for (const s of slots) if (!others && (await isHeld(s))) others = true;
+                    for (const spec of (await cluster.serviceSpecs()).filter((x) => x.Spec.Labels?.[surge] !== undefined)) {
+                        log(`${name}: ${others ? `${spec.Spec.Name}: its extra task(s) stay while another node of the cluster is drained` : await unsurge(cluster, spec, surge, timeoutMs)}`);
+                    }
+                } finally {
+                    planned();
+                }
             }
         });
         givingBack = next.catch(() => undefined);
@@ -415,7 +423,8 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
         if (manager) releases.push(await takeLock(`present-${clusterId}-${info.NodeID}`));
         for (;;) {
             if (manager) await leaderLast(cluster, clusterId, info.NodeID, name, log);
-            const slot = await takeOneOf(Array.from({ length: job.maxDrained }, (_, i) => `drain-${clusterId}-${i}`));
+            const slot = await takeOneOf(slots);
+            mySlot = slot;
             releases.push(slot.release);
             if (!manager) break;
             releases.push(await takeLock(`manager-${clusterId}`));
