@@ -29,7 +29,7 @@ export function install(job: FleetHostJob, log: (line: string) => void): Promise
 
 /**
  * Back to the release before on JOB's host, after the current one failed its health check once
- * committed (a soak); returns the host's status line.
+ * committed (a soak).
  */
 export function rollBack(job: FleetHostJob, log: (line: string) => void): Promise<Changed> {
     if (!job.rollback || !job.rollbackDrained) throw new Error(`${job.host.name}: this job was made by an older forklift, which cannot roll a host back after its install`);

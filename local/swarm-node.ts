@@ -343,10 +343,9 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
     const releaseAll = () => releases.splice(0).reverse().forEach((r) => r());
     const drain = drainLabel(job.stackId);
     const surge = surgeLabel(job.stackId);
-    // what this run changed and must give back: the node's availability, services scaled up
+    // what this run changed and must give back: the node's availability (services scaled up are
+    // recorded on the services themselves, and given back by the last run holding a drain slot)
     let restore: string | undefined;
-    // (per service: how many extra tasks this run added)
-    const surged = new Map<string, { id: string; extra: number }>();
     let phase: "before" | "changing" | "acting" = "before";
     let mark = Date.now();
     // each line says how long its part took: where a node's time goes (drain, restart, rejoin,
@@ -379,7 +378,7 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
                 restore = undefined;
                 log(`${name}: availability ${to} restored`);
             }
-            if (surged.size > 0 || (job.surge > 0 && mySlot)) {
+            if (job.surge > 0 && mySlot) {
                 // The extra tasks stay while another run drains a node of the cluster: its drain
                 // may count on them (its node can hold more of a service's tasks than its own
                 // surge adds, those that moved there from this node). The last run out takes them
@@ -387,11 +386,12 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
                 // together one sees the other gone.
                 const planned = await takeLock(`plan-${clusterId}`);
                 try {
-                    mySlot?.release();
+                    // (its own slot is not looked at: a released lock is free a moment later)
+                    const mine = mySlot.name;
+                    mySlot.release();
                     mySlot = undefined;
-                    surged.clear();
                     let others = false;
-                    for (const s of slots) if (!others && (await isHeld(s))) others = true;
+                    for (const s of slots) if (s !== mine && !others && (await isHeld(s))) others = true;
                     for (const spec of (await cluster.serviceSpecs()).filter((x) => x.Spec.Labels?.[surge] !== undefined)) {
                         log(`${name}: ${others ? `${spec.Spec.Name}: its extra task(s) stay while another node of the cluster is drained` : await unsurge(cluster, spec, surge, timeoutMs)}`);
                     }
@@ -480,9 +480,7 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
             }
             for (const s of services.filter((x) => plan.surge.has(x.Spec.Name))) {
                 const n = plan.surge.get(s.Spec.Name)!;
-                surged.set(s.Spec.Name, { id: s.ID, extra: 0 });
                 extra.set(s.Spec.Name, await change("scaling up its services", () => surgeUp(cluster, s, surge, n)));
-                surged.set(s.Spec.Name, { id: s.ID, extra: n });
             }
             if (plan.surge.size === 0 && me.Spec.Availability !== "drain") {
                 log(`${name}: draining its node (${plan.onNode.size} service(s) with tasks on it; through ${cluster.via})`);
