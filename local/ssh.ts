@@ -44,9 +44,6 @@ export function renderRoute(alias: string, host: RemoteHost, dir: string, insecu
             // keepalives instead of hanging until TCP gives up, hours later
             `  ServerAliveInterval ${host.route.connectTimeout}`,
             "  ServerAliveCountMax 3",
-            // AES-GCM first (the CPU's AES instructions): the artifact's copies are the bulk of
-            // what these sessions carry (BENCHMARKS.md, change 2); OpenSSH's default set, reordered
-            "  Ciphers aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr",
         ];
         if (hop.privateKey) {
             const file = `${hopAlias}.key`;

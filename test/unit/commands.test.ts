@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { ForkConfig } from "../../lib/config";
@@ -14,7 +14,7 @@ import { parseChecksJob, parseFleetHostJob } from "../../local/input";
 import { NO_SWARM, defaultSwarmCheck } from "../support/local";
 import { planBatches } from "../../lib/rollout";
 import { envPrefix, renderUserData, runScriptFromStdin, shq } from "../../lib/shell";
-import { readScript } from "../../lib/protocol/script";
+import { SCRIPTS_DIR, readScript } from "../../lib/protocol/script";
 import { renderManagedFiles } from "../../lib/units";
 
 const quoting: [string, string][] = [
@@ -299,3 +299,36 @@ const errorLines: [string, string, HostErrorLine | undefined][] = [
 for (const [what, stdout, expected] of errorLines) {
     test(`the error line: ${what}`, () => assert.deepEqual(lastOf(HostErrorLine, stdout), expected));
 }
+
+// ---- forklift-host.sh in parts (scripts/host/), sent as one script ----
+
+test("readScript: forklift-host.sh travels with every part of scripts/host/ in it, once, in place of its source line", () => {
+    const sent = readScript("forklift-host.sh");
+    const parts = readdirSync(path.join(SCRIPTS_DIR, "host")).filter((f) => f.endsWith(".sh"));
+    assert.ok(parts.length >= 5, `the parts are in scripts/host/ (found ${parts.join(", ")})`);
+    for (const part of parts) {
+        // each part's own text (without its shellcheck line) appears exactly once
+        const body = readFileSync(path.join(SCRIPTS_DIR, "host", part), "utf8").replace(/^# shellcheck shell=bash\n/, "").trimEnd();
+        assert.equal(sent.split(body).length - 1, 1, `${part} is in the script sent, once`);
+    }
+    assert.doesNotMatch(sent, /FORKLIFT_PARTS|shellcheck source=/, "nothing that only serves a run from a checkout");
+    assert.equal(readScript("build-fork.sh"), readFileSync(path.join(SCRIPTS_DIR, "build-fork.sh"), "utf8"), "a script without parts is sent as it is");
+});
+
+test("forklift-host.sh: the script sent and the checkout's (which sources its parts) answer alike", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "forklift-parts-"));
+    try {
+        const sent = path.join(dir, "forklift-host.sh");
+        writeFileSync(sent, readScript("forklift-host.sh"));
+        const env = { ...process.env, FORKLIFT_HOST: "h1" };
+        for (const script of [sent, path.join(SCRIPTS_DIR, "forklift-host.sh")]) {
+            const r = spawnSync("bash", [script, "no-such-mode"], { encoding: "utf8", env });
+            assert.equal(r.status, 1, `${script}: ${r.stderr}`);
+            const fatal = lastOf(Fatal, r.stdout);
+            assert.match(fatal?.fatal ?? "", /^usage: .* install\|install-drained\|uninstall/, `${script}: the usage, from main, after every part was read`);
+            assert.match(r.stderr, /\[forklift h1\] ERROR: usage:/);
+        }
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
+});
