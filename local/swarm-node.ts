@@ -21,12 +21,14 @@
  * replaced at that moment.
  *
  * Every wait is bounded (drainTimeout, nodeTimeout) and every docker command too (DOCKER_SECONDS).
+ * The rejoin after the restart is the host script's to wait for (rejoinWait in swarm.ts).
  */
 import { DOCKER_SECONDS, dockerCommand } from "../lib/protocol/swarm";
 import { RemoteHost, SwarmNodeJob } from "../lib/protocol/jobs";
 import { INTERRUPT_SECONDS, isStopping, onInterrupt } from "./interrupt";
 import { isHeld, takeLock, takeOneOf } from "./lock";
-import { NodeRow, SwarmInfo, TaskRow, isManagerRow, isReachableManager, quorumProblem, runningTasks } from "./swarm";
+import { NodeRow, SwarmInfo, TaskRow, isManagerRow, isReachableManager, quorumProblem, rejoinWait, runningTasks } from "./swarm";
+import { HostError } from "./remote";
 import { NodeSpec, RunningTasks, ServiceSpec, planDrain, replicaCount } from "./swarm-drain";
 import { Ssh } from "./ssh";
 
@@ -319,10 +321,14 @@ export async function finishStoppedRun(ssh: Ssh, host: RemoteHost, info: SwarmIn
     }
 }
 
-/** What ACTION reports: the node's engine version once it is back (none: any will do); GONE: it has no engine now. */
+/**
+ * What ACTION reports: the node's engine version once it is back (none: any will do); GONE: it has
+ * no engine now; REJOINED: the host script saw its node back in its Swarm before it ended.
+ */
 export interface NodeAction {
     engineVersion?: string;
     gone?: boolean;
+    rejoined?: boolean;
 }
 
 /**
@@ -536,7 +542,9 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
             await giveBack();
             return;
         }
-        const back = await waitFor(job.nodeTimeout, async () => {
+        // (a failed run that printed its status ran to its end: its rollback waited for the rejoin)
+        const wait = rejoinWait(failure ? failure instanceof HostError && failure.status !== undefined : done.rejoined === true, job.nodeTimeout);
+        const back = await waitFor(wait.seconds, async () => {
             const now = (await cluster.nodes()).find((n) => n.ID === info.NodeID);
             if (!now || now.Status !== "Ready") return false;
             if (!failure && done.engineVersion && now.EngineVersion !== done.engineVersion) return false;
@@ -544,7 +552,7 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
             return true;
         });
         if (!back) {
-            throw failure ?? new SwarmError(`${name}: its node was not back in its cluster within ${job.nodeTimeout}s (swarmNodeTimeout: Ready, engine ${done.engineVersion ?? "?"}${manager ? ", a reachable manager with a leader elected" : ""})`);
+            throw failure ?? new SwarmError(`${name}: its node was not back in its cluster within ${wait.seconds}s (${wait.what}: Ready, engine ${done.engineVersion ?? "?"}${manager ? ", a reachable manager with a leader elected" : ""})`);
         }
         if (restore !== undefined) {
             const to = restore;

@@ -82,6 +82,27 @@ export function runningTasks(tasks: TaskRow[]): TaskRow[] {
 }
 
 /**
+ * Seconds the cluster's managers get to see what a node's host script saw (its node back in its
+ * Swarm). The rejoin is the host script's to wait for, within swarmNodeTimeout: there it decides
+ * whether the new release stays, even where the SSH session is gone. The managers learn of it
+ * within a heartbeat or two (5 s each by default).
+ */
+export const CLUSTER_CATCHUP_SECONDS = 30;
+
+/**
+ * How long the local side waits for a node to be back as its cluster sees it, after its host's
+ * run: the host script waited for the rejoin itself when it ran to its end (HOST_ENDED: it printed
+ * its status, rolled back or not), so only the cluster's catching up is left; where its end is
+ * unknown (the session lost, the run killed), the rejoin has not been waited for: swarmNodeTimeout.
+ * One swarmNodeTimeout per restart, not two.
+ */
+export function rejoinWait(hostEnded: boolean, nodeTimeout: number): { seconds: number; what: string } {
+    return hostEnded
+        ? { seconds: Math.min(CLUSTER_CATCHUP_SECONDS, nodeTimeout), what: "its host saw it back; the cluster catching up" }
+        : { seconds: nodeTimeout, what: "swarmNodeTimeout" };
+}
+
+/**
  * Why the node NODE_ID (a manager) must not go down now, or undefined when it may: the cluster
  * needs a leader, every other manager reachable, and a majority of its managers left while it is
  * down. ALLOW_TWO: a cluster of 2 managers (which tolerates none down) may go ahead.
