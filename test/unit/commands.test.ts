@@ -126,7 +126,7 @@ test("build command: the script gets every input, and the make variables as they
  * the real script's length (SCRIPT's bytes, the count the command reads) records its FORKLIFT_*
  * variables, its arguments and the rest of stdin. REST follows the script on stdin (a tgz).
  */
-function runWithStandIn(cmd: string, script: string, rest = ""): { vars: Record<string, string>; args: string; stdin: string; status: number | null } {
+function runWithStandIn(cmd: string, script: string, rest = ""): { vars: Record<string, string>; args: string; stdin: string; status: number | null; stderr: string } {
     const out = mkdtempSync(path.join(tmpdir(), "forklift-standin-"));
     try {
         const record = `#!/bin/bash\nenv -0 | grep -z '^FORKLIFT_' > ${out}/vars; echo "$*" > ${out}/args; cat > ${out}/stdin\n`;
@@ -140,7 +140,7 @@ function runWithStandIn(cmd: string, script: string, rest = ""): { vars: Record<
                 .filter(Boolean)
                 .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
         );
-        return { vars, args: readFileSync(path.join(out, "args"), "utf8").trim(), stdin: readFileSync(path.join(out, "stdin"), "utf8"), status: r.status };
+        return { vars, args: readFileSync(path.join(out, "args"), "utf8").trim(), stdin: readFileSync(path.join(out, "stdin"), "utf8"), status: r.status, stderr: r.stderr };
     } finally {
         rmSync(out, { recursive: true, force: true });
     }
@@ -247,9 +247,17 @@ test("checkCommand: a login user without sudo gets the one message, naming it, a
     assert.equal(r.stdout.trim().split("\n").length, 1, "nothing else ran");
 });
 
-test("the local commands' command lines name the job and what the plan should show, quoted once", () => {
-    assert.equal(localCommand("install", "web1", "abcdef012345"), "node --require tsx/cjs local/main.ts install web1 abcdef012345");
-    assert.equal(localCommand("uninstall", "it's"), "node --require tsx/cjs local/main.ts uninstall 'it'\\''s'");
+test("the local commands' command lines run local/main.ts with the job and what the plan should show, each word as given", () => {
+    // a `node` that records what it was handed
+    const dir = mkdtempSync(path.join(tmpdir(), "forklift-node-"));
+    try {
+        writeFileSync(path.join(dir, "node"), '#!/bin/bash\nprintf "%s\\n" "$@"\n', { mode: 0o755 });
+        const argv = (line: string) => spawnSync("bash", ["-c", line], { encoding: "utf8", env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } }).stdout.trimEnd().split("\n");
+        assert.deepEqual(argv(localCommand("install", "web1", "abcdef012345")), ["--require", "tsx/cjs", "local/main.ts", "install", "web1", "abcdef012345"]);
+        assert.deepEqual(argv(localCommand("uninstall", "it's $(x) a b")), ["--require", "tsx/cjs", "local/main.ts", "uninstall", "it's $(x) a b"]);
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
 });
 
 test("a fleet host's job: the install and uninstall as root or through sudo, the host script it was made for", () => {
@@ -259,9 +267,18 @@ test("a fleet host's job: the install and uninstall as root or through sudo, the
     assert.equal(job.v, 1);
     assert.deepEqual(job.host, host);
     assert.deepEqual(job.artifact, source);
-    assert.match(job.install, /sudo -n env .*bash "\$f" install;/);
-    assert.match(job.install, /FORKLIFT_DAEMON_JSON_B64='' /, "daemon.json left alone: manageDaemonJson false");
-    assert.match(job.uninstall, /sudo -n env .*forklift-host\.sh uninstall/);
+    // run, with a `sudo` that says how it was asked and runs the rest (as passwordless sudo does)
+    const SUDO = 'sudo() { [ "$1" = -n ] || return 9; shift; echo "sudo -n" >&2; "$@"; }; ';
+    const installed = runWithStandIn(SUDO + job.install, readScript("forklift-host.sh"), "tgz");
+    assert.equal(installed.status, 0);
+    assert.equal(installed.args, "install");
+    assert.equal(installed.vars.FORKLIFT_DAEMON_JSON_B64, "", "daemon.json left alone: manageDaemonJson false");
+    assert.equal(installed.stdin, "tgz");
+    assert.match(installed.stderr, /^sudo -n$/m, "through sudo, never asking for a password");
+    // the uninstall runs the copy the install left, through sudo; where there is none it says so
+    const uninstalled = spawnSync("bash", ["-c", SUDO + job.uninstall], { encoding: "utf8" });
+    assert.equal(uninstalled.status, 0, uninstalled.stderr);
+    assert.equal(uninstalled.stdout, "forklift: nothing installed on h1\n");
     assert.equal(job.hostScriptSha256, sha256(readScript("forklift-host.sh")));
     // every value read back by the local side as written
     assert.deepEqual(parseFleetHostJob(JSON.stringify(job)), job);
@@ -271,7 +288,7 @@ test("the check's job: every host with its command, the artifact to stage only a
     const host = { name: "h1", route: { address: "10.0.0.4", port: 22, user: "root", hostKey: "ssh-ed25519 AAAA", privateKey: "K", connectTimeout: 10 } };
     const pre = checksJob("precheck", false, [checkedHost(host, OWNER)], defaultSwarmCheck());
     assert.equal(pre.artifact, undefined);
-    assert.match(pre.hosts[0].command, /bash "\$f" check;/);
+    assert.equal(runWithStandIn(NO_SUDO + pre.hosts[0].command, readScript("forklift-host.sh")).args, "check");
     assert.deepEqual(parseChecksJob(JSON.stringify(pre)), pre);
     const source = { sha256: "a".repeat(64), path: "/b.tgz", builder: host, cacheDir: "c" };
     const check = checksJob("check", true, [checkedHost(host, OWNER, { sha256: "a".repeat(64), needKiB: 9 })], defaultSwarmCheck(), source);
