@@ -89,6 +89,7 @@ export = () => {
         artifact: {
             builder: builder.host,
             inputsKey: build.inputsKey,
+            label: `${cfg.fork.repo}@${cfg.fork.ref}`,
             remotePath: build.result.artifact,
             sha256: build.result.sha256,
             size: build.result.size,

@@ -14,6 +14,8 @@ export interface Artifact {
     builder: ReachableHost;
     /** The hash of the fork's inputs, known before the build runs (see ForkBuild). */
     inputsKey: string;
+    /** What is built, for people: the fork's repository and ref. */
+    label: string;
     /** Its path on the build host (the same for the same bytes: see BuildResult). */
     remotePath: pulumi.Input<string>;
     sha256: pulumi.Input<string>;

@@ -1,11 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { spawn } from "node:child_process";
+import * as path from "node:path";
 import { SwarmConfig } from "../lib/config";
 import { hashInputs } from "../lib/hash";
-import { HostStatus, RolloutResult, lastDocument } from "../lib/protocol/results";
-import { CheckedHost, checkedHost, checksJob, hostScriptHash, localCommand, rolloutJob, storeObjectJob, swarmCheck } from "../lib/protocol/local";
-import { WaveSize, checkPlan } from "../lib/rollout";
-import { ArtifactSource, S3Store, SwarmCheck, SwarmNodeJob } from "../lib/protocol/jobs";
+import { HostStatus, PreviewPlan, RolloutResult, lastDocument } from "../lib/protocol/results";
+import { checkedHost, checksJob, hostScriptHash, localCommand, planJob, rolloutJob, storeObjectJob, swarmCheck } from "../lib/protocol/local";
+import { WaveSize, checkPlan, planTable } from "../lib/rollout";
+import { ArtifactSource, ChecksJob, S3Store, SwarmCheck, SwarmNodeJob } from "../lib/protocol/jobs";
 import { ReachableHost, configuredHost, remoteHost } from "../lib/connection";
 import { Artifact, FleetHost, hostOwner } from "./fleet-host";
 
@@ -108,6 +110,8 @@ export class Rollout extends pulumi.ComponentResource {
             }));
         if (args.store) storeObject(source.apply((s) => s.store!));
         const managers = swarmManagers();
+        // (FORKLIFT_PLAN's table, where it was asked for: see showPlan)
+        let plannedPreview: pulumi.Output<string> | undefined;
         const precheck = (this.precheck = createPrecheck());
         // Each install waits for the step before its own in the check's plan (the first step for
         // the check and the precheck). The check is made from every host's install, so it comes
@@ -128,7 +132,7 @@ export class Rollout extends pulumi.ComponentResource {
         settleCheck(check);
         this.statuses = pulumi.all(hosts.map((h, i) => pulumi.all([h.status, args.hosts[i].address]).apply(([s, address]) => ({ ...s, address }))));
         this.report = check.stdout.apply(reportOf);
-        this.registerOutputs({ statuses: this.statuses, report: this.report });
+        this.registerOutputs({ statuses: this.statuses, report: this.report, ...(plannedPreview ? { plan: plannedPreview } : {}) });
 
         // What the install of HOST waits for: the installs of the step before its own.
         function after(host: string): pulumi.Output<pulumi.Resource[]> {
@@ -201,6 +205,8 @@ export class Rollout extends pulumi.ComponentResource {
             const existing = args.hosts.filter((h) => !h.instance);
             if (existing.length === 0) return undefined;
             const hosts = existing.map((h) => pulumi.all([remoteHost(h, args.insecureSkipHostKeyCheck), hostOwner(h, args.stackId)]).apply(([remote, owner]) => checkedHost(remote, owner)));
+            const job = pulumi.all([pulumi.all(hosts), managers.check]).apply(([all, swarm]) => checksJob("precheck", args.insecureSkipHostKeyCheck, all, swarm));
+            if (planRequested()) showPlan(job);
             const key = pulumi.all([pulumi.all(hosts), managers.check]).apply(([all, swarm]) =>
                 hashInputs({
                     fork: args.artifact.inputsKey,
@@ -211,7 +217,22 @@ export class Rollout extends pulumi.ComponentResource {
                     swarm,
                 }),
             );
-            return checkAll("precheck", hosts, key);
+            return checkAll("precheck", job, key);
+        }
+
+        // `FORKLIFT_PLAN=1 pulumi preview`: the plan before anything changes, from the precheck
+        // (read-only on the hosts) run now by `main.ts plan`, shown as this component's message.
+        // The release's sha256 is known where the build is the one in the state.
+        function showPlan(checks: pulumi.Output<ChecksJob>): void {
+            const launched = args.hosts.filter((h) => h.instance).map((h) => h.name);
+            const plan = checks.apply(async (c) => {
+                const sha256 = await knownNow(pulumi.output(args.artifact.sha256));
+                const out = await runLocal("plan", JSON.stringify(planJob(c, { label: args.artifact.label, sha256 }, launched)));
+                const table = planTable(lastDocument(PreviewPlan, out, "`main.ts plan`"));
+                await pulumi.log.info(table, parent);
+                return table;
+            });
+            plannedPreview = plan;
         }
 
         // When the fork is built, the rollout, in one local command (one of the engine's slots):
@@ -263,8 +284,7 @@ export class Rollout extends pulumi.ComponentResource {
 
         // One local command (`main.ts check`, NAME-PHASE) that checks HOSTS at once; a new KEY
         // runs it again.
-        function checkAll(phase: "precheck", hosts: pulumi.Output<CheckedHost>[], key: pulumi.Output<string>) {
-            const job = pulumi.all([pulumi.all(hosts), managers.check]).apply(([all, swarm]) => checksJob(phase, args.insecureSkipHostKeyCheck, all, swarm));
+        function checkAll(phase: "precheck", job: pulumi.Output<ChecksJob>, key: pulumi.Output<string>) {
             return new command.local.Command(
                 `${name}-${phase}`,
                 {
@@ -342,4 +362,34 @@ export function statusIn(stdout: string, host: string): string | undefined {
  */
 function fleetHostName(name: string, host: ReachableHost): string {
     return host.instance ? host.name : `${name}-${host.name}`;
+}
+
+/** Whether this run is a `pulumi preview` asked to show the plan (FORKLIFT_PLAN=1). */
+function planRequested(): boolean {
+    return pulumi.runtime.isDryRun() && !!process.env.FORKLIFT_PLAN && process.env.FORKLIFT_PLAN !== "0";
+}
+
+/**
+ * O's value where it is known now, undefined where it is not (in a preview: a resource still to
+ * change). The SDK has no public way to ask without waiting for a value that will not come; its
+ * Output keeps the answer in `isKnown` (asserted by test/unit/plan.test.ts).
+ */
+export async function knownNow<T>(o: pulumi.Output<T>): Promise<T | undefined> {
+    const impl = o as unknown as { isKnown?: Promise<boolean>; promise?: () => Promise<T> };
+    if (!(impl.isKnown instanceof Promise) || typeof impl.promise !== "function") throw new Error("@pulumi/pulumi's Output no longer has isKnown and promise(): forklift's plan cannot tell a known value from one still to come");
+    return (await impl.isKnown) ? await impl.promise() : undefined;
+}
+
+/** Runs the local command JOB (local/main.ts) with STDIN, as the command provider runs one: its stdout, or an error with its message. */
+function runLocal(job: "plan", stdin: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+        const child = spawn("bash", ["-c", localCommand(job)], { cwd: path.join(__dirname, ".."), stdio: ["pipe", "pipe", "pipe"] });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        child.on("error", reject);
+        child.on("close", (code) => (code === 0 ? resolve(stdout) : reject(new Error(`forklift's plan (FORKLIFT_PLAN): ${stderr.trim().split("\n").slice(-3).join("; ") || `exit ${code}`}`))));
+        child.stdin.end(stdin);
+    });
 }

@@ -4,6 +4,7 @@
  * of the group, the last repeated, as Ansible's `serial` does: [1, "25%", "100%"] is a canary,
  * then a quarter of the fleet at a time, then the rest. A plain `batchSize: N` is [N].
  */
+import type { PreviewPlan } from "./protocol/results";
 
 /** One wave's size: a number of hosts, or a percentage of the group ("25%"). */
 export type WaveSize = number | `${number}%`;
@@ -79,4 +80,13 @@ export function checkPlan(plan: readonly (readonly string[])[], hosts: readonly 
     ].filter(Boolean);
     if (wrong.length) throw new Error(`the rollout's plan does not cover exactly the fleet (${wrong.join("; ")}): this is a bug of forklift, nothing was changed`);
     return plan.map((s) => [...s]);
+}
+
+/** The plan before a rollout (local/plan.ts) as a table for people: the preview's message. */
+export function planTable(plan: PreviewPlan): string {
+    const head = ["step", "host", "now", "release changes", "swarm", "drained"];
+    const body = plan.hosts.map((r) => [r.step ? String(r.step) : "-", r.host, r.current, r.change, r.role || "-", r.drained || "-"]);
+    const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
+    const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+    return [`the plan: install ${plan.target}`, line(head), ...body.map(line)].join("\n");
 }

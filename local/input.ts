@@ -5,7 +5,7 @@
  * forklift did not write read as their defaults.
  */
 import { z } from "zod";
-import { ChecksJob, FleetHostJob, JOB_VERSION, RolloutJob, StoreObjectJob } from "../lib/protocol/jobs";
+import { ChecksJob, FleetHostJob, JOB_VERSION, PlanJob, RolloutJob, StoreObjectJob } from "../lib/protocol/jobs";
 
 export class InputError extends Error {}
 
@@ -43,3 +43,6 @@ export const parseFleetHostJob = (text: string): FleetHostJob => read(FleetHostJ
 
 /** The document of `main.ts rollout`. */
 export const parseRolloutJob = (text: string): RolloutJob => read(RolloutJob, text);
+
+/** The document of `main.ts plan`. */
+export const parsePlanJob = (text: string): PlanJob => read(PlanJob, text);

@@ -7,6 +7,7 @@
  *   node --require tsx/cjs local/main.ts install [NAME KEY]   one fleet host's install
  *   node --require tsx/cjs local/main.ts uninstall [NAME]     one fleet host's uninstall
  *   node --require tsx/cjs local/main.ts store-delete [KEY]   the artifact's object out of the store
+ *   node --require tsx/cjs local/main.ts plan                 the plan before a rollout (FORKLIFT_PLAN=1 pulumi preview)
  *
  * The job is one JSON document on stdin (lib/protocol/jobs.ts); the words after the job's name are only
  * there for `pulumi preview`'s plan (what the command is about) and are not read. Progress and
@@ -17,7 +18,9 @@ import { HostCheck, runChecks } from "./check";
 import { inSwarm } from "./swarm";
 import { CheckedHost } from "../lib/protocol/results";
 import { install, uninstall } from "./fleet-host";
-import { InputError, parseChecksJob, parseFleetHostJob, parseRolloutJob, parseStoreObjectJob } from "./input";
+import { InputError, parseChecksJob, parseFleetHostJob, parsePlanJob, parseRolloutJob, parseStoreObjectJob } from "./input";
+import { planOfFleet } from "./plan";
+import { planTable } from "../lib/rollout";
 import { runRollout } from "./rollout";
 import { deleteObject, describe } from "./store";
 import { legacyUninstallJob } from "./legacy";
@@ -60,6 +63,16 @@ async function main(job: string | undefined): Promise<void> {
             }
             return;
         }
+        case "plan": {
+            // the precheck (read-only on the hosts), and what the rollout would do with what it found
+            const job = parsePlanJob(await readStdin());
+            const report = await runChecks({ ...job.checks, phase: "precheck" }, log);
+            const facts = new Map(report.hosts.filter((h) => h.facts).map((h) => [h.name, h.facts!]));
+            const plan = planOfFleet(job, facts, report.steps);
+            pass(planTable(plan));
+            process.stdout.write(JSON.stringify(plan) + "\n");
+            return;
+        }
         case "install":
             process.stdout.write(JSON.stringify((await install(parseFleetHostJob(await readStdin()), pass)).status) + "\n");
             return;
@@ -77,7 +90,7 @@ async function main(job: string | undefined): Promise<void> {
             await uninstall(legacyUninstallJob(process.env, await readStdin()), pass);
             return;
         default:
-            throw new InputError(`usage: local/main.ts check|rollout|install|uninstall|store-delete < job.json (got ${job ?? "nothing"})`);
+            throw new InputError(`usage: local/main.ts check|rollout|install|uninstall|store-delete|plan < job.json (got ${job ?? "nothing"})`);
     }
 }
 

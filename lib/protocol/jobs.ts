@@ -175,6 +175,25 @@ export type SwarmNodeJob = z.output<typeof SwarmNodeJob>;
  * The removal of the artifact's object from the store (`store-delete`): when the stack rolls out
  * another artifact (after that `pulumi up`), or is destroyed.
  */
+/**
+ * `main.ts plan`'s job (`FORKLIFT_PLAN=1 pulumi preview`): the precheck's job, and the release the
+ * rollout would install (its sha256 where the build is the one already done), for the plan before
+ * anything changes. Not kept in the state.
+ */
+export const PlanJob = object({
+    v: z.literal(JOB_VERSION, says(`expected ${JOB_VERSION}`)),
+    checks: ChecksJob,
+    target: object({
+        /** What is built: the fork's repository and ref. */
+        label: text,
+        /** The release's sha256, where the build is unchanged (its result is in the state). */
+        sha256: optionalText,
+    }),
+    /** Hosts forklift launches in this `pulumi up` (not reachable before it). */
+    launched: names("a host name").default([]),
+});
+export type PlanJob = z.output<typeof PlanJob>;
+
 export const StoreObjectJob = object({ v: z.literal(JOB_VERSION, says(`expected ${JOB_VERSION}`)), store: ArtifactStore });
 export type StoreObjectJob = z.output<typeof StoreObjectJob>;
 

@@ -7,13 +7,13 @@
 import { sha256 } from "../hash";
 import { shq } from "../shell";
 import { needsContainerdUnit, renderManagedFiles, renderSwarmDaemonJson } from "../units";
-import { ArtifactSource, ArtifactStore, ChecksJob, FleetHostJob, JOB_VERSION, RemoteHost, RolloutJob, StoreObjectJob, SwarmCheck, SwarmNodeJob } from "./jobs";
+import { ArtifactSource, ArtifactStore, ChecksJob, FleetHostJob, JOB_VERSION, PlanJob, RemoteHost, RolloutJob, StoreObjectJob, SwarmCheck, SwarmNodeJob } from "./jobs";
 import { InstallInputs, Owner, checkCommand, installCommand, uninstallCommand } from "./host";
 import { readScript } from "./script";
 import { WaveSize } from "../rollout";
 import { swarmProbeCommand } from "./swarm";
 
-export type LocalJob = "check" | "rollout" | "install" | "uninstall" | "store-delete";
+export type LocalJob = "check" | "rollout" | "install" | "uninstall" | "store-delete" | "plan";
 
 /** `node --require tsx/cjs local/main.ts JOB WORDS...`, run in the project directory. */
 export function localCommand(job: LocalJob, ...words: string[]): string {
@@ -128,6 +128,11 @@ export function swarmCheck(s: SwarmCheckSpec): SwarmCheck {
 /** The job of `main.ts check`: the precheck, or the check after the build that stages ARTIFACT. */
 export function checksJob(phase: "precheck" | "check", insecure: boolean, hosts: CheckedHost[], swarm: SwarmCheck, artifact?: ArtifactSource): ChecksJob {
     return { v: JOB_VERSION, phase, insecure, hosts, swarm, ...(artifact ? { artifact } : {}) };
+}
+
+/** The job of `main.ts plan`: the precheck CHECKS, and the release the rollout would install (TARGET). */
+export function planJob(checks: ChecksJob, target: PlanJob["target"], launched: string[]): PlanJob {
+    return { v: JOB_VERSION, checks, target, launched };
 }
 
 /** Room a host needs for a release of SIZE bytes: the staged tgz, the unpacked release, and the previous one kept for rollback. */

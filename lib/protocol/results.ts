@@ -52,6 +52,8 @@ export const HostFacts = z.object({
     currentVersion: z.string().default(""),
     /** whether `current` passed a soak's health check */
     soaked: z.boolean().default(false),
+    /** the running engine's version ("": none answered; absent before 0.3) */
+    engine: z.string().default(""),
     /** the node's Swarm part, null outside a Swarm */
     swarm: docker<SwarmInfo>().nullable(),
     /** the cluster's nodes, on a manager */
@@ -188,3 +190,23 @@ export type HostOutcome = z.output<typeof HostOutcome>;
 /** `main.ts rollout`'s document: the plan, and the report (0.1's check resource printed a CheckResult: no report). */
 export const RolloutResult = z.object({ plan: Plan, report: z.array(HostOutcome).default([]) });
 export type RolloutResult = z.output<typeof RolloutResult>;
+
+/** One host in the plan before a rollout (`main.ts plan`, `FORKLIFT_PLAN=1 pulumi preview`). */
+export const PlanRow = z.object({
+    host: z.string(),
+    /** Its step (1-based); 0 for a host launched by the `pulumi up` (planned once it runs). */
+    step: z.number(),
+    /** What runs there now: forklift's release (version, sha256) or the host's own Docker, and the engine's version. */
+    current: z.string(),
+    /** Whether its release changes: "yes", "no", or "if the build differs" (a build still to run). */
+    change: z.enum(["yes", "no", "if the build differs", "unknown"]),
+    /** Its Swarm role ("" outside a Swarm). */
+    role: z.enum(["manager", "worker", ""]),
+    /** Whether it is drained around its restart ("yes", "no", "" outside a Swarm; or as change says). */
+    drained: z.string(),
+});
+export type PlanRow = z.output<typeof PlanRow>;
+
+/** `main.ts plan`'s document: the release to install, and every host. */
+export const PreviewPlan = z.object({ target: z.string(), hosts: z.array(PlanRow) });
+export type PreviewPlan = z.output<typeof PreviewPlan>;

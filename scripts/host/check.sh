@@ -66,7 +66,7 @@ facts_json() {
     # (whether the release installed has passed a soak: a rollout stopped during one soaks it again)
     local soaked=false
     [ -z "$current" ] || [ "$(cat "$STATE/soaked" 2>/dev/null || true)" != "$current" ] || soaked=true
-    printf '{"host":"%s","release":"%s","copied":%s,"current":"%s","currentVersion":"%s","soaked":%s,"swarm":%s%s}\n' "$HOST_NAME" "$release" "$([ -n "$ARTIFACT" ] && echo true || echo false)" "$current" "$version" "$soaked" "$swarm" "$nodes"
+    printf '{"host":"%s","release":"%s","copied":%s,"current":"%s","currentVersion":"%s","soaked":%s,"engine":%s,"swarm":%s%s}\n' "$HOST_NAME" "$release" "$([ -n "$ARTIFACT" ] && echo true || echo false)" "$current" "$version" "$soaked" "$(json_string "$ENGINE_VERSION")" "$swarm" "$nodes"
 }
 
 do_check() {

@@ -4,8 +4,10 @@
 # A part of scripts/forklift-host.sh, which sources it; sent inside it (lib/protocol/script.ts).
 
 # `docker info`'s Swarm part (JSON) of the running daemon when it takes part in a Swarm; empty
-# otherwise (not in a Swarm). Set by read_swarm_info.
+# otherwise (not in a Swarm). Set by read_swarm_info, with ENGINE_VERSION (its ServerVersion,
+# empty where no engine answered).
 SWARM_INFO=""
+ENGINE_VERSION=""
 # The Swarm unlock key (swarmUnlockKey), read from stdin where FORKLIFT_SWARM_UNLOCK is set: a
 # manager of an autolocked cluster comes back locked after each engine start (see swarm_unlock).
 UNLOCK_KEY=""
@@ -20,6 +22,7 @@ running_cli() {
 # its Swarm) is refused: taken for a plain host, it would be restarted undrained.
 read_swarm_info() {
     SWARM_INFO=""
+    ENGINE_VERSION=""
     local cli info member=""
     [ ! -e "$(data_root)/swarm/docker-state.json" ] || member=1
     if ! systemctl is-active --quiet docker.service; then
@@ -31,11 +34,13 @@ read_swarm_info() {
         [ -z "$member" ] || fatal "there is no docker CLI to ask its engine with, and $(data_root)/swarm says it is a Swarm node: it cannot be drained, so it is not restarted; nothing was changed"
         return 0
     fi
-    if ! info=$(timeout 20 "$cli" -H unix:///run/docker.sock info --format '{{json .Swarm}}' 2>/dev/null); then
+    if ! info=$(timeout 20 "$cli" -H unix:///run/docker.sock info --format '{{.ServerVersion}}{{"\t"}}{{json .Swarm}}' 2>/dev/null); then
         [ -z "$member" ] ||
             fatal "its engine runs but did not answer \`docker info\` within 20s, and $(data_root)/swarm says it is a Swarm node: it cannot be drained, so it is not restarted; nothing was changed (see \`journalctl -u docker.service\`)"
         return 0
     fi
+    ENGINE_VERSION=${info%%$'\t'*}
+    info=${info#*$'\t'}
     case "$info" in *'"LocalNodeState":"active"'* | *'"LocalNodeState":"pending"'* | *'"LocalNodeState":"error"'* | *'"LocalNodeState":"locked"'*) SWARM_INFO=$info ;; esac
 }
 

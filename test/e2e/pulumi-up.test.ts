@@ -105,6 +105,32 @@ describe("pulumi up, as a user types it, on real hosts", { timeout: 60 * 60_000 
         assert.deepEqual([a, b, c].map((h) => runningDockerd(h).pid), pids, "every dockerd is the same process");
     });
 
+    test("FORKLIFT_PLAN=1 pulumi preview: the plan before anything changes, read from the hosts without a change", async () => {
+        const pids = [a, b, c].map((h) => runningDockerd(h).pid);
+        const sha = (await cli.outputs()).artifact.sha256 as string;
+        const planned = async () => {
+            cli.env.FORKLIFT_PLAN = "1";
+            try {
+                return await preview();
+            } finally {
+                delete cli.env.FORKLIFT_PLAN;
+            }
+        };
+        const same = await planned();
+        assert.match(same.stdout, new RegExp(`the plan: install \\S+@v1 \\(sha256 ${sha.slice(0, 12)}\\)`), same.stdout);
+        for (const [i, h] of ["a", "b", "c"].entries()) {
+            assert.match(same.stdout, new RegExp(`\\n\\s*${i + 1} +${h} +forklift \\S+ \\(${sha.slice(0, 12)}\\), engine \\S+ +no +- +-`), `${h}: step ${i + 1}, on the release, no change`);
+        }
+        await setConfig(cli, { forkRef: "v2" });
+        const next = await planned();
+        assert.match(next.stdout, /the plan: install \S+@v2 \(a build still to run\)/);
+        assert.equal(next.stdout.match(/ if the build differs /g)?.length, 3, next.stdout);
+        await setConfig(cli, { forkRef: "v1" });
+        const plain = await preview();
+        assert.doesNotMatch(plain.stdout, /the plan: install/, "without FORKLIFT_PLAN, no plan and no host contacted");
+        assert.deepEqual([a, b, c].map((h) => runningDockerd(h).pid), pids, "no engine restarted");
+    });
+
     test("a ref change: preview plans it, up rolls out batch by batch, a live-restore container keeps its PID", async () => {
         sh(a, "docker run -d --name live busybox:local sleep 1000000 >/dev/null");
         const livePid = sh(a, "docker inspect -f '{{.State.Pid}}' live");

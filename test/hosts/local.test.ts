@@ -14,7 +14,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Owner, parseHostStatus } from "../../lib/protocol/host";
-import { checkedHost, checksJob, fleetHostJob } from "../../lib/protocol/local";
+import { checkedHost, checksJob, fleetHostJob, planJob } from "../../lib/protocol/local";
+import { PreviewPlan } from "../../lib/protocol/results";
 import { sha256 } from "../../lib/hash";
 import { ArtifactSource, RemoteHost, Route } from "../../lib/protocol/jobs";
 import { LocalRun, NO_SWARM, cachedSource, defaultSwarmCheck, remoteOf, runLocal, runLocalAsync } from "../support/local";
@@ -115,6 +116,32 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
         assert.match(again.stderr, /web \(10\.78\.71\.2:22\): checked, release there already/);
         assert.deepEqual(JSON.parse(again.stdout).hosts[0], { name: "web", release: "unpacked", copied: false, swarm: null });
         on("rm -rf /opt/forklift");
+    });
+
+    test("plan: what each host runs and whether it changes, read without a change on the host (FORKLIFT_PLAN's command)", () => {
+        const planOf = (sha?: string) => {
+            const r = runLocal("plan", planJob(checkJob([[web(), OWNER]]), { label: "me/docker-ce@v2", ...(sha ? { sha256: sha } : {}) }, ["ec2-1"]));
+            assert.equal(r.code, 0, r.stderr);
+            assert.match(r.stderr, /the plan: install me\/docker-ce@v2/, "the table for people, on stderr");
+            return PreviewPlan.parse(JSON.parse(r.stdout));
+        };
+        const engine = on("docker version --format '{{.Server.Version}}'");
+        const before = planOf(rel.a.sha);
+        assert.deepEqual(before.hosts, [
+            { host: "web", step: 1, current: `the host's own Docker, engine ${engine}`, change: "yes", role: "", drained: "" },
+            { host: "ec2-1", step: 0, current: "launched by this `pulumi up`", change: "yes", role: "", drained: "" },
+        ]);
+        assert.equal(ssh(host, "test -e /opt/forklift || test -e /var/lib/forklift").code, 1, "the plan changed nothing on the host");
+        assert.equal(planOf().hosts[0].change, "if the build differs", "a build still to run");
+
+        const installed = runLocal("install", fleetJob());
+        assert.equal(installed.code, 0, installed.stderr);
+        const same = planOf(rel.a.sha).hosts[0];
+        assert.equal(same.current, `forklift test (${rel.a.sha.slice(0, 12)}), engine ${engine}`);
+        assert.equal(same.change, "no");
+        assert.equal(planOf(rel.b.sha).hosts[0].change, "yes");
+        const gone = runLocal("uninstall", fleetJob());
+        assert.equal(gone.code, 0, gone.stderr);
     });
 
     const failures: [string, () => RemoteHost, RegExp][] = [
