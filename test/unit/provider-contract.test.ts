@@ -16,7 +16,10 @@ const cases: [string, string, Record<string, unknown>, RegExp | null][] = [
     ["remote Command given local's interpreter", "command:remote:Command", { connection: { host: "h" }, interpreter: ["bash"] }, /unknown input property "interpreter"/],
     ["an S3 bucket's inputs (a file named in the token)", "aws:s3/bucketOwnershipControls:BucketOwnershipControls", { bucket: "b", rule: {} }, null],
     ["an S3 bucket with a misspelt input", "aws:s3/bucket:Bucket", { bucket: "b", forceDelete: true }, /unknown input property "forceDelete"/],
-    ["a random string", "random:index/randomId:RandomId", { byteLength: 8, keepers: {} }, null],
+    ["a random id (module index: the package's root)", "random:index/randomId:RandomId", { byteLength: 8, keepers: {} }, null],
+    ["a random id with a misspelt input", "random:index/randomId:RandomId", { bytes: 8 }, /unknown input property "bytes"/],
+    ["a TLS key", "tls:index/privateKey:PrivateKey", { algorithm: "ED25519" }, null],
+    ["a security group's input with a default (`(args?.description) ?? …`)", "aws:ec2/securityGroup:SecurityGroup", { description: "d", ingress: [] }, null],
     ["a component of forklift's (no provider)", "forklift:index:Fleet", { anything: UNKNOWN }, null],
 ];
 
@@ -33,5 +36,6 @@ test("provider contract: read from the installed SDKs, inputs only", () => {
     for (const input of ["create", "update", "delete", "environment", "stdin", "triggers", "interpreter", "dir"]) assert.ok(local.has(input), input);
     for (const output of ["stdout", "stderr", "assets", "archive"]) assert.ok(!local.has(output), `${output} is an output`);
     assert.ok(knownInputs("command:remote:Command")?.has("connection"));
+    assert.ok(knownInputs("tls:index/privateKey:PrivateKey")?.has("algorithm"), "a module index resource: the package root");
     assert.equal(knownInputs("forklift:index:Fleet"), undefined);
 });

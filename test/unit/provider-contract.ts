@@ -12,19 +12,20 @@ const NODE_MODULES = path.join(__dirname, "..", "..", "node_modules");
 
 /**
  * The SDK module of resource type TYPE (`pkg:module[/file]:Name`): node_modules/@pulumi/pkg/module/
- * file.js, the file named after the resource (camelCase) where the token does not name it.
+ * file.js (the package's root for module "index"), the file named after the resource (camelCase)
+ * where the token does not name it.
  */
 export function sdkModuleOf(type: string): string | undefined {
     const m = /^([a-z0-9-]+):([A-Za-z0-9]+)(?:\/([A-Za-z0-9]+))?:([A-Za-z0-9]+)$/.exec(type);
     if (!m) return undefined;
     const [, pkg, mod, file, name] = m;
-    return path.join(NODE_MODULES, "@pulumi", pkg, mod, `${file ?? name[0].toLowerCase() + name.slice(1)}.js`);
+    return path.join(NODE_MODULES, "@pulumi", pkg, mod === "index" ? "" : mod, `${file ?? name[0].toLowerCase() + name.slice(1)}.js`);
 }
 
 const known = new Map<string, Set<string> | undefined>();
 
 /**
- * The inputs the SDK of TYPE sends (its `resourceInputs["x"] = args?.x` lines, outputs left out);
+ * The inputs the SDK of TYPE sends (its `resourceInputs["x"] = …args?.x…` lines, outputs left out);
  * undefined where TYPE is not a provider resource of an installed SDK (a component of forklift's).
  */
 export function knownInputs(type: string): Set<string> | undefined {
@@ -34,7 +35,7 @@ export function knownInputs(type: string): Set<string> | undefined {
     if (file && existsSync(file)) {
         const js = readFileSync(file, "utf8");
         if (!js.includes(`__pulumiType = '${type}'`)) throw new Error(`${file} is not the SDK module of ${type} (no __pulumiType '${type}' in it)`);
-        inputs = new Set([...js.matchAll(/resourceInputs\["(\w+)"\] = args\?\.\1\b/g)].map((x) => x[1]));
+        inputs = new Set([...js.matchAll(/resourceInputs\["(\w+)"\] = [^;\n]*\bargs\?\.\1\b/g)].map((x) => x[1]));
         if (inputs.size === 0) throw new Error(`${file}: no inputs found for ${type} (has the SDK's generated code changed shape?)`);
     }
     known.set(type, inputs);
