@@ -75,8 +75,7 @@ async function change(job: FleetHostJob, firstCommand: string, drainedCommand: s
         await withNodeDrained(ssh, job.host, swarm, job.swarm, log, async () => {
             const r = await run(drainedCommand, true, unlockLine(job.swarm, swarm));
             status = statusOf(job.host.name, r.stdout);
-            // (the install waited for the node to be back in its Swarm before it printed its status)
-            return { engineVersion: status.engineVersion || undefined, rejoined: true };
+            return { engineVersion: status.engineVersion || undefined };
         });
         return { status: status!, drained: true };
     } finally {
@@ -106,8 +105,7 @@ export async function uninstall(job: Pick<FleetHostJob, "insecure" | "host" | "u
                 const r = await run(uninstallDrained, unlockLine(swarm, info));
                 // a host that had no Docker before forklift has none now: its node stays out of its cluster
                 const said = lastOf(Uninstalled, r.stdout);
-                // (and where its engine runs, the uninstall waited for the node to be back in its Swarm)
-                return { gone: said !== undefined && said.dockerService !== "active", rejoined: said?.dockerService === "active" };
+                return { gone: said !== undefined && said.dockerService !== "active" };
             });
         } else if (first.stdout.trim()) {
             log(first.stdout.trim());

@@ -321,14 +321,10 @@ export async function finishStoppedRun(ssh: Ssh, host: RemoteHost, info: SwarmIn
     }
 }
 
-/**
- * What ACTION reports: the node's engine version once it is back (none: any will do); GONE: it has
- * no engine now; REJOINED: the host script saw its node back in its Swarm before it ended.
- */
+/** What ACTION reports: the node's engine version once it is back (none: any will do); GONE: it has no engine now. */
 export interface NodeAction {
     engineVersion?: string;
     gone?: boolean;
-    rejoined?: boolean;
 }
 
 /**
@@ -542,9 +538,16 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
             await giveBack();
             return;
         }
-        // (a failed run that printed its status ran to its end: its rollback waited for the rejoin)
-        const wait = rejoinWait(failure ? failure instanceof HostError && failure.status !== undefined : done.rejoined === true, job.nodeTimeout);
-        const back = await waitFor(wait.seconds, async () => {
+        if (failure && !(failure instanceof HostError)) {
+            // the host's run was not seen to its end (its SSH session lost): it may still be
+            // replacing the engine, or rolling it back. The node stays drained, recorded; the next
+            // run's check, which waits for the host's run to end (its lock), gives it back
+            restore = undefined;
+            throw new SwarmError(`${failure.message}. Its run on the host could not be followed to its end and may still be replacing its engine: its node stays drained, recorded in its cluster (${drain}); the next \`pulumi up\` gives it its availability back`);
+        }
+        // the host's run ended (its status, or its exit): it waited for the rejoin itself
+        const wait = rejoinWait(job.nodeTimeout);
+        const back = await waitFor(wait, async () => {
             const now = (await cluster.nodes()).find((n) => n.ID === info.NodeID);
             if (!now || now.Status !== "Ready") return false;
             if (!failure && done.engineVersion && now.EngineVersion !== done.engineVersion) return false;
@@ -552,7 +555,7 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
             return true;
         });
         if (!back) {
-            throw failure ?? new SwarmError(`${name}: its node was not back in its cluster within ${wait.seconds}s (${wait.what}: Ready, engine ${done.engineVersion ?? "?"}${manager ? ", a reachable manager with a leader elected" : ""})`);
+            throw failure ?? new SwarmError(`${name}: its host saw its node back in its Swarm, but its cluster did not within ${wait}s (Ready, engine ${done.engineVersion ?? "?"}${manager ? ", a reachable manager with a leader elected" : ""})`);
         }
         if (restore !== undefined) {
             const to = restore;

@@ -90,16 +90,13 @@ export function runningTasks(tasks: TaskRow[]): TaskRow[] {
 export const CLUSTER_CATCHUP_SECONDS = 30;
 
 /**
- * How long the local side waits for a node to be back as its cluster sees it, after its host's
- * run: the host script waited for the rejoin itself when it ran to its end (HOST_ENDED: it printed
- * its status, rolled back or not), so only the cluster's catching up is left; where its end is
- * unknown (the session lost, the run killed), the rejoin has not been waited for: swarmNodeTimeout.
- * One swarmNodeTimeout per restart, not two.
+ * Seconds the local side waits for a node to be back as its cluster sees it, after its host's run
+ * ended: that run waited for the rejoin itself (swarmNodeTimeout), so only the cluster's catching
+ * up is left. One swarmNodeTimeout per restart, not two. (A run whose end was not seen leaves the
+ * node drained instead: see withNodeDrained.)
  */
-export function rejoinWait(hostEnded: boolean, nodeTimeout: number): { seconds: number; what: string } {
-    return hostEnded
-        ? { seconds: Math.min(CLUSTER_CATCHUP_SECONDS, nodeTimeout), what: "its host saw it back; the cluster catching up" }
-        : { seconds: nodeTimeout, what: "swarmNodeTimeout" };
+export function rejoinWait(nodeTimeout: number): number {
+    return Math.min(CLUSTER_CATCHUP_SECONDS, nodeTimeout);
 }
 
 /**
