@@ -110,6 +110,9 @@ do_install() {
     if systemctl is-active --quiet docker.service && daemon_read_config; then reload=no-reload; fi
     unpack_release
     record_pre_state
+    # from here on the host changes: the copy of this script goes first, so that an uninstall
+    # (`pulumi destroy`) finds it however this run ends
+    install_self
     # from the switch until the release is recorded as installed, any failure rolls the host back
     # (see on_error): it runs the old release or the new one, never a mix
     ROLLBACK_TO=$prev

@@ -227,6 +227,37 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
         }
     });
 
+    test("a give-back killed half-way is repeated safely: the package's file and the operator's daemon.json are never removed", () => {
+        const mine = '{"debug": false}';
+        on(`mkdir -p /etc/docker && printf '%s\\n' '${mine}' > /etc/docker/daemon.json`);
+        try {
+            const installed = runLocal("install", fleetJob());
+            assert.equal(installed.code, 0, installed.stderr);
+            const diverted = on("cat /var/lib/forklift/diverted.list").split("\n")[0];
+            assert.ok(diverted, "a Debian package's file was diverted");
+            // (while diverted, dpkg -S also prints the diversion's lines)
+            const packages = on(`dpkg -S ${diverted} | grep -v diversion | cut -d: -f1 | sort -u | tr '\\n' ' '`);
+            assert.match(packages, /^[a-z0-9.+-]+ ?$/, `one package owns ${diverted}: ${packages}`);
+            // what a run killed right after each give-back, before its lists said so, leaves
+            const killedGiveBack = () =>
+                on(`rm -f ${diverted} && dpkg-divert --quiet --local --rename --remove ${diverted} && rm -f /etc/docker/daemon.json && mv -f /var/lib/forklift/backup/etc/docker/daemon.json /etc/docker/daemon.json`);
+            killedGiveBack();
+            // an install takes the paths over again, keeping what is there now
+            const again = runLocal("install", fleetJob());
+            assert.equal(again.code, 0, again.stderr);
+            assert.match(on(`readlink ${diverted}`), /^\/opt\/forklift\/current\//, "forklift's link again, over a new diversion");
+            assert.match(on(`dpkg-divert --listpackage ${diverted}`), /LOCAL/);
+            killedGiveBack();
+            const gone = runLocal("uninstall", fleetJob());
+            assert.equal(gone.code, 0, gone.stderr);
+            assert.equal(on(`dpkg -V ${packages} || true`), "", `${packages}'s files all there`);
+            assert.equal(on("dpkg-divert --list | grep forklift || true"), "");
+            assert.equal(on("cat /etc/docker/daemon.json"), mine, "the operator's daemon.json");
+        } finally {
+            on("rm -f /etc/docker/daemon.json");
+        }
+    });
+
     test("install copies, checks the sha256 there and installs; a rerun copies nothing; uninstall gives the host back", () => {
         const first = runLocal("install", fleetJob());
         assert.equal(first.code, 0, first.stderr);
