@@ -16,9 +16,10 @@ import * as path from "node:path";
 import { Owner } from "../../lib/protocol/host";
 import { checkedHost, checksJob, fleetHostJob, swarmCheck } from "../../lib/protocol/local";
 import { ArtifactSource, SwarmNodeJob } from "../../lib/protocol/jobs";
-import { BROKEN_DOCKERD, LocalRun, RELEASE_BINARIES, cachedSource, hostReleases, remoteOf, runLocal, runLocalAsync, runLocalStopped } from "../support/local";
+import { BROKEN_DOCKERD, LocalRun, RELEASE_BINARIES, cachedSource, hostReleases, remoteOf, runLocal, runLocalAsync, runLocalStopped, runLocalWhen } from "../support/local";
+import { spawnSync } from "node:child_process";
 import { SERVICE_IMAGE, Watcher, assertDrainedAtMost, assertServicesKept, availabilityOf, formSwarm, waitConverged } from "../../testbed/swarm";
-import { TestHost, ssh, startHosts, stopHosts } from "../../testbed/testbed";
+import { TestHost, repoRoot, ssh, startHosts, stopHosts } from "../../testbed/testbed";
 
 const STACK_ID = "0a0b0c0d0e0f1011";
 const OWNER: Owner = { stack: "forklift/swarm-ops", stackId: STACK_ID, host: "" };
@@ -197,6 +198,33 @@ describe("a Swarm as operators run it", { timeout: 40 * 60_000 }, () => {
         assert.deepEqual(recorded(), []);
         assert.equal(mainPid(w1), pid, "its engine was not restarted");
         assert.equal(releaseOf(w1), was);
+        await waitConverged(m1(), 120);
+    });
+
+    test("an install whose SSH session is lost while its host replaces the engine: its node stays drained, recorded, until the next check gives it back", async () => {
+        await reset();
+        const w1 = byName("so-w1");
+        const j = job(w1, another(w1));
+        j.host.route.connectTimeout = 2;
+        const sshPort = (op: "-I" | "-D") => spawnSync(path.join(repoRoot(), "testbed", "host.sh"), ["exec", w1.name, "iptables", op, "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"], { encoding: "utf8" });
+        let r: LocalRun & { acted: boolean };
+        try {
+            r = await runLocalWhen("install", j, /\[forklift so-w1\] switched to release/, () => assert.equal(sshPort("-I").status, 0));
+        } finally {
+            sshPort("-D");
+        }
+        assert.ok(r.acted, r.stderr);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /so-w1: .*could not be followed to its end .*its node stays drained, recorded in its cluster/);
+        assert.doesNotMatch(r.stderr, /so-w1: .*availability active (again|restored)/, "not given back while its host may be restarting its engine");
+        assert.equal(availabilityOf(m1(), "so-w1"), "drain");
+        assert.deepEqual(recorded(), ["so-w1"]);
+        // the host's run goes on to its end; the next check (which waits for it) gives the node back
+        const c = runLocal("check", check(releaseOf(w1)));
+        assert.equal(c.code, 0, c.stderr);
+        assert.equal(availabilityOf(m1(), "so-w1"), "active");
+        assert.deepEqual(recorded(), []);
+        await settled(w1);
         await waitConverged(m1(), 120);
     });
 

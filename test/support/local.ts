@@ -45,23 +45,31 @@ export function runLocalAsync(job: LocalJob, doc: unknown): Promise<LocalRun> {
  * matches WHEN. `stopped`: whether it came to that.
  */
 export function runLocalStopped(job: LocalJob, doc: unknown, when: RegExp, signal: NodeJS.Signals): Promise<LocalRun & { stopped: boolean }> {
+    return runLocalWhen(job, doc, when, (pid) => process.kill(-pid, signal)).then(({ acted, ...r }) => ({ ...r, stopped: acted }));
+}
+
+/**
+ * runLocalAsync, with ACT run (given the process group's id) as soon as a line of its stderr
+ * matches WHEN (a fault brought on at that moment: a stop, a cut network). `acted`: whether it came to that.
+ */
+export function runLocalWhen(job: LocalJob, doc: unknown, when: RegExp, act: (pid: number) => void): Promise<LocalRun & { acted: boolean }> {
     const started = Date.now();
     return new Promise((resolve, reject) => {
         // (exec: the process is node itself, and its exit status the command's)
         const child = spawn("sh", ["-c", `exec ${localCommand(job)}`], { cwd: repoRoot(), stdio: ["pipe", "pipe", "pipe"], detached: true });
         let stdout = "";
         let stderr = "";
-        let stopped = false;
+        let acted = false;
         child.stdout.on("data", (d) => (stdout += d));
         child.stderr.on("data", (d) => {
             stderr += d;
-            if (!stopped && when.test(stderr)) {
-                stopped = true;
-                process.kill(-child.pid!, signal);
+            if (!acted && when.test(stderr)) {
+                acted = true;
+                act(child.pid!);
             }
         });
         child.on("error", reject);
-        child.on("close", (code, sig) => resolve({ code: code ?? (sig ? 128 : -1), stdout, stderr, seconds: (Date.now() - started) / 1000, stopped }));
+        child.on("close", (code, sig) => resolve({ code: code ?? (sig ? 128 : -1), stdout, stderr, seconds: (Date.now() - started) / 1000, acted }));
         child.stdin.end(JSON.stringify(doc));
     });
 }
