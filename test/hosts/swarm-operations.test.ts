@@ -213,19 +213,19 @@ describe("a Swarm as operators run it", { timeout: 40 * 60_000 }, () => {
         } finally {
             sshPort("-D");
         }
-        assert.ok(r.acted, r.stderr);
-        assert.equal(r.code, 1, r.stderr);
-        assert.match(r.stderr, /so-w1: .*could not be followed to its end .*its node stays drained, recorded in its cluster/);
-        assert.doesNotMatch(r.stderr, /so-w1: .*availability active (again|restored)/, "not given back while its host may be restarting its engine");
-        assert.equal(availabilityOf(m1(), "so-w1"), "drain");
-        assert.deepEqual(recorded(), ["so-w1"]);
+        const left = { availability: availabilityOf(m1(), "so-w1"), recorded: recorded() };
         // the host's run goes on to its end; the next check (which waits for it) gives the node back
         const c = runLocal("check", check(releaseOf(w1)));
-        assert.equal(c.code, 0, c.stderr);
-        assert.equal(availabilityOf(m1(), "so-w1"), "active");
-        assert.deepEqual(recorded(), []);
+        const after = { availability: availabilityOf(m1(), "so-w1"), recorded: recorded() };
         await settled(w1);
         await waitConverged(m1(), 120);
+        assert.ok(r.acted, r.stderr);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /so-w1 .*unreachable .*Its run on the host could not be followed to its end .*its node stays drained, recorded in its cluster/);
+        assert.doesNotMatch(r.stderr, /so-w1: .*availability active (again|restored)/, "not given back while its host may be restarting its engine");
+        assert.deepEqual(left, { availability: "drain", recorded: ["so-w1"] });
+        assert.equal(c.code, 0, c.stderr);
+        assert.deepEqual(after, { availability: "active", recorded: [] });
     });
 
     test("a service whose tasks all run on the node to drain is refused, named with the ways out; accepted, it goes ahead; with swarmSurge it never runs short", async () => {
