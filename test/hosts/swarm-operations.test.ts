@@ -204,8 +204,9 @@ describe("a Swarm as operators run it", { timeout: 40 * 60_000 }, () => {
     test("an install whose SSH session is lost while its host replaces the engine: its node stays drained, recorded, until the next check gives it back", async () => {
         await reset();
         const w1 = byName("so-w1");
-        const j = job(w1, another(w1));
-        j.host.route.connectTimeout = 2;
+        // (a health check that takes 15 s keeps the host's run going well past the lost session's
+        // keepalives, 3 × the connect timeout: the host's output would otherwise still get out)
+        const j = fleetHostJob({ host: remoteOf(w1.name, w1, { connectTimeout: 2 }), owner: owner(w1), release: { sha256: another(w1), version: "test", binaries: RELEASE_BINARIES }, installDir: "/usr/bin", daemonJson: {}, source: source(another(w1)), swarm: swarmNode(), insecure: false, healthCheck: { command: "sleep 15", timeoutSeconds: 60 } });
         const sshPort = (op: "-I" | "-D") => spawnSync(path.join(repoRoot(), "testbed", "host.sh"), ["exec", w1.name, "iptables", op, "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"], { encoding: "utf8" });
         let r: LocalRun & { acted: boolean };
         try {
