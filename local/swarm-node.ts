@@ -573,7 +573,9 @@ export async function withNodeDrained(ssh: Ssh, host: RemoteHost, info: SwarmInf
         if (!again) throw new SwarmError(`${name}: its services were not whole again within ${job.drainTimeout}s (swarmDrainTimeout): ${stillShort.join(", ")}`);
         log(`${name}: its services are whole again (${took()})`);
     } finally {
-        // however it ended, the node gets its availability back and the extra tasks go
+        // however it ended, what this run still holds goes back: the availability (none left to
+        // give where its host's run went on unseen: that node stays drained, recorded) and the
+        // extra tasks
         await giveBack().catch((e: Error) => log(`${name}: could not give back what this run changed (${e.message}); the next \`pulumi up\` does`));
         stopped();
         releaseAll();
