@@ -31,20 +31,27 @@ export function envPrefix(vars: Record<string, string | number | boolean | undef
  * Runs a script that arrives on stdin: it is saved to a private temp file first (so it can
  * re-exec itself detached or install a copy of itself), run with the given variables and
  * arguments, and removed afterwards. The exit code is the script's. With SCRIPT_BYTES, only that
- * many bytes of stdin are the script, and the rest is the script's own stdin.
+ * many bytes of stdin are the script, and the rest is the script's own stdin. QUIET: see
+ * QUIET_SHELL (the host commands; the build's and the bootstrap's command lines stay as they
+ * were, as a changed command line runs them again).
  */
-export function runScriptFromStdin(
-    vars: Record<string, string | number | boolean | undefined>,
-    args: string[],
-    sudo = false,
-    scriptBytes?: number,
-): string {
+export function runScriptFromStdin(vars: Record<string, string | number | boolean | undefined>, args: string[], opts: { sudo?: boolean; scriptBytes?: number; quiet?: boolean } = {}): string {
     const prefix = envPrefix(vars);
-    const run = `${sudo ? "sudo -n " : ""}env ${prefix ? prefix + " " : ""}bash "$f" ${args.map(shq).join(" ")}`;
+    const run = `${opts.sudo ? "sudo -n " : ""}env ${prefix ? prefix + " " : ""}bash "$f" ${args.map(shq).join(" ")}`.trimEnd();
     // GNU head -c reads no byte past the count, even from a pipe
-    const save = scriptBytes === undefined ? `cat > "$f"` : `head -c ${scriptBytes} > "$f"`;
-    return [`f=$(mktemp /tmp/forklift.XXXXXX.sh)`, save, run.trimEnd()].join(" && ") + `; rc=$?; rm -f "$f"; exit $rc`;
+    const save = opts.scriptBytes === undefined ? `cat > "$f"` : `head -c ${opts.scriptBytes} > "$f"`;
+    const steps = [`f=$(mktemp /tmp/forklift.XXXXXX.sh)`, save, run];
+    const end = `; rc=$?; rm -f "$f"; exit $rc`;
+    return opts.quiet ? `${QUIET_SHELL}; ${steps.map((s) => `${s} 2>&3`).join(" && ")}${end}` : steps.join(" && ") + end;
 }
+
+/**
+ * The start of a command line whose commands write to fd 3 (`2>&3`), the shell's own stderr going
+ * nowhere: bash reports a command that a signal killed with the command's text ("Killed env
+ * FORKLIFT_...=<base64 units> bash ..."), which would become the failure's message; the exit
+ * status (128 + the signal) tells it instead (local/remote.ts hostFailure).
+ */
+const QUIET_SHELL = "exec 3>&2 2>/dev/null";
 
 /** base64 of UTF-8 text, for multi-line values passed in a command line. */
 export function b64(text: string): string {
@@ -55,9 +62,9 @@ export function b64(text: string): string {
  * Runs a script an earlier run left on the host (for deletes, which get no stdin); where there is
  * none, says ABSENT instead.
  */
-export function runLeftScript(script: string, vars: Record<string, string | undefined>, arg: string, sudo: boolean, absent: string): string {
+export function runLeftScript(script: string, vars: Record<string, string | undefined>, arg: string, sudo: boolean, absent: string, quiet = false): string {
     const run = [sudo ? "sudo -n" : "", "env", envPrefix(vars), "bash", script, arg].filter(Boolean).join(" ");
-    return `if [ -f ${script} ]; then ${run}; else echo ${shq(absent)}; fi`;
+    return quiet ? `${QUIET_SHELL}; if [ -f ${script} ]; then ${run} 2>&3; else echo ${shq(absent)}; fi` : `if [ -f ${script} ]; then ${run}; else echo ${shq(absent)}; fi`;
 }
 
 /** EC2 user data: the script with its variables set in front (cloud-init runs it as root). */

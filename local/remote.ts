@@ -2,6 +2,7 @@
  * What the local commands send to a host and read back: forklift-host.sh travels on the stdin of
  * the command that runs it, and a failure is told as the host told it.
  */
+import * as os from "node:os";
 import { readScript } from "../lib/protocol/script";
 import { RemoteHost } from "../lib/protocol/jobs";
 import { Fatal, HostErrorLine, HostStatus, lastOf } from "../lib/protocol/results";
@@ -19,8 +20,15 @@ export function hostScript(): Buffer {
  */
 export function hostFailure(host: RemoteHost, r: RunResult): string {
     if (r.code === 255) return explainSshFailure(host, r.stderr);
-    const said = lastOf(Fatal, r.stdout)?.fatal ?? (r.stderr.trimEnd().split("\n").slice(-3).join(" ").trim() || `exit ${r.code}`);
+    const last = r.stderr.trimEnd().split("\n").slice(-3).join(" ").trim();
+    const signal = r.code > 128 ? signalName(r.code - 128) : undefined;
+    const said = lastOf(Fatal, r.stdout)?.fatal ?? (signal ? `its forklift-host.sh run was ended by ${signal} on the host (exit ${r.code})${last ? `; it said last: ${last}` : ""}` : last || `exit ${r.code}`);
     return `${host.name} (${host.route.address}:${host.route.port}): ${said}`;
+}
+
+/** SIGKILL for 9: a signal's name by its number, where Node.js knows it. */
+function signalName(n: number): string | undefined {
+    return Object.entries(os.constants.signals).find(([, v]) => v === n)?.[0];
 }
 
 /**

@@ -7,7 +7,7 @@ import { renderUserData, runLeftScript, runScriptFromStdin } from "../shell";
 
 /** STACK_ID (an existing build host's): the stack recorded as a user of the build host. */
 export function bootstrapCommand(mode: "bootstrap" | "wait", swapGiB: number, sudo: boolean, stackId?: string): string {
-    return runScriptFromStdin({ FORKLIFT_SWAP_GIB: swapGiB, FORKLIFT_STACK_ID: stackId }, [mode], sudo);
+    return runScriptFromStdin({ FORKLIFT_SWAP_GIB: swapGiB, FORKLIFT_STACK_ID: stackId }, [mode], { sudo });
 }
 
 /**

@@ -51,7 +51,7 @@ export function buildCommand(fork: ForkConfig, key: string, sudo: boolean): stri
     return runScriptFromStdin(
         { ...vars, FORKLIFT_BUILD_KEY: key, FORKLIFT_MAKE_VARS_B64: makeVars ? b64(makeVars) : undefined },
         ["build"],
-        sudo,
+        { sudo },
     );
 }
 

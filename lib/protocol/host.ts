@@ -78,8 +78,7 @@ export function installCommand(i: InstallInputs, mode: InstallMode = "install"):
             FORKLIFT_HEALTH_TIMEOUT: i.healthCheck ? i.healthTimeout : undefined,
         },
         [mode],
-        i.sudo,
-        Buffer.byteLength(readScript("forklift-host.sh")),
+        { sudo: i.sudo, scriptBytes: Buffer.byteLength(readScript("forklift-host.sh")), quiet: true },
     );
 }
 
@@ -107,7 +106,9 @@ export function checkCommand(c: CheckInputs): string {
         FORKLIFT_SHA256: c.release?.sha256,
         FORKLIFT_NEED_KIB: c.release?.needKiB,
     };
-    const run = c.release ? runScriptFromStdin(vars, ["stage"], c.sudo, Buffer.byteLength(readScript("forklift-host.sh"))) : runScriptFromStdin(vars, ["check"], c.sudo);
+    const run = c.release
+        ? runScriptFromStdin(vars, ["stage"], { sudo: c.sudo, scriptBytes: Buffer.byteLength(readScript("forklift-host.sh")), quiet: true })
+        : runScriptFromStdin(vars, ["check"], { sudo: c.sudo, quiet: true });
     if (!c.sudo) return run;
     // (said as forklift-host.sh's `fatal` says it: for people on stderr, as a JSON line on stdout)
     const withUser = (before: string, after: string) => `${shq(before)}"$(id -un)"${shq(after)}`;
@@ -123,7 +124,7 @@ export function checkCommand(c: CheckInputs): string {
  */
 export function uninstallCommand(hostName: string, owner: Owner, sudo: boolean, mode: "uninstall" | "uninstall-drained" = "uninstall"): string {
     const vars = { FORKLIFT_HOST: hostName, ...ownerVars(owner), ...(mode === "uninstall-drained" ? { FORKLIFT_SWARM_UNLOCK: "1" } : {}) };
-    return runLeftScript(HOST_SCRIPT_PATH, vars, mode, sudo, `forklift: nothing installed on ${hostName}`);
+    return runLeftScript(HOST_SCRIPT_PATH, vars, mode, sudo, `forklift: nothing installed on ${hostName}`, true);
 }
 
 /** The status line an install printed (its last of that shape), or an error quoting its output's end. */

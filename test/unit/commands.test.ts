@@ -47,14 +47,28 @@ test("runScriptFromStdin runs the script with the variables and keeps its exit c
 
 test("runScriptFromStdin with the script's byte count leaves the rest of stdin to the script", () => {
     const script = 'printf "%s:" "$1"; tr a-z A-Z\n';
-    const cmd = runScriptFromStdin({}, ["arg"], false, Buffer.byteLength(script));
+    const cmd = runScriptFromStdin({}, ["arg"], { scriptBytes: Buffer.byteLength(script) });
     const r = spawnSync("bash", ["-c", cmd], { input: Buffer.concat([Buffer.from(script), Buffer.from("the tgz bytes")]), encoding: "utf8" });
     assert.equal(r.stdout, "arg:THE TGZ BYTES");
     assert.equal(r.status, 0);
 });
 
+test("runScriptFromStdin, quiet: a script killed by a signal leaves its own stderr and its status, not bash's notice with the command line", () => {
+    const script = 'echo said >&2; kill -9 $$\n';
+    for (const quiet of [false, true]) {
+        const cmd = runScriptFromStdin({ FORKLIFT_UNITS_B64: "c2VjcmV0IHVuaXRz" }, ["install"], { quiet });
+        const r = spawnSync("bash", ["-c", cmd], { input: script, encoding: "utf8" });
+        assert.equal(r.status, 137, "128 + SIGKILL");
+        assert.match(r.stderr, /^said$/m);
+        if (quiet) assert.doesNotMatch(r.stderr, /Killed|c2VjcmV0/, "bash's notice quotes the command line");
+        else assert.match(r.stderr, /Killed.*c2VjcmV0/, "(without quiet, bash says it: the case quiet is for)");
+    }
+    const failing = spawnSync("bash", ["-c", runScriptFromStdin({}, [], { quiet: true })], { input: "echo oops >&2; exit 3\n", encoding: "utf8" });
+    assert.deepEqual([failing.status, failing.stderr], [3, "oops\n"]);
+});
+
 test("runScriptFromStdin with sudo prefixes sudo -n", () => {
-    assert.match(runScriptFromStdin({ A: "1" }, ["install"], true), /&& sudo -n env A=1 bash "\$f" install;/);
+    assert.match(runScriptFromStdin({ A: "1" }, ["install"], { sudo: true }), /&& sudo -n env A=1 bash "\$f" install;/);
 });
 
 const fork: ForkConfig = {

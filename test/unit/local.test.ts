@@ -76,6 +76,8 @@ const hostFailures: [string, { code: number; stdout: string; stderr: string }, R
     ],
     ["no fatal line (killed, or set -e): the last lines of stderr", { code: 2, stdout: "", stderr: "a\nb\nc\nd\n" }, /^web \(10\.0\.0\.4:2222\): b c d$/],
     ["nothing said: the exit status", { code: 7, stdout: "", stderr: "" }, /^web \(10\.0\.0\.4:2222\): exit 7$/],
+    ["killed by a signal: named, with its last words", { code: 137, stdout: "", stderr: "[forklift web] stopping docker\n" }, /^web \(10\.0\.0\.4:2222\): its forklift-host\.sh run was ended by SIGKILL on the host \(exit 137\); it said last: \[forklift web\] stopping docker$/],
+    ["a status above 128 that is no signal: the status", { code: 250, stdout: "", stderr: "" }, /^web \(10\.0\.0\.4:2222\): exit 250$/],
     ["ssh's own failure (255)", { code: 255, stdout: "", stderr: "Permission denied (publickey).\n" }, /the login as deploy was refused/],
 ];
 for (const [what, r, message] of hostFailures) {
