@@ -132,6 +132,7 @@ main() {
     # rolls the host back when it came after the switch to a new release
     set -E
     trap 'on_error "$LINENO" "$BASH_COMMAND"' ERR
+    RUN_MODE=${1:-}
     case "${1:-}" in
         install | install-drained) do_install "$1" ;;
         uninstall | uninstall-drained)

@@ -58,10 +58,21 @@ require_tools() {
 # One forklift run at a time on this host. The lock file is never removed, not even by uninstall
 # (it is an empty file in /run, gone at the next boot): a run waiting on a removed file and a run
 # that locked its new namesake would both go ahead.
+# A run that finds the lock taken says whose run it waits for (the holder's line in the file: the
+# lock is on the file, not its content) before it waits.
 take_lock() {
     mkdir -p "$(dirname "$LOCK")"
     exec 9>>"$LOCK"
-    flock -w 300 9 || fatal "another forklift run holds $LOCK"
+    if ! flock -n 9; then
+        info "waiting (up to 300 s) for another forklift run on this host to end: $(lock_holder)"
+        flock -w 300 9 || fatal "another forklift run holds $LOCK and did not end within 300 s: $(lock_holder)"
+    fi
+    printf '%s of %s (pid %s, since %s)\n' "$RUN_MODE" "${FORKLIFT_OWNER:-a stack that did not say}" "$$" "$(date -u +%FT%TZ)" >"$LOCK"
+}
+lock_holder() {
+    local holder
+    holder=$(head -n 1 "$LOCK" 2>/dev/null || true)
+    echo "${holder:-a run that did not say who it is}"
 }
 
 preflight() {

@@ -227,6 +227,24 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
         }
     });
 
+    test("a check that waits for another run's lock says whose, and one killed on the host is told as killed, without its command line", async () => {
+        on("setsid flock /run/lock/forklift.lock sh -c 'echo install of other/stack/web > /run/lock/forklift.lock; sleep 20' </dev/null >/dev/null 2>&1 &");
+        const check = runLocalAsync("check", checkJob([[web(), OWNER]]));
+        // the check's script on the host, once it waits for the lock
+        let waiting = false;
+        for (let i = 0; i < 100 && !waiting; i++) {
+            waiting = ssh(host, "pgrep -f '^bash /tmp/forklift\\..*\\.sh check$' >/dev/null && pgrep -x flock | wc -l | grep -qx 2").code === 0;
+            if (!waiting) await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.ok(waiting, "the check's script waits for the lock on the host");
+        on("pkill -KILL -f '^bash /tmp/forklift\\..*\\.sh check$'");
+        const r = await check;
+        on("pkill -x flock || true");
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /web \(10\.78\.71\.2:22\): its forklift-host\.sh run was ended by SIGKILL on the host \(exit 137\); it said last: \[forklift web\] waiting \(up to 300 s\) for another forklift run on this host to end: install of other\/stack\/web/);
+        assert.doesNotMatch(r.stderr, /Killed|FORKLIFT_/, "bash's notice, which quotes the command line, stays out");
+    });
+
     test("a give-back killed half-way is repeated safely: the package's file and the operator's daemon.json are never removed", () => {
         const mine = '{"debug": false}';
         on(`mkdir -p /etc/docker && printf '%s\\n' '${mine}' > /etc/docker/daemon.json`);
@@ -372,6 +390,7 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
         const after = runLocalAsync("install", fleetJob({ sha: rel.c.sha, owner: THIRD }));
         const [w, a] = await Promise.all([waited, after]);
         assert.equal(w.code, 0, `the install that waited goes ahead:\n${w.stderr}`);
+        assert.match(w.stderr, /waiting \(up to 300 s\) for another forklift run on this host to end: uninstall of \S+ \(pid \d+, since 20\d\d-/, "it says whose run it waits for");
         assert.equal(a.code, 1, `the one that came after waits for it, then finds the host taken:\n${a.stderr}`);
         assert.match(a.stderr, /this host is managed by another stack: forklift\/test/);
         assert.equal(on("readlink /opt/forklift/current"), `/opt/forklift/releases/${rel.b.sha}`);
