@@ -227,7 +227,8 @@ export class Rollout extends pulumi.ComponentResource {
             const launched = args.hosts.filter((h) => h.instance).map((h) => h.name);
             const plan = checks.apply(async (c) => {
                 const sha256 = await knownNow(pulumi.output(args.artifact.sha256));
-                const out = await runLocal("plan", JSON.stringify(planJob(c, { label: args.artifact.label, sha256 }, launched)));
+                // (its progress as the resource's passing status, as a command's output shows)
+                const out = await runLocal("plan", JSON.stringify(planJob(c, { label: args.artifact.label, sha256 }, launched)), (line) => void pulumi.log.info(line, parent, undefined, true));
                 const table = planTable(lastDocument(PreviewPlan, out, "`main.ts plan`"));
                 await pulumi.log.info(table, parent);
                 return table;
@@ -380,14 +381,22 @@ export async function knownNow<T>(o: pulumi.Output<T>): Promise<T | undefined> {
     return (await impl.isKnown) ? await impl.promise() : undefined;
 }
 
-/** Runs the local command JOB (local/main.ts) with STDIN, as the command provider runs one: its stdout, or an error with its message. */
-function runLocal(job: "plan", stdin: string): Promise<string> {
+/**
+ * Runs the local command JOB (local/main.ts) with STDIN, as the command provider runs one: its
+ * stdout, or an error with its message. Each line it writes on stderr goes to PROGRESS as it comes
+ * (a host that waits for another run's lock says so while it waits).
+ */
+function runLocal(job: "plan", stdin: string, progress: (line: string) => void): Promise<string> {
     return new Promise((resolve, reject) => {
         const child = spawn("bash", ["-c", localCommand(job)], { cwd: path.join(__dirname, ".."), stdio: ["pipe", "pipe", "pipe"] });
         let stdout = "";
         let stderr = "";
         child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        child.stderr.on("data", (d: Buffer) => {
+            const lines = (stderr.slice(stderr.lastIndexOf("\n") + 1) + d.toString()).split("\n").slice(0, -1);
+            stderr += d.toString();
+            for (const line of lines) progress(line);
+        });
         child.on("error", reject);
         child.on("close", (code) => (code === 0 ? resolve(stdout) : reject(new Error(`forklift's plan (FORKLIFT_PLAN): ${stderr.trim().split("\n").slice(-3).join("; ") || `exit ${code}`}`))));
         child.stdin.end(stdin);
