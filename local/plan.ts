@@ -24,6 +24,9 @@ export function changeOf(current: string | undefined, sha256: string | undefined
     return current === sha256 ? "no" : "yes";
 }
 
+/** The drain column of a node drained before the rollout: forklift leaves its availability as it finds it. */
+export const OPERATOR_DRAINED = "already: its operator's drain stays";
+
 /** Step 0 (a launched host, planned once it runs) sorts last. */
 const order = (step: number) => step || Number.MAX_SAFE_INTEGER;
 
@@ -33,13 +36,15 @@ const order = (step: number) => step || Number.MAX_SAFE_INTEGER;
  */
 export function planOfFleet(job: PlanJob, facts: Map<string, HostFacts>, steps: string[][]): PreviewPlan {
     const stepOf = new Map(steps.flatMap((hosts, i) => hosts.map((h) => [h, i + 1] as const)));
+    // each node's availability, as the fleet's managers list it (a node its operator drained stays so)
+    const availability = new Map([...facts.values()].flatMap((f) => f.nodes ?? []).map((n) => [n.ID, n.Availability]));
     const rows: PlanRow[] = job.checks.hosts.map((h) => {
         const f = facts.get(h.name);
         const change = changeOf(f?.current, job.target.sha256);
         const swarm = f?.swarm;
         const role = inSwarm(swarm) ? (swarm.ControlAvailable ? "manager" : "worker") : "";
         // a Swarm node is drained when its release changes
-        const drained = role === "" ? "" : change === "if the build differs" ? change : change === "no" ? "no" : "yes";
+        const drained = role === "" ? "" : availability.get(swarm!.NodeID) === "Drain" ? OPERATOR_DRAINED : change === "if the build differs" ? change : change === "no" ? "no" : "yes";
         return { host: h.name, step: stepOf.get(h.name) ?? 0, current: currentOf(f), change, role, drained };
     });
     for (const host of job.launched) rows.push({ host, step: 0, current: "launched by this `pulumi up`", change: "yes", role: "", drained: "" });

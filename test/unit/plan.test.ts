@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
-import { changeOf, currentOf, planOfFleet } from "../../local/plan";
+import { OPERATOR_DRAINED, changeOf, currentOf, planOfFleet } from "../../local/plan";
 import { planTable } from "../../lib/rollout";
 import { HostFacts, SwarmInfo } from "../../lib/protocol/results";
 import { PlanJob } from "../../lib/protocol/jobs";
@@ -52,6 +52,27 @@ test("planOfFleet: each host's step, role and drain; a Swarm node whose release 
             [0, "ec2-1", "yes", "", ""],
         ],
     );
+});
+
+test("planOfFleet: a node drained before the rollout (by its operator) says its drain stays, as the managers list it", () => {
+    const node = (ID: string, Availability: string) => ({ ID, Hostname: ID, Status: "Ready", Availability, ManagerStatus: "", EngineVersion: "20.10.24" });
+    const f = new Map([
+        ["m1", facts("m1", { swarm: { ...swarm(true), NodeID: "nm" }, nodes: [node("nm", "Active"), node("nw", "Drain"), node("nx", "Pause")] })],
+        ["w1", facts("w1", { swarm: { ...swarm(false), NodeID: "nw" } })],
+        ["w2", facts("w2", { swarm: { ...swarm(false), NodeID: "nx" } })],
+    ]);
+    for (const sha of [SHA_B, undefined]) {
+        const plan = planOfFleet(job(["m1", "w1", "w2"], sha), f, [["w1"], ["w2"], ["m1"]]);
+        const expected = sha ? "yes" : "if the build differs";
+        assert.deepEqual(
+            plan.hosts.map((r) => [r.host, r.drained]),
+            [
+                ["w1", OPERATOR_DRAINED],
+                ["w2", expected],
+                ["m1", expected],
+            ],
+        );
+    }
 });
 
 test("planOfFleet: a build still to run: every change and drain is conditional", () => {
