@@ -40,9 +40,9 @@ export function runScriptFromStdin(vars: Record<string, string | number | boolea
     const run = `${opts.sudo ? "sudo -n " : ""}env ${prefix ? prefix + " " : ""}bash "$f" ${args.map(shq).join(" ")}`.trimEnd();
     // GNU head -c reads no byte past the count, even from a pipe
     const save = opts.scriptBytes === undefined ? `cat > "$f"` : `head -c ${opts.scriptBytes} > "$f"`;
-    const steps = [`f=$(mktemp /tmp/forklift.XXXXXX.sh)`, save, run];
     const end = `; rc=$?; rm -f "$f"; exit $rc`;
-    return opts.quiet ? `${QUIET_SHELL}; ${steps.map((s) => `${s} 2>&3`).join(" && ")}${end}` : steps.join(" && ") + end;
+    if (!opts.quiet) return [`f=$(mktemp /tmp/forklift.XXXXXX.sh)`, save, run].join(" && ") + end;
+    return `${QUIET_SHELL}; ` + [`f=$(mktemp /tmp/forklift.XXXXXX.sh 2>&3)`, `${save} 2>&3`, `${run} 2>&3`].join(" && ") + end;
 }
 
 /**
