@@ -10,7 +10,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { bootstrapCommand, builderCleanupCommand } from "../../lib/protocol/bootstrap";
+import { bootstrapCommand, builderCleanupCommand, firstBootUserData } from "../../lib/protocol/bootstrap";
 import { BuildResult, buildCommand, buildKey, parseBuildResult } from "../../lib/protocol/build";
 import { installCommand, parseHostStatus } from "../../lib/protocol/host";
 import { fleetHostJob } from "../../lib/protocol/local";
@@ -176,6 +176,35 @@ describe("scripts on real hosts", { timeout: 20 * 60_000 }, () => {
         assert.equal(out(builder, "ls /var/lib/forklift-bootstrap/stacks | sort | tr '\\n' ' '"), STACKS.join(" "));
         const wait = ssh(builder, bootstrapCommand("wait", 0, false), { input: script });
         assert.equal(wait.code, 0, wait.stderr);
+    });
+
+    test("a launched instance's first boot (its user data, host-key mode) installs the key the stack pins: the first SSH connection checks it", () => {
+        const dir = mkdtempSync(path.join(tmpdir(), "forklift-hostkey-"));
+        const key = path.join(dir, "key");
+        assert.equal(spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", key]).status, 0);
+        const pinned = readFileSync(`${key}.pub`, "utf8").trim();
+        const known = path.join(dir, "known_hosts");
+        writeFileSync(known, `${plain.address} ${pinned}\n`);
+        const withPinned = (cmd = "true") =>
+            spawnSync("ssh", [...sshOptions(plain).map((o) => (o.startsWith("UserKnownHostsFile=") ? `UserKnownHostsFile=${known}` : o)), "-p", String(plain.port), `root@${plain.address}`, cmd], { encoding: "utf8" });
+        // (the test bed's own key comes back afterwards: the other tests pin it)
+        out(plain, "cp -p /etc/ssh/ssh_host_ed25519_key /root/hostkey.bak && cp -p /etc/ssh/ssh_host_ed25519_key.pub /root/hostkey.pub.bak");
+        try {
+            assert.notEqual(withPinned().status, 0, "before the first boot, the host's key is not the pinned one");
+            const userData = firstBootUserData({ mode: "host-key" }, readFileSync(key).toString("base64"));
+            // as cloud-init runs it: a file, as root
+            const r = ssh(plain, 'f=$(mktemp) && cat > "$f" && bash "$f"; rc=$?; rm -f "$f"; exit $rc', { input: userData });
+            assert.equal(r.code, 0, r.stderr);
+            const first = withPinned();
+            assert.equal(first.status, 0, `the pinned key is the host's now: ${first.stderr}`);
+        } finally {
+            // (through whichever key the host has now)
+            const restore = "mv -f /root/hostkey.bak /etc/ssh/ssh_host_ed25519_key && mv -f /root/hostkey.pub.bak /etc/ssh/ssh_host_ed25519_key.pub && (systemctl reload ssh || systemctl reload sshd)";
+            if (ssh(plain, "true").code !== 0) assert.equal(withPinned(restore).status, 0, "the test bed's key put back");
+            else out(plain, restore);
+            rmSync(dir, { recursive: true, force: true });
+        }
+        assert.equal(ssh(plain, "true").code, 0, "the test bed's key is back");
     });
 
     test("build: artifact with real binaries and the fork commit; a rerun reuses it", async () => {

@@ -131,3 +131,8 @@ export const badConfigs: [string, Record<string, unknown>, string, string][] = [
     ["unknown top-level key", { colour: "blue" }, "forklift:colour", "unknown key"],
 ];
 
+/** The mocked tls.PrivateKey named NAME (program-harness.ts): its OpenSSH halves, one pair per name. */
+export function mockKeyPair(name: string): { publicKeyOpenssh: string; privateKeyOpenssh: string } {
+    const id = name.replace(/[^A-Za-z0-9]/g, "");
+    return { publicKeyOpenssh: `ssh-ed25519 AAAA${id}\n`, privateKeyOpenssh: `-----BEGIN OPENSSH PRIVATE KEY-----\nmock${id}\n-----END OPENSSH PRIVATE KEY-----\n` };
+}

@@ -12,6 +12,7 @@ import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import { checkProviderContract } from "./provider-contract";
 import { parseRolloutJob } from "../../local/input";
 import { planWaves } from "../../lib/rollout";
+import { mockKeyPair } from "./fixtures";
 
 const resources: { type: string; name: string; inputs: unknown; dependsOn: unknown; deletedWith?: string; deleteBeforeReplace?: boolean }[] = [];
 const invokes: { token: string; args: unknown }[] = [];
@@ -64,7 +65,7 @@ function mockState(type: string, name: string, inputs: any): Record<string, unkn
     if (PREVIEW && type.startsWith("command:")) return inputs;
     switch (type) {
         case "tls:index/privateKey:PrivateKey":
-            return { ...inputs, publicKeyOpenssh: `ssh-ed25519 AAAA${name.replace(/[^A-Za-z0-9]/g, "")}\n`, privateKeyOpenssh: "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n" };
+            return { ...inputs, ...mockKeyPair(name) };
         case "aws:ec2/instance:Instance":
             return { ...inputs, publicIp: `198.51.100.${resources.length}`, privateIp: "10.0.0.9" };
         case "random:index/randomId:RandomId":

@@ -5,7 +5,8 @@
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { TEST_HOST_KEY, TEST_PRIVATE_KEY, ec2Stack, hostsStack } from "./fixtures";
+import { TEST_HOST_KEY, TEST_PRIVATE_KEY, ec2Stack, hostsStack, mockKeyPair } from "./fixtures";
+import { FirstBoot, firstBootUserData } from "../../lib/protocol/bootstrap";
 import { Recorded, Run, runProgram } from "./run-program";
 import { ChecksJob, FleetHostJob, RolloutJob } from "../../lib/protocol/jobs";
 
@@ -16,6 +17,8 @@ const checksOf = (r: Recorded): ChecksJob => {
     const job = jobOf<ChecksJob | RolloutJob>(r);
     return "check" in job ? job.check : job;
 };
+/** The public key of the mocked tls.PrivateKey NAME, as a connection pins it. */
+const pub = (name: string) => mockKeyPair(name).publicKeyOpenssh.trim();
 const byType = (run: Run, type: string) => run.resources.filter((r) => r.type === type);
 const named = (run: Run, name: string) => {
     const r = run.resources.find((x) => x.name === name);
@@ -51,7 +54,10 @@ test("EC2 mode: t2.medium builder with IMDSv2, encrypted gp3 and SSH only from t
     for (const inst of byType(run, "aws:ec2/instance:Instance")) {
         assert.equal(inst.inputs.metadataOptions.httpTokens, "required", `${inst.name} requires IMDSv2`);
         assert.equal(inst.inputs.rootBlockDevice.encrypted, true, `${inst.name} root volume encrypted`);
-        assert.match(inst.inputs.userData, /FORKLIFT_SSH_HOST_KEY_B64=/, `${inst.name} gets its pinned host key`);
+        // the first boot of its own key (scripts.test.ts runs this user data on a real host)
+        const boot: FirstBoot = inst.name === "forklift-builder-ec2" ? { mode: "bootstrap", swapGiB: 4 } : { mode: "host-key" };
+        const key = Buffer.from(mockKeyPair(`${inst.name}-hostkey`).privateKeyOpenssh).toString("base64");
+        assert.equal(inst.inputs.userData, firstBootUserData(boot, key), `${inst.name} boots with its own host key`);
     }
     assert.equal(byType(run, "tls:index/privateKey:PrivateKey").length, 4, "login key + 3 host keys");
 });
@@ -61,15 +67,15 @@ test("EC2 mode: every connection pins the host key, and launched hosts skip unin
     const commands = run.resources.filter((r) => r.type.startsWith("command:remote:"));
     assert.equal(commands.length, 2, "the builder's bootstrap and build");
     for (const c of commands) {
-        assert.match(c.inputs.connection.hostKey, /^ssh-ed25519 /, `${c.name} pins the host key`);
+        assert.equal(c.inputs.connection.hostKey, pub("forklift-builder-ec2-hostkey"), `${c.name} pins the builder's own host key`);
         assert.ok(c.deletedWith, `${c.name} is deleted with its instance`);
     }
     const installs = run.resources.filter((r) => r.name.endsWith("-install"));
     assert.equal(installs.length, 2, "one install per fleet instance");
     for (const c of installs) {
         const job = jobOf(c);
-        assert.match(job.artifact.builder.route.hostKey ?? "", /^ssh-ed25519 /, `${c.name} pins the builder's key`);
-        assert.match(job.host.route.hostKey ?? "", /^ssh-ed25519 /, `${c.name} pins the host's key (its install and uninstall)`);
+        assert.equal(job.artifact.builder.route.hostKey?.trim(), pub("forklift-builder-ec2-hostkey"), `${c.name} pins the builder's key`);
+        assert.equal(job.host.route.hostKey?.trim(), pub(`${job.host.name}-hostkey`), `${c.name} pins its own instance's key (its install and uninstall)`);
         assert.equal(job.insecure, false);
         assert.ok(c.deletedWith, `${c.name} is deleted with its instance`);
     }
@@ -184,7 +190,7 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     const check1 = checkJob.hosts[0];
     assert.deepEqual(check1.route, { address: "10.0.0.4", port: 22, user: "root", hostKey: TEST_HOST_KEY, privateKey: TEST_PRIVATE_KEY, connectTimeout: 10 }, "sshConnectTimeout's default, the host's own key");
     assert.match(check1.command, /FORKLIFT_NEED_KIB=5 /, "room for the 1234-byte artifact four times over");
-    assert.match(check1.command, new RegExp(`FORKLIFT_SHA256=${"b".repeat(64)} .*bash "\\$f" stage;`), "the release staged, none needed where it is unpacked already");
+    assert.match(check1.command, new RegExp(`FORKLIFT_SHA256=${"b".repeat(64)} .*bash "\\$f" stage\\b`), "the release staged, none needed where it is unpacked already");
     assert.deepEqual(checkJob.artifact, {
         sha256: "b".repeat(64),
         path: "/var/lib/forklift-build/k/out/docker-18.03.1-ce.tgz",
@@ -200,7 +206,7 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     assert.equal(precheckJob.artifact, undefined, "nothing to stage yet");
     for (const [i, h] of precheckJob.hosts.entries()) {
         assert.deepEqual(h.route, checkJob.hosts[i].route, "each host's precheck goes the check's way");
-        assert.match(h.command, /bash "\$f" check;/);
+        assert.match(h.command, /bash "\$f" check\b/);
         assert.doesNotMatch(h.command, /FORKLIFT_NEED_KIB/, "the release's size is not known yet");
     }
     assert.equal(precheck.deletedWith, undefined);
@@ -212,7 +218,7 @@ test("hosts mode: build, then batches in order, with uninstall on delete", () =>
     const job = jobOf(install1);
     assert.deepEqual(job.artifact, checkJob.artifact, "the artifact from where the check stages it");
     assert.deepEqual(job.host, { name: "h1", route: check1.route });
-    assert.match(job.install, /FORKLIFT_SHA256=b{64} .*bash "\$f" install;/, "installs the built sha256");
+    assert.match(job.install, /FORKLIFT_SHA256=b{64} .*bash "\$f" install\b/, "installs the built sha256");
     assert.match(job.uninstall, /forklift-host\.sh uninstall/);
     // the stack's random identity, kept in its state, is the owner recorded on every host
     const identity = named(run, "forklift-stack-identity");
@@ -279,8 +285,8 @@ test("waves, the health check, soakSeconds and maxFailures reach the rollout", (
     assert.deepEqual([rollout.maxFailures, rollout.soakSeconds], ["50%", 30]);
     for (const job of rollout.installs) {
         assert.match(job.install, /FORKLIFT_HEALTH_CHECK_B64=Y3VybCAtZnNTIGxvY2FsaG9zdDo4MDgwL2hlYWx0aA== FORKLIFT_HEALTH_TIMEOUT=20 /, `${job.host.name}: its install runs the health check`);
-        assert.match(job.health ?? "", /bash "\$f" health;/, `${job.host.name}: and can run it again after a soak`);
-        assert.match(job.rollback ?? "", /bash "\$f" rollback;/, `${job.host.name}: and roll back after it`);
+        assert.match(job.health ?? "", /bash "\$f" health\b/, `${job.host.name}: and can run it again after a soak`);
+        assert.match(job.rollback ?? "", /bash "\$f" rollback\b/, `${job.host.name}: and roll back after it`);
     }
 });
 
