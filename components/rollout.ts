@@ -229,8 +229,11 @@ export class Rollout extends pulumi.ComponentResource {
                 const sha256 = await knownNow(pulumi.output(args.artifact.sha256));
                 // (its progress as the resource's passing status, as a command's output shows)
                 const out = await runLocal("plan", JSON.stringify(planJob(c, { label: args.artifact.label, sha256 }, launched)), (line) => void pulumi.log.info(line, parent, undefined, true));
-                const table = planTable(lastDocument(PreviewPlan, out, "`main.ts plan`"));
+                const shown = lastDocument(PreviewPlan, out, "`main.ts plan`");
+                const table = planTable(shown);
                 await pulumi.log.info(table, parent);
+                // (an error fails the preview, as the precheck would fail the update)
+                if (shown.problems.length > 0) await pulumi.log.error(`the precheck failed on ${shown.problems.length} of ${shown.hosts.length} hosts (see the plan above): \`pulumi up\` would stop there, before any change`, parent);
                 return table;
             });
             plannedPreview = plan;

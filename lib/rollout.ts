@@ -88,5 +88,6 @@ export function planTable(plan: PreviewPlan): string {
     const body = plan.hosts.map((r) => [r.step ? String(r.step) : "-", r.host, r.current, r.change, r.role || "-", r.drained || "-"]);
     const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
     const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
-    return [`the plan: install ${plan.target}`, line(head), ...body.map(line)].join("\n");
+    const stops = plan.problems.length === 0 ? [] : [`\`pulumi up\` would stop at the precheck, before any change, as ${plan.problems.length} of ${plan.hosts.length} hosts failed it:`, ...plan.problems.map((p) => `  ${p}`)];
+    return [`the plan: install ${plan.target}`, line(head), ...body.map(line), ...stops].join("\n");
 }

@@ -20,7 +20,6 @@ import { CheckedHost } from "../lib/protocol/results";
 import { install, uninstall } from "./fleet-host";
 import { InputError, parseChecksJob, parseFleetHostJob, parsePlanJob, parseRolloutJob, parseStoreObjectJob } from "./input";
 import { planOfFleet } from "./plan";
-import { planTable } from "../lib/rollout";
 import { runRollout } from "./rollout";
 import { deleteObject, describe } from "./store";
 import { legacyUninstallJob } from "./legacy";
@@ -66,10 +65,10 @@ async function main(job: string | undefined): Promise<void> {
         case "plan": {
             // the precheck (read-only on the hosts), and what the rollout would do with what it found
             const job = parsePlanJob(await readStdin());
-            const report = await runChecks({ ...job.checks, phase: "precheck" }, log);
+            const report = await runChecks({ ...job.checks, phase: "precheck" }, log, true);
             const facts = new Map(report.hosts.filter((h) => h.facts).map((h) => [h.name, h.facts!]));
-            const plan = planOfFleet(job, facts, report.steps);
-            pass(planTable(plan));
+            const plan = planOfFleet(job, facts, report.steps, report.hosts.flatMap((h) => (h.problem ? [h.problem] : [])));
+            // (the table is the preview's to show, once: its progress comes from these stderr lines)
             process.stdout.write(JSON.stringify(plan) + "\n");
             return;
         }

@@ -11,7 +11,7 @@ import { inSwarm } from "./swarm";
 
 /** What HOST runs now, as the plan says it. */
 export function currentOf(f: HostFacts | undefined): string {
-    if (!f) return "unknown";
+    if (!f) return "not checked (see below)";
     const engine = f.engine ? `engine ${f.engine}` : "no engine answering";
     if (f.current) return `forklift ${f.currentVersion || "?"} (${f.current.slice(0, 12)}), ${engine}`;
     return `the host's own Docker, ${engine}`;
@@ -32,9 +32,10 @@ const order = (step: number) => step || Number.MAX_SAFE_INTEGER;
 
 /**
  * The plan of JOB's hosts, from each host's FACTS (by name) and the STEPS (host names, in order);
- * the hosts forklift launches come last, at step 0.
+ * the hosts forklift launches come last, at step 0. PROBLEMS: why hosts failed the precheck (they
+ * have no facts; the rollout would stop there, so there are no steps either).
  */
-export function planOfFleet(job: PlanJob, facts: Map<string, HostFacts>, steps: string[][]): PreviewPlan {
+export function planOfFleet(job: PlanJob, facts: Map<string, HostFacts>, steps: string[][], problems: string[] = []): PreviewPlan {
     const stepOf = new Map(steps.flatMap((hosts, i) => hosts.map((h) => [h, i + 1] as const)));
     // each node's availability, as the fleet's managers list it (a node its operator drained stays so)
     const availability = new Map([...facts.values()].flatMap((f) => f.nodes ?? []).map((n) => [n.ID, n.Availability]));
@@ -49,5 +50,5 @@ export function planOfFleet(job: PlanJob, facts: Map<string, HostFacts>, steps: 
     });
     for (const host of job.launched) rows.push({ host, step: 0, current: "launched by this `pulumi up`", change: "yes", role: "", drained: "" });
     const sha = job.target.sha256 ? `sha256 ${job.target.sha256.slice(0, 12)}` : "a build still to run";
-    return { target: `${job.target.label} (${sha})`, hosts: rows.sort((a, b) => order(a.step) - order(b.step)) };
+    return { target: `${job.target.label} (${sha})`, hosts: rows.sort((a, b) => order(a.step) - order(b.step)), problems };
 }

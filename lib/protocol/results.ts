@@ -207,6 +207,9 @@ export const PlanRow = z.object({
 });
 export type PlanRow = z.output<typeof PlanRow>;
 
-/** `main.ts plan`'s document: the release to install, and every host. */
-export const PreviewPlan = z.object({ target: z.string(), hosts: z.array(PlanRow) });
+/**
+ * `main.ts plan`'s document: the release to install, every host, and why the rollout would stop at
+ * its precheck (each host that failed it, named, with the cause; its row then says "not checked").
+ */
+export const PreviewPlan = z.object({ target: z.string(), hosts: z.array(PlanRow), problems: z.array(z.string()).default([]) });
 export type PreviewPlan = z.output<typeof PreviewPlan>;

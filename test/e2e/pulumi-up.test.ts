@@ -118,6 +118,7 @@ describe("pulumi up, as a user types it, on real hosts", { timeout: 60 * 60_000 
         };
         const same = await planned();
         assert.match(same.stdout, new RegExp(`the plan: install \\S+@v1 \\(sha256 ${sha.slice(0, 12)}\\)`), same.stdout);
+        assert.match(same.stdout, /\[forklift plan\] a \(\S+\): checked/, "the plan command's progress, as it ran");
         for (const [i, h] of ["a", "b", "c"].entries()) {
             assert.match(same.stdout, new RegExp(`\\n\\s*${i + 1} +${h} +forklift \\S+ \\(${sha.slice(0, 12)}\\), engine \\S+ +no +- +-`), `${h}: step ${i + 1}, on the release, no change`);
         }
@@ -154,6 +155,15 @@ describe("pulumi up, as a user types it, on real hosts", { timeout: 60 * 60_000 
         const drop = (op: "-I" | "-D") => execFileSync(hostSh, ["exec", c.name, "iptables", op, "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"]);
         drop("-I");
         try {
+            // the plan first: every host listed, the two that fail named with their causes, and the preview fails
+            cli.env.FORKLIFT_PLAN = "1";
+            const p = await cli.run(["preview"]).finally(() => delete cli.env.FORKLIFT_PLAN);
+            const planText = p.stdout + p.stderr;
+            assert.notEqual(p.code, 0, planText);
+            assert.match(planText, /\n\s*-\s+a\s+forklift \S+ \(\w{12}\), engine \S+ +yes /, "a, checked: its release changes (no steps without every host)");
+            assert.match(planText, /\n\s*-\s+b\s+not checked \(see below\)\s+unknown/);
+            assert.match(planText, /`pulumi up` would stop at the precheck, before any change, as 2 of 3 hosts failed it:\n\s*b \(10\.78\.103\.2:22\): its SSH host key is not the pinned hostKey[^\n]*\n\s*c \(10\.78\.104\.2:22\): unreachable/);
+            assert.match(planText, /error: the precheck failed on 2 of 3 hosts \(see the plan above\)/);
             const r = await cli.run(["up", "--yes"]);
             allOutput += r.stdout + r.stderr;
             note(`pulumi up with b's key wrong and c silent: exit ${r.code} after ${r.seconds.toFixed(1)} s`);

@@ -16,6 +16,7 @@ import * as path from "node:path";
 import { Owner, parseHostStatus } from "../../lib/protocol/host";
 import { checkedHost, checksJob, fleetHostJob, planJob } from "../../lib/protocol/local";
 import { PreviewPlan } from "../../lib/protocol/results";
+import { planTable } from "../../lib/rollout";
 import { sha256 } from "../../lib/hash";
 import { ArtifactSource, RemoteHost, Route } from "../../lib/protocol/jobs";
 import { LocalRun, NO_SWARM, cachedSource, defaultSwarmCheck, remoteOf, runLocal, runLocalAsync } from "../support/local";
@@ -122,7 +123,7 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
         const planOf = (sha?: string) => {
             const r = runLocal("plan", planJob(checkJob([[web(), OWNER]]), { label: "me/docker-ce@v2", ...(sha ? { sha256: sha } : {}) }, ["ec2-1"]));
             assert.equal(r.code, 0, r.stderr);
-            assert.match(r.stderr, /the plan: install me\/docker-ce@v2/, "the table for people, on stderr");
+            assert.doesNotMatch(r.stderr, /the plan: install/, "the table is the preview's to show (once), from the document");
             return PreviewPlan.parse(JSON.parse(r.stdout));
         };
         // (this host's own Docker is installed, not running)
@@ -134,6 +135,17 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
         ]);
         assert.equal(ssh(host, "test -e /opt/forklift || test -e /var/lib/forklift").code, 1, "the plan changed nothing on the host");
         assert.equal(planOf().hosts[0].change, "if the build differs", "a build still to run");
+        // a host that fails the precheck: every host is still shown, and the failure is named
+        const broken = runLocal("plan", planJob(checkJob([[web(), OWNER], [web({ hostKey: WRONG_HOST_KEY }, "web2"), { ...OWNER, host: "web2" }]]), { label: "me/docker-ce@v2", sha256: rel.a.sha }, []));
+        assert.equal(broken.code, 0, broken.stderr);
+        const shown = PreviewPlan.parse(JSON.parse(broken.stdout));
+        assert.deepEqual(shown.hosts.map((h) => [h.host, h.current, h.change]), [
+            ["web", "the host's own Docker, no engine answering", "yes"],
+            ["web2", "not checked (see below)", "unknown"],
+        ]);
+        assert.equal(shown.problems.length, 1);
+        assert.match(shown.problems[0], /^web2 \(10\.78\.71\.2:22\): its SSH host key is not the pinned hostKey/);
+        assert.match(planTable(shown), /`pulumi up` would stop at the precheck, before any change, as 1 of 2 hosts failed it:\n  web2 \(10\.78\.71\.2:22\): its SSH host key/);
 
         const installed = runLocal("install", fleetJob());
         assert.equal(installed.code, 0, installed.stderr);

@@ -22,7 +22,7 @@ const currents: [string, HostFacts | undefined, RegExp][] = [
     ["the host's own Docker", facts("h"), /^the host's own Docker, engine 20\.10\.24$/],
     ["forklift's release", facts("h", { current: SHA_A, currentVersion: "24.0.9-fork", engine: "24.0.9-fork" }), /^forklift 24\.0\.9-fork \(aaaaaaaaaaaa\), engine 24\.0\.9-fork$/],
     ["no engine answering", facts("h", { engine: "" }), /no engine answering/],
-    ["no facts", undefined, /^unknown$/],
+    ["no facts (the host failed the precheck)", undefined, /^not checked \(see below\)$/],
 ];
 for (const [what, f, expected] of currents) test(`currentOf: ${what}`, () => assert.match(currentOf(f), expected));
 
@@ -79,6 +79,20 @@ test("planOfFleet: a build still to run: every change and drain is conditional",
     const plan = planOfFleet(job(["w1"]), new Map([["w1", facts("w1", { swarm: swarm(false) })]]), [["w1"]]);
     assert.equal(plan.target, "github.com/me/docker-ce@v2 (a build still to run)");
     assert.deepEqual([plan.hosts[0].change, plan.hosts[0].drained], ["if the build differs", "if the build differs"]);
+});
+
+test("planOfFleet and planTable: hosts that failed the precheck are rows without facts, and the table ends with why `pulumi up` would stop", () => {
+    const plan = planOfFleet(job(["a", "b"], SHA_A), new Map([["a", facts("a")]]), [], ["b (10.0.0.1:22): unreachable"]);
+    assert.deepEqual(
+        plan.hosts.map((r) => [r.step, r.host, r.current, r.change]),
+        [
+            [0, "a", "the host's own Docker, engine 20.10.24", "yes"],
+            [0, "b", "not checked (see below)", "unknown"],
+        ],
+    );
+    const lines = planTable(plan).split("\n");
+    assert.deepEqual(lines.slice(-2), ["`pulumi up` would stop at the precheck, before any change, as 1 of 2 hosts failed it:", "  b (10.0.0.1:22): unreachable"]);
+    assert.equal(planTable({ ...plan, problems: [] }).split("\n").length, 4, "no such lines without a failure");
 });
 
 test("planTable: one line per host under a header, columns aligned, the target first", () => {
