@@ -58,8 +58,9 @@ require_tools() {
 # One forklift run at a time on this host. The lock file is never removed, not even by uninstall
 # (it is an empty file in /run, gone at the next boot): a run waiting on a removed file and a run
 # that locked its new namesake would both go ahead.
-# A run that finds the lock taken says whose run it waits for (the holder's line in the file: the
-# lock is on the file, not its content) before it waits.
+# A run that finds the lock taken says whose run it waits for before it waits: the holder writes
+# its PID and what it is into the file (the lock is on the file, not its content). A file that
+# cannot be written (a full /run/lock) only loses that line.
 take_lock() {
     mkdir -p "$(dirname "$LOCK")"
     exec 9>>"$LOCK"
@@ -67,12 +68,18 @@ take_lock() {
         info "waiting (up to 300 s) for another forklift run on this host to end: $(lock_holder)"
         flock -w 300 9 || fatal "another forklift run holds $LOCK and did not end within 300 s: $(lock_holder)"
     fi
-    printf '%s of %s (pid %s, since %s)\n' "$RUN_MODE" "${FORKLIFT_OWNER:-a stack that did not say}" "$$" "$(date -u +%FT%TZ)" >"$LOCK"
+    { printf '%s\n%s of %s (pid %s, since %s)\n' "$$" "$RUN_MODE" "${FORKLIFT_OWNER:-a stack that did not say}" "$$" "$(date -u +%FT%TZ)" >"$LOCK"; } 2>/dev/null || true
 }
+# Who holds the lock, as its holder wrote it, if that process is alive (anyone can create the file
+# in /run/lock after a boot: printable characters only, and not much of them).
 lock_holder() {
-    local holder
-    holder=$(head -n 1 "$LOCK" 2>/dev/null || true)
-    echo "${holder:-a run that did not say who it is}"
+    local pid="" what=""
+    { IFS= read -r pid && IFS= read -r what; } <"$LOCK" 2>/dev/null || true
+    if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+        printf '%s' "$what" | LC_ALL=C tr -cd '[:print:]' | head -c 200
+    else
+        echo "a process that did not say who it is"
+    fi
 }
 
 preflight() {
