@@ -86,6 +86,7 @@ do_stage() {
     check_host
     receive_artifact
     take_lock
+    remove_stale_copies
     check_owner
     unpack_release
     facts_json

@@ -88,6 +88,7 @@ do_install() {
     stage_files
     receive_artifact
     take_lock
+    remove_stale_copies
     check_owner
     SHADOW_DIRS=$(shadow_dirs)
     if up_to_date; then

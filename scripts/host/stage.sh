@@ -33,9 +33,26 @@ current_sha() {
     basename "$target"
 }
 
+# Removes what runs that are gone (killed before their exit trap) left: their copies of an
+# artifact in /var/tmp and their staging directories in /tmp, each named after its run's PID; a
+# run that is still on (receiving its copy, waiting for the lock) keeps its own. Under the lock.
+remove_stale_copies() {
+    local left pid
+    for left in /var/tmp/forklift-docker-*.tgz /tmp/forklift-stage.*; do
+        [ -e "$left" ] || continue
+        case "$left" in
+            /var/tmp/*) pid=${left#/var/tmp/forklift-docker-*.} ;;
+            *) pid=${left#/tmp/forklift-stage.} ;;
+        esac
+        pid=${pid%%.*}
+        if [[ "$pid" =~ ^[0-9]+$ ]] && { [ "$pid" = $$ ] || kill -0 "$pid" 2>/dev/null; }; then continue; fi
+        rm -rf "$left"
+    done
+}
+
 # Decodes the desired managed files into $STAGE/files (absent name = not managed).
 stage_files() {
-    STAGE=$(mktemp -d /tmp/forklift-stage.XXXXXX)
+    STAGE=$(mktemp -d "/tmp/forklift-stage.$$.XXXXXX")
     mkdir -p "$STAGE/files"
     local name var
     for name in $MANAGED_NAMES; do
@@ -59,7 +76,8 @@ stage_files() {
 # True when the release, every managed file and the running daemon already match.
 up_to_date() {
     [ "$(current_sha)" = "$FORKLIFT_SHA256" ] || return 1
-    [ -f "$STATE/installed" ] || return 1
+    # (the record, too: a run killed between its switch and its commit left `current` ahead of it)
+    [ "$(sed -n 's/^sha256=//p' "$STATE/installed" 2>/dev/null)" = "$FORKLIFT_SHA256" ] || return 1
     local name path
     for name in $MANAGED_NAMES; do
         path=$(managed_path "$name")

@@ -2,19 +2,6 @@
 # uninstall.sh — uninstall: every owned path given back, the distro units as they were.
 # A part of scripts/forklift-host.sh, which sources it; sent inside it (lib/protocol/script.ts).
 
-# Removes copies of an artifact left in /var/tmp by runs that are gone (killed before their exit
-# trap); a copy of a run that is still on (waiting for the lock) is its own.
-remove_stale_copies() {
-    local copy pid
-    for copy in /var/tmp/forklift-docker-*.tgz; do
-        [ -f "$copy" ] || continue
-        pid=${copy#/var/tmp/forklift-docker-*.}
-        pid=${pid%%.*}
-        if [[ "$pid" =~ ^[0-9]+$ ]] && [ "$pid" != $$ ] && kill -0 "$pid" 2>/dev/null; then continue; fi
-        rm -f "$copy"
-    done
-}
-
 # Gives back every owned path, reloads systemd and brings back the distro units' previous state.
 do_uninstall() {
     stop_containers_without_future

@@ -240,7 +240,8 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
     });
 
     test("a check that waits for another run's lock says whose, and one killed on the host is told as killed, without its command line", async () => {
-        on("setsid flock /run/lock/forklift.lock sh -c 'echo install of other/stack/web > /run/lock/forklift.lock; sleep 20' </dev/null >/dev/null 2>&1 &");
+        // (the holder's line, as a run writes it: its pid, then what it is)
+        on(`setsid flock /run/lock/forklift.lock sh -c 'printf "%s\\ninstall of other/stack/web\\n" $$ > /run/lock/forklift.lock; sleep 20' </dev/null >/dev/null 2>&1 &`);
         const check = runLocalAsync("check", checkJob([[web(), OWNER]]));
         // the check's script on the host, once it waits for the lock
         let waiting = false;
@@ -255,6 +256,23 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
         assert.equal(r.code, 1);
         assert.match(r.stderr, /web \(10\.78\.71\.2:22\): its forklift-host\.sh run was ended by SIGKILL on the host \(exit 137\); it said last: \[forklift web\] waiting \(up to 300 s\) for another forklift run on this host to end: install of other\/stack\/web/);
         assert.doesNotMatch(r.stderr, /Killed|FORKLIFT_/, "bash's notice, which quotes the command line, stays out");
+    });
+
+    test("an install killed between its switch and its record is finished by the next one, and what killed runs left in /tmp and /var/tmp goes", () => {
+        const first = runLocal("install", fleetJob());
+        assert.equal(first.code, 0, first.stderr);
+        assert.equal(runLocal("check", checkJob([[web(), OWNER]], { sha: rel.b.sha })).code, 0, "b staged");
+        // as a run of b killed right after its switch leaves the host (a and b have the same dockerd)
+        on(`ln -sfn /opt/forklift/releases/${rel.b.sha} /opt/forklift/current.tmp && mv -fT /opt/forklift/current.tmp /opt/forklift/current`);
+        // what killed runs left (no exit trap): a dead PID's copy and staging directory, and a live one's
+        on(`touch /var/tmp/forklift-docker-${rel.b.sha}.999999.AbCdEf.tgz /var/tmp/forklift-docker-${rel.b.sha}.1.AbCdEf.tgz && mkdir /tmp/forklift-stage.999999.AbCdEf`);
+        const next = runLocal("install", fleetJob({ sha: rel.b.sha }));
+        assert.equal(next.code, 0, next.stderr);
+        assert.doesNotMatch(next.stderr, /nothing to do/, "not taken for installed: its record says a");
+        assert.equal(on("sed -n 's/^sha256=//p' /var/lib/forklift/installed"), rel.b.sha, "the record is b's");
+        assert.equal(on("ls /var/tmp /tmp | grep forklift- | sort | tr '\\n' ' '"), `forklift-docker-${rel.b.sha}.1.AbCdEf.tgz`, "a live run's copy stays; a dead one's and its staging directory go");
+        on("rm -f /var/tmp/forklift-docker-*.1.AbCdEf.tgz");
+        assert.equal(runLocal("uninstall", fleetJob({ sha: rel.b.sha })).code, 0);
     });
 
     test("a give-back killed half-way is repeated safely: the package's file and the operator's daemon.json are never removed", () => {
