@@ -8,11 +8,11 @@ import { delivery } from "./delivery";
 import { ChecksJob, RemoteHost } from "../lib/protocol/jobs";
 import { HostErrorLine, HostFacts, NodeRow, SwarmInfo, lastOf } from "../lib/protocol/results";
 import { mapLimit } from "./pool";
-import { hostFailure, hostScript } from "./remote";
+import { hostFailure, hostLines, hostScript } from "./remote";
 import { Ssh, explainSshFailure } from "./ssh";
 import { SwarmFacts, SwarmMember, planSwarm } from "./swarm";
 import { localDataMounts, names, replicaCount } from "./swarm-drain";
-import { Cluster, recoverRecords, unlockKeyProblem } from "./swarm-node";
+import { Cluster, drainLabel, recoverRecords, unlockKeyProblem } from "./swarm-node";
 
 /** Hosts checked at once: each is an SSH login and, with an artifact, a copy of it. */
 export const CHECK_PARALLEL = 32;
@@ -31,6 +31,8 @@ export interface HostCheck {
 export interface CheckReport {
     hosts: HostCheck[];
     steps: string[][];
+    /** For the plan: the Swarm nodes (IDs) that stopped runs of this stack left drained. */
+    drainRecords: string[];
 }
 
 /**
@@ -42,6 +44,13 @@ async function probeManager(ssh: Ssh, m: RemoteHost & { command: string }): Prom
     if (r.code !== 0) throw new Error(`swarmManagers: ${r.code === 255 ? explainSshFailure(m, r.stderr) : `${m.name} (${m.route.address}): \`docker info\` or \`docker node ls\` failed: ${r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`}`}`);
     const [info, ...nodes] = r.stdout.trim().split("\n");
     return { name: m.name, swarm: JSON.parse(info) as SwarmInfo, nodes: nodes.map((l) => JSON.parse(l) as NodeRow) };
+}
+
+/** Cluster ID of the fleet (its MEMBERS), reached through its managers among CONTACTS; none where none is one. */
+function clusterOf(ssh: Ssh, id: string, members: SwarmMember[], contacts: RemoteHost[], facts: SwarmFacts[], others: SwarmFacts[]): Cluster | undefined {
+    const managers = [...facts, ...others].filter((f) => f.swarm?.ControlAvailable && f.swarm.Cluster?.ID === id).map((f) => contacts.find((c) => c.name === f.name)!).filter(Boolean);
+    if (managers.length === 0) return undefined;
+    return new Cluster(ssh, managers.map((m) => ({ alias: ssh.add(m, { persist: true }), host: m })), members[0].nodeId);
 }
 
 /**
@@ -61,9 +70,8 @@ async function settleCluster(
     job: ChecksJob,
     log: (line: string) => void,
 ): Promise<string | undefined> {
-    const managers = [...facts, ...others].filter((f) => f.swarm?.ControlAvailable && f.swarm.Cluster?.ID === id).map((f) => contacts.find((c) => c.name === f.name)!).filter(Boolean);
-    if (managers.length === 0) return undefined;
-    const cluster = new Cluster(ssh, managers.map((m) => ({ alias: ssh.add(m, { persist: true }), host: m })), members[0].nodeId);
+    const cluster = clusterOf(ssh, id, members, contacts, facts, others);
+    if (!cluster) return undefined;
     for (const line of await recoverRecords(cluster, job.swarm.stackId)) log(line);
     const autolock = [...facts, ...others].find((f) => f.swarm?.Cluster?.ID === id)?.swarm?.Cluster?.Spec?.EncryptionConfig?.AutoLockManagers;
     // (no key at all is planSwarm's refusal, with the managers named)
@@ -85,19 +93,30 @@ async function settleCluster(
     return undefined;
 }
 
-/**
- * Checks every host of JOB. A host that fails fails the run, naming it; with KEEP_FAILED (the
- * plan, which shows every host) the report has the failed hosts with their problems instead, and
- * no steps.
- */
-export async function runChecks(job: ChecksJob, log: (line: string) => void, keepFailed = false): Promise<CheckReport> {
+/** How runChecks reports. */
+export interface CheckOptions {
+    /** Where the hosts' own lines go as they come (a host waiting for another run's lock says so). */
+    pass?: (line: string) => void;
+    /**
+     * For the plan, which shows every host and changes nothing: a host that fails does not fail
+     * the run (the report has it with its problem, and no steps), and the nodes that stopped runs of
+     * this stack left drained are read (`drainRecords`), not given back.
+     */
+    forPlan?: boolean;
+}
+
+/** Checks every host of JOB. A host that fails fails the run, naming it (but see CheckOptions.forPlan). */
+export async function runChecks(job: ChecksJob, log: (line: string) => void, opts: CheckOptions = {}): Promise<CheckReport> {
     const ssh = new Ssh(job.insecure);
     try {
         const artifact = job.artifact ? await delivery(job.artifact, ssh, log, true) : undefined;
         const script = hostScript();
         const results = await mapLimit(job.hosts, CHECK_PARALLEL, async (host): Promise<HostCheck> => {
             const alias = ssh.add(host);
-            const r = await ssh.run(alias, host.command, { input: [script, ...(artifact ? await artifact.input() : [])] });
+            // (its ERROR line is this host's problem, which the check names itself below)
+            const errorLine = `[forklift ${host.name}] ERROR: `;
+            const pass = opts.pass && hostLines((line) => line.startsWith(errorLine) || opts.pass!(line));
+            const r = await ssh.run(alias, host.command, { input: [script, ...(artifact ? await artifact.input() : [])], onStderrLine: pass });
             if (r.code === 0) {
                 const facts = lastOf(HostFacts, r.stdout);
                 if (!facts) {
@@ -120,7 +139,7 @@ export async function runChecks(job: ChecksJob, log: (line: string) => void, kee
             log,
         );
         const what = job.phase === "precheck" ? "the precheck" : "the check";
-        if (failed.length > 0 && keepFailed) return { hosts: results, steps: [] };
+        if (failed.length > 0 && opts.forPlan) return { hosts: results, steps: [], drainRecords: [] };
         if (failed.length > 0) {
             throw new Error(`${what} failed on ${failed.length} of ${results.length} hosts: ${failed.map((f) => f.name).join(", ")} (see above)${advice ? `. ${advice}` : ""}`);
         }
@@ -134,15 +153,26 @@ export async function runChecks(job: ChecksJob, log: (line: string) => void, kee
             for (const p of swarm.problems) log(p);
             throw new Error(`${what} refused the rollout: ${swarm.problems.length === 1 ? swarm.problems[0] : `${swarm.problems.length} problems (see above)`}. Nothing was changed`);
         }
+        const contacts = [...job.hosts, ...job.swarm.probes];
+        const clusters = [...new Set(swarm.members.map((m) => m.cluster))];
+        // for the plan: the nodes stopped runs left drained, which the check will give back (read only)
+        if (opts.forPlan) {
+            const drainRecords: string[] = [];
+            for (const id of clusters) {
+                const cluster = clusterOf(ssh, id, swarm.members.filter((m) => m.cluster === id), contacts, facts, others);
+                const drain = drainLabel(job.swarm.stackId);
+                for (const n of cluster ? await cluster.nodeSpecs() : []) if (n.Spec.Labels?.[drain] !== undefined) drainRecords.push(n.ID);
+            }
+            return { hosts: results, steps: swarm.steps, drainRecords };
+        }
         // right before the first batch: each cluster as this stack left it, and its key checked
         if (job.phase === "check") {
-            const contacts = [...job.hosts, ...job.swarm.probes];
-            for (const cluster of new Set(swarm.members.map((m) => m.cluster))) {
+            for (const cluster of clusters) {
                 const problem = await settleCluster(ssh, cluster, swarm.members.filter((m) => m.cluster === cluster), contacts, facts, others, job, log);
                 if (problem) throw new Error(`the check refused the rollout: ${problem}. Nothing was changed`);
             }
         }
-        return { hosts: results, steps: swarm.steps };
+        return { hosts: results, steps: swarm.steps, drainRecords: [] };
     } finally {
         ssh.close();
     }

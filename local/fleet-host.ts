@@ -9,7 +9,7 @@ import { sha256 } from "../lib/hash";
 import { EXIT_SEND_ARTIFACT, delivery } from "./delivery";
 import { FleetHostJob, SwarmNodeJob } from "../lib/protocol/jobs";
 import { DrainFirst, HostErrorLine, HostStatus, SwarmInfo, Uninstalled, lastOf } from "../lib/protocol/results";
-import { HostError, hostFailure, hostScript } from "./remote";
+import { HostError, hostFailure, hostLines, hostScript } from "./remote";
 import { RunResult, Ssh, explainSshFailure } from "./ssh";
 import { finishStoppedRun, withNodeDrained } from "./swarm-node";
 
@@ -135,14 +135,4 @@ function swarmOf(stdout: string): SwarmInfo {
     const answer = lastOf(DrainFirst, stdout);
     if (!answer?.swarm.NodeID) throw new Error(`the host asked to be drained but gave no Swarm node: ${stdout.trim().slice(-200)}`);
     return answer.swarm;
-}
-
-/**
- * Shows the host script's own lines as they come (its progress); the rest (ssh's, a fatal
- * message's continuation) goes into the failure's message instead.
- */
-function hostLines(log: (line: string) => void): (line: string) => void {
-    return (line) => {
-        if (line.startsWith("[forklift ")) log(line);
-    };
 }

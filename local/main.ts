@@ -46,7 +46,7 @@ async function main(job: string | undefined): Promise<void> {
     const pass = (line: string) => process.stderr.write(`${line}\n`);
     switch (job) {
         case "check": {
-            const report = await runChecks(parseChecksJob(await readStdin()), log);
+            const report = await runChecks(parseChecksJob(await readStdin()), log, { pass });
             // (kept in the state: each install waits for the step before its own in `plan`)
             process.stdout.write(JSON.stringify({ hosts: report.hosts.map(summary), plan: report.steps }) + "\n");
             return;
@@ -65,9 +65,9 @@ async function main(job: string | undefined): Promise<void> {
         case "plan": {
             // the precheck (read-only on the hosts), and what the rollout would do with what it found
             const job = parsePlanJob(await readStdin());
-            const report = await runChecks({ ...job.checks, phase: "precheck" }, log, true);
+            const report = await runChecks({ ...job.checks, phase: "precheck" }, log, { pass, forPlan: true });
             const facts = new Map(report.hosts.filter((h) => h.facts).map((h) => [h.name, h.facts!]));
-            const plan = planOfFleet(job, facts, report.steps, report.hosts.flatMap((h) => (h.problem ? [h.problem] : [])));
+            const plan = planOfFleet(job, facts, report.steps, report.hosts.flatMap((h) => (h.problem ? [h.problem] : [])), report.drainRecords);
             // (the table is the preview's to show, once: its progress comes from these stderr lines)
             process.stdout.write(JSON.stringify(plan) + "\n");
             return;

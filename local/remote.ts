@@ -32,6 +32,16 @@ function signalName(n: number): string | undefined {
 }
 
 /**
+ * Shows the host script's own lines as they come (its progress); the rest (ssh's, a fatal
+ * message's continuation) goes into the failure's message instead.
+ */
+export function hostLines(log: (line: string) => void): (line: string) => void {
+    return (line) => {
+        if (line.startsWith("[forklift ")) log(line);
+    };
+}
+
+/**
  * A host script run that failed, with the status line it printed last, where it printed one: what
  * the host runs now (a failed install prints it once it rolled the host back).
  */

@@ -38,7 +38,7 @@ function releaseOf(sha: string | undefined, version: string | undefined): string
 
 /** LOG: the rollout's own lines; PASS: the installs' (the hosts' lines, as they come). */
 export async function runRollout(job: RolloutJob, log: (line: string) => void, pass: (line: string) => void): Promise<RolloutReport> {
-    const checked: CheckReport = await runChecks(job.check, log);
+    const checked: CheckReport = await runChecks(job.check, log, { pass });
     const jobs = new Map<string, { job: FleetHostJob }>(job.installs.map((j) => [j.host.name, { job: j }]));
     const facts = new Map(checked.hosts.map((h) => [h.name, h.facts]));
     const budget = failureBudget(job.maxFailures, job.installs.length);
