@@ -33,12 +33,15 @@ const order = (step: number) => step || Number.MAX_SAFE_INTEGER;
 /**
  * The plan of JOB's hosts, from each host's FACTS (by name) and the STEPS (host names, in order);
  * the hosts forklift launches come last, at step 0. PROBLEMS: why hosts failed the precheck (they
- * have no facts; the rollout would stop there, so there are no steps either).
+ * have no facts; the rollout would stop there, so there are no steps either). DRAIN_RECORDS: the
+ * nodes (IDs) that stopped runs of this stack left drained.
  */
-export function planOfFleet(job: PlanJob, facts: Map<string, HostFacts>, steps: string[][], problems: string[] = []): PreviewPlan {
+export function planOfFleet(job: PlanJob, facts: Map<string, HostFacts>, steps: string[][], problems: string[] = [], drainRecords: string[] = []): PreviewPlan {
     const stepOf = new Map(steps.flatMap((hosts, i) => hosts.map((h) => [h, i + 1] as const)));
-    // each node's availability, as the fleet's managers list it (a node its operator drained stays so)
+    // each node's availability, as the fleet's managers list it: a node its operator drained stays
+    // so; one a stopped run of this stack drained (DRAIN_RECORDS) is given back by the check first
     const availability = new Map([...facts.values()].flatMap((f) => f.nodes ?? []).map((n) => [n.ID, n.Availability]));
+    for (const id of drainRecords) availability.delete(id);
     const rows: PlanRow[] = job.checks.hosts.map((h) => {
         const f = facts.get(h.name);
         const change = changeOf(f?.current, job.target.sha256);

@@ -75,6 +75,17 @@ test("planOfFleet: a node drained before the rollout (by its operator) says its 
     }
 });
 
+test("planOfFleet: a node a stopped run of this stack left drained is given back first: it reads as any other", () => {
+    const node = (ID: string, Availability: string) => ({ ID, Hostname: ID, Status: "Ready", Availability, ManagerStatus: "", EngineVersion: "20.10.24" });
+    const f = new Map([
+        ["m1", facts("m1", { swarm: { ...swarm(true), NodeID: "nm" }, nodes: [node("nm", "Active"), node("nw", "Drain")] })],
+        ["w1", facts("w1", { current: SHA_A, swarm: { ...swarm(false), NodeID: "nw" } })],
+    ]);
+    const drained = (records: string[]) => planOfFleet(job(["m1", "w1"], SHA_B), f, [["w1"], ["m1"]], [], records).hosts.find((r) => r.host === "w1")!.drained;
+    assert.equal(drained([]), OPERATOR_DRAINED);
+    assert.equal(drained(["nw"]), "yes");
+});
+
 test("planOfFleet: a build still to run: every change and drain is conditional", () => {
     const plan = planOfFleet(job(["w1"]), new Map([["w1", facts("w1", { swarm: swarm(false) })]]), [["w1"]]);
     assert.equal(plan.target, "github.com/me/docker-ce@v2 (a build still to run)");
