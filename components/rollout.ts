@@ -232,8 +232,8 @@ export class Rollout extends pulumi.ComponentResource {
                 const shown = lastDocument(PreviewPlan, out, "`main.ts plan`");
                 const table = planTable(shown);
                 await pulumi.log.info(table, parent);
-                // (an error fails the preview, as the precheck would fail the update)
-                if (shown.problems.length > 0) await pulumi.log.error(`the precheck failed on ${shown.problems.length} of ${shown.hosts.length} hosts (see the plan above): \`pulumi up\` would stop there, before any change`, parent);
+                // (the preview fails, as the precheck would fail the update: a logged error alone does not fail it)
+                if (shown.problems.length > 0) throw new pulumi.RunError(`the precheck failed on ${shown.problems.length} of ${shown.hosts.length} hosts (see the plan above): \`pulumi up\` would stop there, before any change`);
                 return table;
             });
             plannedPreview = plan;

@@ -229,7 +229,11 @@ export class PulumiCli {
     async ok(args: string[], input = "", echo = this.echo): Promise<CliResult> {
         const r = await this.run(args, input, echo);
         if (r.code !== 0) {
-            throw new Error(`pulumi ${args.join(" ")} exited ${r.code} after ${r.seconds}s:\n${tail(r.stdout + r.stderr, 60)}`);
+            // (the CLI's diagnostics come before its outputs, which can fill any tail)
+            const text = r.stdout + r.stderr;
+            const diagnostics = text.indexOf("\nDiagnostics:");
+            const said = diagnostics < 0 ? "" : `${text.slice(diagnostics + 1).split("\n").slice(0, 60).join("\n")}\n...\n`;
+            throw new Error(`pulumi ${args.join(" ")} exited ${r.code} after ${r.seconds}s:\n${said}${tail(text, 60)}`);
         }
         return r;
     }

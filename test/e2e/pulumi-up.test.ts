@@ -176,9 +176,10 @@ describe("pulumi up, as a user types it, on real hosts", { timeout: 60 * 60_000 
             for (const h of [a, b]) assert.equal(sh(h, "readlink /opt/forklift/current"), `/opt/forklift/releases/${v2}`, `${h.name} was not changed`);
         } finally {
             drop("-D");
+            // (here, so that a failure above leaves the next tests a stack that works)
+            await setHost(cli, "fleetHosts[1]", b);
         }
         assert.equal(sh(c, "readlink /opt/forklift/current"), `/opt/forklift/releases/${v2}`, "c was not changed");
-        await setHost(cli, "fleetHosts[1]", b);
         await up();
         const out = await cli.outputs();
         assert.equal(out.artifact.commit, lab.forks.dockerCe.commitOf("v1"));
