@@ -65,7 +65,7 @@ async function main(job: string | undefined): Promise<void> {
         case "plan": {
             // the precheck (read-only on the hosts), and what the rollout would do with what it found
             const job = parsePlanJob(await readStdin());
-            const report = await runChecks({ ...job.checks, phase: "precheck" }, log, { pass, forPlan: true });
+            const report = await runChecks({ ...job.checks, phase: "precheck", artifact: undefined }, log, { pass, forPlan: true });
             const facts = new Map(report.hosts.filter((h) => h.facts).map((h) => [h.name, h.facts!]));
             const plan = planOfFleet(job, facts, report.steps, report.hosts.flatMap((h) => (h.problem ? [h.problem] : [])), report.drainRecords);
             // (the table is the preview's to show, once: its progress comes from these stderr lines)

@@ -14,7 +14,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Owner } from "../../lib/protocol/host";
-import { checkedHost, checksJob, fleetHostJob, swarmCheck } from "../../lib/protocol/local";
+import { checkedHost, checksJob, fleetHostJob, planJob, swarmCheck } from "../../lib/protocol/local";
+import { PreviewPlan } from "../../lib/protocol/results";
+import { OPERATOR_DRAINED } from "../../local/plan";
 import { ArtifactSource, SwarmNodeJob } from "../../lib/protocol/jobs";
 import { BROKEN_DOCKERD, LocalRun, RELEASE_BINARIES, cachedSource, hostReleases, remoteOf, runLocal, runLocalAsync, runLocalStopped, runLocalWhen } from "../support/local";
 import { spawnSync } from "node:child_process";
@@ -176,6 +178,14 @@ describe("a Swarm as operators run it", { timeout: 40 * 60_000 }, () => {
             await settled(byName(n));
             assert.deepEqual(recorded(), [n], `${n}: left drained, its drain recorded in the cluster`);
             assert.equal(cluster(`docker node inspect ${n} --format '{{.Spec.Availability}}'`), "drain");
+            // the plan (FORKLIFT_PLAN's command) tells the two drains apart, and gives nothing back
+            const planned = runLocal("plan", planJob(check(target), { label: "test", sha256: target }, []));
+            assert.equal(planned.code, 0, planned.stderr);
+            const drains = new Map(PreviewPlan.parse(JSON.parse(planned.stdout)).hosts.map((r) => [r.host, r.drained]));
+            assert.equal(drains.get("so-w2"), OPERATOR_DRAINED, "the operator's drain stays");
+            // (drained again for its restart where its release changes: its host's run may have ended on the new one)
+            assert.match(drains.get(n) ?? "", /^(yes|no)$/, `${n}: the stopped run's drain is given back first`);
+            assert.deepEqual(recorded(), [n], "the plan gave nothing back");
             // the next `pulumi up`: its check gives the stopped run's node back, then the rollout
             const { check: c } = await rollOut(target);
             assert.match(c.stderr, new RegExp(`${n}: availability active restored \\(drained by a forklift run that was stopped\\)`));
