@@ -232,8 +232,10 @@ export class Rollout extends pulumi.ComponentResource {
                 const shown = lastDocument(PreviewPlan, out, "`main.ts plan`");
                 const table = planTable(shown);
                 await pulumi.log.info(table, parent);
-                // (the preview fails, as the precheck would fail the update: a logged error alone does not fail it)
-                if (shown.problems.length > 0) throw new pulumi.RunError(`the precheck failed on ${shown.problems.length} of ${shown.hosts.length} hosts (see the plan above): \`pulumi up\` would stop there, before any change`);
+                // The preview fails, as the precheck would fail the update. The SDK shows an unhandled
+                // RunError as its message alone and fails the run; a logged error leaves the preview at
+                // exit 0, and a rejected output reads as an error serializing the component's outputs.
+                if (shown.problems.length > 0) void Promise.reject(new pulumi.RunError(`the precheck failed on ${shown.problems.length} of ${shown.hosts.length} hosts (see the plan above): \`pulumi up\` would stop there, before any change`));
                 return table;
             });
             plannedPreview = plan;

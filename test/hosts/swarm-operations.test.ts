@@ -50,13 +50,14 @@ const swarmNode = (over: Partial<SwarmNodeJob> = {}): SwarmNodeJob => ({
 });
 const job = (h: TestHost, sha: string, over: Partial<SwarmNodeJob> = {}) =>
     fleetHostJob({ host: remote(h), owner: owner(h), release: { sha256: sha, version: "test", binaries: RELEASE_BINARIES }, installDir: "/usr/bin", daemonJson: {}, source: source(sha), swarm: swarmNode(over), insecure: false });
-const check = (sha: string, over: { unlockKey?: string; moveLocalData?: string[]; only?: TestHost[] } = {}) =>
+/** The check that stages release SHA on every host (PRECHECK: the precheck, as the plan runs it). */
+const check = (sha: string, over: { unlockKey?: string; moveLocalData?: string[]; only?: TestHost[]; precheck?: boolean } = {}) =>
     checksJob(
-        "check",
+        over.precheck ? "precheck" : "check",
         false,
-        (over.only ?? hosts).map((h) => checkedHost(remote(h), owner(h), { sha256: sha, needKiB: 1024 })),
+        (over.only ?? hosts).map((h) => checkedHost(remote(h), owner(h), over.precheck ? undefined : { sha256: sha, needKiB: 1024 })),
         swarmCheck({ batchSize: 2, allowTwoManagers: false, daemonJson: {}, fleetManagers: managers.map((m) => m.name), otherManagers: [], stackId: STACK_ID, unlockKey: over.unlockKey, moveLocalData: over.moveLocalData }),
-        source(sha),
+        over.precheck ? undefined : source(sha),
     );
 const sh = (h: TestHost, cmd: string) => {
     const r = ssh(h, cmd);
@@ -179,7 +180,7 @@ describe("a Swarm as operators run it", { timeout: 40 * 60_000 }, () => {
             assert.deepEqual(recorded(), [n], `${n}: left drained, its drain recorded in the cluster`);
             assert.equal(cluster(`docker node inspect ${n} --format '{{.Spec.Availability}}'`), "drain");
             // the plan (FORKLIFT_PLAN's command) tells the two drains apart, and gives nothing back
-            const planned = runLocal("plan", planJob(check(target), { label: "test", sha256: target }, []));
+            const planned = runLocal("plan", planJob(check(target, { precheck: true }), { label: "test", sha256: target }, []));
             assert.equal(planned.code, 0, planned.stderr);
             const drains = new Map(PreviewPlan.parse(JSON.parse(planned.stdout)).hosts.map((r) => [r.host, r.drained]));
             assert.equal(drains.get("so-w2"), OPERATOR_DRAINED, "the operator's drain stays");
