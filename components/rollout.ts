@@ -232,10 +232,14 @@ export class Rollout extends pulumi.ComponentResource {
                 const shown = lastDocument(PreviewPlan, out, "`main.ts plan`");
                 const table = planTable(shown);
                 await pulumi.log.info(table, parent);
-                // The preview fails, as the precheck would fail the update. The SDK shows an unhandled
-                // RunError as its message alone and fails the run; a logged error leaves the preview at
-                // exit 0, and a rejected output reads as an error serializing the component's outputs.
-                if (shown.problems.length > 0) void Promise.reject(new pulumi.RunError(`the precheck failed on ${shown.problems.length} of ${shown.hosts.length} hosts (see the plan above): \`pulumi up\` would stop there, before any change`));
+                // The preview fails, as the precheck would fail the update: by an unhandled rejection,
+                // which fails the run (a logged error leaves the preview at exit 0, and a rejected
+                // output reads as an error serializing the component's outputs). Once the program's
+                // function has returned, the SDK shows such an error's stack: here, its message alone.
+                if (shown.problems.length > 0) {
+                    const message = `the precheck failed on ${shown.problems.length} of ${shown.hosts.length} hosts (see the plan above): \`pulumi up\` would stop there, before any change`;
+                    void Promise.reject(Object.assign(new pulumi.RunError(message), { stack: message }));
+                }
                 return table;
             });
             plannedPreview = plan;
