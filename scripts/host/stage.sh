@@ -35,17 +35,20 @@ current_sha() {
 
 # Removes what runs that are gone (killed before their exit trap) left: their copies of an
 # artifact in /var/tmp and their staging directories in /tmp, each named after its run's PID; a
-# run that is still on (receiving its copy, waiting for the lock) keeps its own. Under the lock.
+# run that is still on (receiving its copy, waiting for the lock) keeps its own, and so does a run
+# of an older forklift, whose staging directory's name has no PID. Under the lock.
 remove_stale_copies() {
     local left pid
     for left in /var/tmp/forklift-docker-*.tgz /tmp/forklift-stage.*; do
         [ -e "$left" ] || continue
         case "$left" in
             /var/tmp/*) pid=${left#/var/tmp/forklift-docker-*.} ;;
-            *) pid=${left#/tmp/forklift-stage.} ;;
+            /tmp/forklift-stage.*.*) pid=${left#/tmp/forklift-stage.} ;;
+            *) continue ;; # (an older forklift's staging directory: no PID in its name)
         esac
         pid=${pid%%.*}
-        if [[ "$pid" =~ ^[0-9]+$ ]] && { [ "$pid" = $$ ] || kill -0 "$pid" 2>/dev/null; }; then continue; fi
+        [[ "$pid" =~ ^[0-9]+$ ]] || continue
+        if [ "$pid" = $$ ] || kill -0 "$pid" 2>/dev/null; then continue; fi
         rm -rf "$left"
     done
 }

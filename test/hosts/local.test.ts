@@ -265,13 +265,13 @@ describe("local commands on a real host", { timeout: 15 * 60_000 }, () => {
         // as a run of b killed right after its switch leaves the host (a and b have the same dockerd)
         on(`ln -sfn /opt/forklift/releases/${rel.b.sha} /opt/forklift/current.tmp && mv -fT /opt/forklift/current.tmp /opt/forklift/current`);
         // what killed runs left (no exit trap): a dead PID's copy and staging directory, and a live one's
-        on(`touch /var/tmp/forklift-docker-${rel.b.sha}.999999.AbCdEf.tgz /var/tmp/forklift-docker-${rel.b.sha}.1.AbCdEf.tgz && mkdir /tmp/forklift-stage.999999.AbCdEf`);
+        on(`touch /var/tmp/forklift-docker-${rel.b.sha}.999999.AbCdEf.tgz /var/tmp/forklift-docker-${rel.b.sha}.1.AbCdEf.tgz && mkdir /tmp/forklift-stage.999999.AbCdEf /tmp/forklift-stage.OldRun`);
         const next = runLocal("install", fleetJob({ sha: rel.b.sha }));
         assert.equal(next.code, 0, next.stderr);
         assert.doesNotMatch(next.stderr, /nothing to do/, "not taken for installed: its record says a");
         assert.equal(on("sed -n 's/^sha256=//p' /var/lib/forklift/installed"), rel.b.sha, "the record is b's");
-        assert.equal(on("ls /var/tmp /tmp | grep forklift- | sort | tr '\\n' ' '"), `forklift-docker-${rel.b.sha}.1.AbCdEf.tgz`, "a live run's copy stays; a dead one's and its staging directory go");
-        on("rm -f /var/tmp/forklift-docker-*.1.AbCdEf.tgz");
+        assert.equal(on("ls /var/tmp /tmp | grep forklift- | sort | tr '\\n' ' '"), `forklift-docker-${rel.b.sha}.1.AbCdEf.tgz forklift-stage.OldRun`, "a live run's copy stays, and an older forklift's staging directory (no PID to tell); a dead run's copy and staging directory go");
+        on("rm -rf /var/tmp/forklift-docker-*.1.AbCdEf.tgz /tmp/forklift-stage.OldRun");
         assert.equal(runLocal("uninstall", fleetJob({ sha: rel.b.sha })).code, 0);
     });
 
